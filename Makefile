@@ -1,0 +1,41 @@
+# alertmedic: see README.md. `make run` and `make test` are all a new user needs.
+
+GO       ?= go
+PKG      := github.com/alertmedic/alertmedic
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X $(PKG)/app.Version=$(VERSION) -X $(PKG)/app.Revision=$(REVISION)
+# make run's flags; override e.g. RUN_FLAGS="--config.file=my.yml".
+RUN_FLAGS ?= --log.format=console
+# Bound on the whole suite; CI allows 90 minutes, the suite takes a few.
+TEST_TIMEOUT ?= 8m
+
+.PHONY: all build run test bench fmt lint vet clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/alertmedic ./cmd/alertmedic
+
+run: build
+	./bin/alertmedic serve $(RUN_FLAGS)
+
+test:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Benchmarks start the real daemon and send loopback traffic only; the table
+# they print goes into BENCHMARKS.md.
+bench: build
+	$(GO) run ./bench -binary bin/alertmedic
+
+fmt:
+	gofmt -s -w .
+
+vet:
+	$(GO) vet ./...
+
+lint: vet
+	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt -s needed on:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf bin

@@ -1,0 +1,321 @@
+// Package app wires alertmedic together from its configuration and runs it:
+// it builds the store, the pipeline and the HTTP receiver, starts them,
+// reloads the configuration on request, and shuts everything down in the
+// reverse order of start, within a bound.
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/alertmedic/alertmedic/config"
+	"github.com/alertmedic/alertmedic/pipeline"
+	"github.com/alertmedic/alertmedic/receiver"
+	"github.com/alertmedic/alertmedic/store/memory"
+	redisstore "github.com/alertmedic/alertmedic/store/redis"
+)
+
+// Build information, set by the linker (see the Makefile).
+var (
+	Version  = "dev"
+	Revision = "unknown"
+)
+
+// Options come from the command line.
+type Options struct {
+	// ConfigFile is the YAML file; empty runs on the embedded example.
+	ConfigFile    string
+	ListenAddress string
+	Logger        zerolog.Logger
+	// Reload receives a value for each SIGHUP.
+	Reload <-chan struct{}
+	// Ready, when set, is called with the address the server listens on.
+	Ready func(addr net.Addr)
+}
+
+// store is every part of a backend the app wires.
+type store interface {
+	receiver.Store
+	pipeline.Store
+	Close() error
+}
+
+// App is a running alertmedic.
+type App struct {
+	o   Options
+	log zerolog.Logger
+
+	mu         sync.Mutex // serializes reloads
+	cfg        *config.Config
+	rawCfg     []byte
+	rcv        *receiver.Receiver
+	reloadOK   prometheus.Gauge
+	reloadTime prometheus.Gauge
+}
+
+// loadConfig reads the file, or the embedded example when none is given.
+func loadConfig(file string) (*config.Config, []byte, error) {
+	if file == "" {
+		c, err := config.Parse(config.Example, "")
+		if err != nil {
+			return nil, nil, fmt.Errorf("embedded example configuration: %w", err)
+		}
+		return c, config.Example, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := config.Load(file)
+	return c, b, err
+}
+
+// Run starts alertmedic and blocks until ctx is cancelled and shutdown has
+// finished.
+func Run(ctx context.Context, o Options) error {
+	cfg, raw, err := loadConfig(o.ConfigFile)
+	if err != nil {
+		return err
+	}
+	a := &App{o: o, log: o.Logger, cfg: cfg, rawCfg: raw}
+	if o.ConfigFile == "" {
+		a.log.Info().Msg("no --config.file given: running on the embedded example configuration (memory store, no outbound calls)")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "alertmedic_build_info",
+		Help: "A metric with a constant '1' value labeled by version, revision and goversion.",
+	}, []string{"version", "revision", "goversion"})
+	buildInfo.WithLabelValues(Version, Revision, runtime.Version()).Set(1)
+	a.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "alertmedic_config_last_reload_successful",
+		Help: "Whether the last configuration reload attempt was successful.",
+	})
+	a.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "alertmedic_config_last_reload_success_timestamp_seconds",
+		Help: "Timestamp of the last successful configuration reload.",
+	})
+	reg.MustRegister(buildInfo, a.reloadOK, a.reloadTime)
+	a.reloadOK.Set(1)
+	a.reloadTime.SetToCurrentTime()
+
+	st, capacity, stats, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			a.log.Warn().Err(err).Msg("close store")
+		}
+	}()
+	a.log.Info().Str("store", cfg.Store.Type).Str("replica", cfg.Global.ReplicaID).Msg("store opened")
+
+	pl := pipeline.New(pipeline.Options{
+		Store:      st,
+		Logger:     a.log.With().Str("component", "pipeline").Logger(),
+		Registerer: reg,
+		Workers:    cfg.Pipeline.Workers,
+		Consumer:   cfg.Global.ReplicaID,
+	})
+
+	a.rcv = receiver.New(receiver.Options{
+		Logger:     a.log.With().Str("component", "receiver").Logger(),
+		Registerer: reg,
+		Gatherer:   reg,
+		Store:      st,
+		StoreType:  cfg.Store.Type,
+		StoreStats: stats,
+		Capacity:   capacity,
+		Version:    Version,
+		Settings:   settings(cfg),
+		Reload:     a.reload,
+	})
+
+	ln, err := net.Listen("tcp", o.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.ListenAddress, err)
+	}
+	srv := &http.Server{
+		Handler:           a.rcv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Duration(cfg.Web.RequestTimeout) + 20*time.Second,
+		WriteTimeout:      time.Duration(cfg.Web.RequestTimeout) + 20*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	pl.Start(workCtx)
+
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	a.log.Info().Str("address", ln.Addr().String()).Str("version", Version).Msg("listening")
+	if o.Ready != nil {
+		o.Ready(ln.Addr())
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-o.Reload:
+			if err := a.reload(ctx); err != nil {
+				a.log.Error().Err(err).Msg("reload failed; the previous configuration stays in force")
+			}
+		case err := <-srvErr:
+			runErr = fmt.Errorf("serve http: %w", err)
+			break loop
+		}
+	}
+
+	// Shutdown, in reverse order of start, within one bound: stop taking
+	// webhooks (in-flight requests finish), then let workers finish what they
+	// hold, then, for the memory store whose queue dies with the process,
+	// drain what is left.
+	bound := time.Duration(a.currentConfig().Pipeline.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	a.log.Info().Str("bound", bound.String()).Msg("shutting down")
+	if err := srv.Shutdown(sctx); err != nil {
+		a.log.Warn().Err(err).Msg("http shutdown did not finish in time")
+	}
+	stopWork()
+	if err := pl.Wait(sctx); err != nil {
+		a.log.Warn().Err(err).Msg("workers did not finish in time")
+	}
+	if cfg.Store.Type == config.StoreMemory && sctx.Err() == nil {
+		n, err := pl.Drain(sctx)
+		left, _ := st.Depth(context.Background())
+		ev := a.log.Info()
+		if err != nil || left > 0 {
+			ev = a.log.Error().AnErr("error", err)
+		}
+		ev.Int("drained", n).Int64("left", left).Msg("memory queue drained")
+	}
+	a.log.Info().Msg("stopped")
+	return runErr
+}
+
+func openStore(ctx context.Context, cfg *config.Config) (store, int, func() map[string]int, error) {
+	switch cfg.Store.Type {
+	case config.StoreRedis:
+		r := cfg.Store.Redis
+		client, err := redisstore.NewClient(redisstore.ClientOptions{
+			URL:          string(r.URL),
+			Addrs:        r.Addrs,
+			MasterName:   r.MasterName,
+			Username:     r.Username,
+			Password:     string(r.Password),
+			DB:           r.DB,
+			DialTimeout:  r.DialTimeout.Std(),
+			ReadTimeout:  r.Timeout.Std(),
+			WriteTimeout: r.Timeout.Std(),
+		})
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("redis store: %w", err)
+		}
+		s, err := redisstore.New(ctx, redisstore.Options{
+			Client:           client,
+			Prefix:           r.KeyPrefix,
+			Capacity:         r.QueueCapacity,
+			ClaimIdle:        r.ClaimIdle.Std(),
+			HistoryRetention: cfg.Pipeline.HistoryRetention.Std(),
+			HistoryMax:       cfg.Pipeline.HistoryMax,
+			KeyTTL:           r.KeyTTL.Std(),
+		})
+		if err != nil {
+			_ = client.Close()
+			return nil, 0, nil, fmt.Errorf("redis store: %w", err)
+		}
+		return s, r.QueueCapacity, nil, nil
+	default:
+		s := memory.New(memory.Options{
+			Capacity:         cfg.Store.Memory.QueueCapacity,
+			HistoryRetention: cfg.Pipeline.HistoryRetention.Std(),
+			HistoryMax:       cfg.Pipeline.HistoryMax,
+		})
+		return s, cfg.Store.Memory.QueueCapacity, s.Stats, nil
+	}
+}
+
+func creds(a config.HTTPAuth) receiver.Credentials {
+	c := receiver.Credentials{BearerToken: string(a.BearerToken)}
+	if a.BasicAuth != nil {
+		c.Username, c.Password = a.BasicAuth.Username, string(a.BasicAuth.Password)
+	}
+	return c
+}
+
+func settings(c *config.Config) receiver.Settings {
+	return receiver.Settings{
+		MaxRequestBytes: c.Web.MaxRequestBytes,
+		MaxAlerts:       c.Web.MaxAlerts,
+		RequestTimeout:  c.Web.RequestTimeout.Std(),
+		DedupWindow:     c.Webhook.DedupWindow.Std(),
+		Auth:            creds(c.Web.Auth),
+		AdminAuth:       creds(c.Web.AdminAuth),
+	}
+}
+
+func (a *App) currentConfig() *config.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
+// reload re-reads the configuration file and applies it atomically; a file
+// that does not load changes nothing.
+func (a *App) reload(_ context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cfg, raw, err := loadConfig(a.o.ConfigFile)
+	if err != nil {
+		a.reloadOK.Set(0)
+		a.log.Error().Err(err).Msg("configuration reload refused; the previous configuration stays in force")
+		return err
+	}
+	if restartOnly := restartNeeded(a.cfg, cfg); restartOnly != "" {
+		// Applying half a configuration would be worse than none: refuse it.
+		a.reloadOK.Set(0)
+		err := fmt.Errorf("%s cannot change on reload; restart alertmedic to apply it", restartOnly)
+		a.log.Error().Err(err).Msg("configuration reload refused; the previous configuration stays in force")
+		return err
+	}
+	a.rcv.Apply(settings(cfg))
+	changed := !bytes.Equal(raw, a.rawCfg)
+	a.cfg, a.rawCfg = cfg, raw
+	a.reloadOK.Set(1)
+	a.reloadTime.SetToCurrentTime()
+	a.log.Info().Bool("changed", changed).Msg("configuration reloaded")
+	return nil
+}
+
+// restartNeeded names the first section that differs in a way a running
+// process cannot apply, or "".
+func restartNeeded(old, cur *config.Config) string {
+	switch {
+	case fmt.Sprintf("%#v", old.Store) != fmt.Sprintf("%#v", cur.Store):
+		return "store"
+	case old.Global.ReplicaID != cur.Global.ReplicaID:
+		return "global.replica_id"
+	case fmt.Sprintf("%#v", old.Pipeline) != fmt.Sprintf("%#v", cur.Pipeline):
+		return "pipeline"
+	}
+	return ""
+}

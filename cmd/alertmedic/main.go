@@ -1,0 +1,131 @@
+// Command alertmedic is a webhook receiver for Prometheus Alertmanager: it
+// queues every alert durably, then routes, notifies and remediates.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/alertmedic/alertmedic/app"
+	"github.com/alertmedic/alertmedic/config"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// exit carries kingpin's exit code (after --help or --version) out of Parse,
+// so that run returns it instead of the process exiting inside a library.
+type exit int
+
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if v := recover(); v != nil {
+			c, ok := v.(exit)
+			if !ok {
+				panic(v)
+			}
+			code = int(c)
+		}
+	}()
+	a := kingpin.New("alertmedic", "A webhook receiver for Prometheus Alertmanager: flap detection, quiet-hours routing, notifications and guarded remediation.")
+	a.Version(fmt.Sprintf("alertmedic, version %s (revision %s)", app.Version, app.Revision))
+	a.HelpFlag.Short('h')
+	a.UsageWriter(stdout)
+	a.ErrorWriter(stderr)
+	a.Terminate(func(c int) { panic(exit(c)) })
+
+	serve := a.Command("serve", "Run the daemon (the default).").Default()
+	configFile := serve.Flag("config.file", "alertmedic configuration file; without it the embedded example configuration is used.").String()
+	listen := serve.Flag("web.listen-address", "Address to listen on for the webhook, API and metrics.").Default(":9095").String()
+	logLevel := a.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").Enum("debug", "info", "warn", "error")
+	logFormat := a.Flag("log.format", "Output format of log messages. One of: [json, console]").Default("json").Enum("json", "console")
+
+	check := a.Command("check-config", "Check configuration files and print every error found.")
+	checkFiles := check.Arg("file", "Configuration files to check.").Required().ExistingFiles()
+
+	cmd, err := a.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
+		return 2
+	}
+	switch cmd {
+	case check.FullCommand():
+		return checkConfig(*checkFiles, stdout, stderr)
+	}
+
+	logger := newLogger(stderr, *logLevel, *logFormat)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{})
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	if err := app.Run(ctx, app.Options{
+		ConfigFile:    *configFile,
+		ListenAddress: *listen,
+		Logger:        logger,
+		Reload:        reload,
+	}); err != nil {
+		logger.Error().Err(err).Msg("alertmedic failed")
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) zerolog.Logger {
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// checkConfig prints every problem of every file and fails if any has one,
+// as promtool check config does.
+func checkConfig(files []string, stdout, stderr io.Writer) int {
+	failed := false
+	for _, f := range files {
+		fmt.Fprintf(stdout, "Checking %s\n", f)
+		if _, err := config.Load(f); err != nil {
+			failed = true
+			fmt.Fprintf(stderr, "  FAILED: %s\n\n", indent(err.Error()))
+			continue
+		}
+		fmt.Fprintf(stdout, "  SUCCESS\n\n")
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func indent(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		out = append(out, s[i])
+		if s[i] == '\n' {
+			out = append(out, "    "...)
+		}
+	}
+	return string(out)
+}

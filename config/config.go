@@ -1,0 +1,554 @@
+// Package config loads alertmedic's one YAML file: strictly (an unknown key
+// is an error), with every default set in Default, every *_file secret read
+// and every cross-reference checked at load, so that a bad file is refused
+// whole before it replaces a good one. Errors carry the key path and line.
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+)
+
+// Example is the shipped example configuration, used when no file is given.
+//
+//go:embed example.yml
+var Example []byte
+
+// Config is the whole file.
+type Config struct {
+	Global   GlobalConfig   `yaml:"global"`
+	Web      WebConfig      `yaml:"web"`
+	Webhook  WebhookConfig  `yaml:"webhook"`
+	Store    StoreConfig    `yaml:"store"`
+	Pipeline PipelineConfig `yaml:"pipeline"`
+}
+
+// GlobalConfig holds settings every part shares.
+type GlobalConfig struct {
+	// ReplicaID names this process in logs, audit records and as the queue
+	// consumer. It must be stable across restarts so a restarted replica
+	// takes back its own unfinished entries at once. Default: host name.
+	ReplicaID string `yaml:"replica_id"`
+}
+
+// WebConfig bounds and protects the HTTP API.
+type WebConfig struct {
+	MaxRequestBytes int64    `yaml:"max_request_bytes"`
+	MaxAlerts       int      `yaml:"max_alerts"`
+	RequestTimeout  Duration `yaml:"request_timeout"`
+	// Auth protects POST /webhook: what Alertmanager's http_config sends.
+	Auth HTTPAuth `yaml:"auth"`
+	// AdminAuth protects the endpoints that change state (reload); when it is
+	// empty, Auth protects them too.
+	AdminAuth HTTPAuth `yaml:"admin_auth"`
+}
+
+// HTTPAuth is a bearer token or basic auth, never both.
+type HTTPAuth struct {
+	BearerToken     Secret     `yaml:"bearer_token"`
+	BearerTokenFile string     `yaml:"bearer_token_file"`
+	BasicAuth       *BasicAuth `yaml:"basic_auth"`
+}
+
+// BasicAuth is HTTP basic authentication.
+type BasicAuth struct {
+	Username     string `yaml:"username"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// Enabled reports whether any credential is configured.
+func (a HTTPAuth) Enabled() bool { return a.BearerToken != "" || a.BasicAuth != nil }
+
+// WebhookConfig shapes how payloads are accepted.
+type WebhookConfig struct {
+	// DedupWindow: the same observation of an alert arriving again within it
+	// (HA replicas, retries) is acknowledged and not processed again.
+	DedupWindow Duration `yaml:"dedup_window"`
+}
+
+// Store types.
+const (
+	StoreMemory = "memory"
+	StoreRedis  = "redis"
+)
+
+// StoreConfig chooses and tunes the state backend.
+type StoreConfig struct {
+	Type   string      `yaml:"type"`
+	Memory MemoryStore `yaml:"memory"`
+	Redis  RedisStore  `yaml:"redis"`
+}
+
+// MemoryStore tunes the embedded store.
+type MemoryStore struct {
+	QueueCapacity int `yaml:"queue_capacity"`
+}
+
+// RedisStore is a Redis server, Sentinel group or Cluster shared by replicas.
+type RedisStore struct {
+	// URL may hold a password, so it is a secret.
+	URL           Secret   `yaml:"url"`
+	URLFile       string   `yaml:"url_file"`
+	Addrs         []string `yaml:"addrs"`
+	MasterName    string   `yaml:"master_name"`
+	Username      string   `yaml:"username"`
+	Password      Secret   `yaml:"password"`
+	PasswordFile  string   `yaml:"password_file"`
+	DB            int      `yaml:"db"`
+	KeyPrefix     string   `yaml:"key_prefix"`
+	QueueCapacity int      `yaml:"queue_capacity"`
+	ClaimIdle     Duration `yaml:"claim_idle"`
+	KeyTTL        Duration `yaml:"key_ttl"`
+	DialTimeout   Duration `yaml:"dial_timeout"`
+	Timeout       Duration `yaml:"timeout"`
+}
+
+// PipelineConfig tunes the workers.
+type PipelineConfig struct {
+	Workers          int      `yaml:"workers"`
+	HistoryRetention Duration `yaml:"history_retention"`
+	HistoryMax       int      `yaml:"history_max"`
+	// ShutdownTimeout bounds the drain on SIGTERM.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Default is the configuration before any file is read: every default lives
+// here and nowhere else.
+func Default() Config {
+	return Config{
+		Web: WebConfig{
+			MaxRequestBytes: 4 << 20,
+			MaxAlerts:       1000,
+			RequestTimeout:  Duration(10 * time.Second),
+		},
+		Webhook: WebhookConfig{DedupWindow: Duration(10 * time.Minute)},
+		Store: StoreConfig{
+			Type:   StoreMemory,
+			Memory: MemoryStore{QueueCapacity: 10000},
+			Redis: RedisStore{
+				KeyPrefix:     "alertmedic",
+				QueueCapacity: 100000,
+				ClaimIdle:     Duration(time.Minute),
+				KeyTTL:        Duration(7 * 24 * time.Hour),
+				DialTimeout:   Duration(5 * time.Second),
+				Timeout:       Duration(3 * time.Second),
+			},
+		},
+		Pipeline: PipelineConfig{
+			Workers:          4,
+			HistoryRetention: Duration(24 * time.Hour),
+			HistoryMax:       100,
+			ShutdownTimeout:  Duration(25 * time.Second),
+		},
+	}
+}
+
+// Error is one problem in a file, at a key path.
+type Error struct {
+	Path string // dotted key path, e.g. store.redis.claim_idle
+	Line int    // 0 when unknown
+	Msg  string
+}
+
+func (e Error) Error() string {
+	var b strings.Builder
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, " (line %d)", e.Line)
+	}
+	return b.String()
+}
+
+// Errors is every problem found in a file.
+type Errors []Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Load reads and checks filename. Relative *_file paths are taken from the
+// file's own directory, as Prometheus does.
+func Load(filename string) (*Config, error) {
+	b, err := os.ReadFile(filename)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(b, filepath.Dir(filename))
+	if err != nil {
+		return nil, fmt.Errorf("load %s:\n%w", filename, err)
+	}
+	return c, nil
+}
+
+// Parse checks a configuration held in memory. dir resolves relative *_file
+// paths. Bad input yields Errors listing every problem found.
+func Parse(b []byte, dir string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, Errors{{Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	c := Default()
+	if len(root.Content) == 0 { // an empty file is the defaults
+		return &c, validate(&c, dir)
+	}
+	var errs Errors
+	lines := map[int]string{}
+	walk(root.Content[0], reflect.TypeOf(c), "", &errs, lines)
+	if err := root.Content[0].Decode(&c); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, append(errs, Error{Msg: err.Error()})
+		}
+		structural := map[string]bool{}
+		for _, e := range errs {
+			structural[e.Path] = true
+		}
+		for _, m := range te.Errors {
+			if e := typeError(m, lines); !structural[e.Path] {
+				errs = append(errs, e)
+			}
+		}
+	}
+	// Values are checked even when the structure had errors, so that one run
+	// of check-config lists everything; a key that failed to decode kept its
+	// default and is not reported twice.
+	var verrs Errors
+	if err := validate(&c, dir); err != nil {
+		verrs = err.(Errors)
+	}
+	if len(errs) > 0 {
+		sortErrors(errs)
+		reported := map[string]bool{}
+		for _, e := range errs {
+			reported[e.Path] = true
+		}
+		for _, e := range verrs {
+			if !reported[e.Path] {
+				errs = append(errs, e)
+			}
+		}
+		return nil, errs
+	}
+	if len(verrs) > 0 {
+		return nil, verrs
+	}
+	return &c, nil
+}
+
+var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+func typeError(m string, lines map[int]string) Error {
+	sm := lineRE.FindStringSubmatch(m)
+	if sm == nil {
+		return Error{Msg: m}
+	}
+	n, _ := strconv.Atoi(sm[1])
+	msg := sm[2]
+	// yaml.v3 names Go types; say what the user should write instead.
+	msg = strings.Replace(msg, "cannot unmarshal !!", "cannot use YAML ", 1)
+	msg = strings.Replace(msg, "into int64", "as an integer", 1)
+	msg = strings.Replace(msg, "into int", "as an integer", 1)
+	msg = strings.Replace(msg, "into string", "as a string", 1)
+	msg = strings.Replace(msg, "into []string", "as a list of strings", 1)
+	return Error{Path: lines[n], Line: n, Msg: msg}
+}
+
+func sortErrors(es Errors) {
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// walk reports unknown keys anywhere in the tree (yaml.v3's KnownFields stops
+// at the first) and records which key path each line holds, so that type
+// errors can name their key too.
+func walk(n *yaml.Node, t reflect.Type, path string, errs *Errors, lines map[int]string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if _, seen := lines[n.Line]; !seen || path != "" {
+		lines[n.Line] = path
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			if n.Tag != "!!null" {
+				*errs = append(*errs, Error{Path: path, Line: n.Line, Msg: "must be a mapping of keys to values"})
+			}
+			return
+		}
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if name != "" && name != "-" {
+				fields[name] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			ft, ok := fields[k.Value]
+			if !ok {
+				*errs = append(*errs, Error{Path: p, Line: k.Line, Msg: "unknown field" + suggest(k.Value, fields)})
+				continue
+			}
+			lines[k.Line] = p
+			walk(v, ft, p, errs, lines)
+		}
+	case reflect.Slice:
+		if n.Kind == yaml.SequenceNode {
+			for i, v := range n.Content {
+				walk(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs, lines)
+			}
+		}
+	case reflect.Map:
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				walk(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), errs, lines)
+			}
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func suggest(key string, fields map[string]reflect.Type) string {
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	best, bestD := "", 3 // suggest only close misspellings
+	for _, n := range names {
+		if d := distance(key, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(" (did you mean %s?)", best)
+	}
+	return fmt.Sprintf(" (known: %s)", strings.Join(names, ", "))
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// validate checks values and cross-references, reads *_file secrets, and
+// reports every problem at once.
+func validate(c *Config, dir string) error {
+	var errs Errors
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	positive := func(path string, v int64) {
+		if v <= 0 {
+			bad(path, "must be greater than 0, got %d", v)
+		}
+	}
+	positiveDur := func(path string, d Duration) {
+		if d <= 0 {
+			bad(path, "must be a positive duration, got %s", d)
+		}
+	}
+
+	if c.Global.ReplicaID == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "alertmedic"
+		}
+		c.Global.ReplicaID = h
+	}
+	positive("web.max_request_bytes", c.Web.MaxRequestBytes)
+	positive("web.max_alerts", int64(c.Web.MaxAlerts))
+	positiveDur("web.request_timeout", c.Web.RequestTimeout)
+	checkAuth("web.auth", &c.Web.Auth, dir, bad)
+	checkAuth("web.admin_auth", &c.Web.AdminAuth, dir, bad)
+	positiveDur("webhook.dedup_window", c.Webhook.DedupWindow)
+
+	switch c.Store.Type {
+	case StoreMemory:
+		positive("store.memory.queue_capacity", int64(c.Store.Memory.QueueCapacity))
+	case StoreRedis:
+		r := &c.Store.Redis
+		readSecret("store.redis.url", &r.URL, r.URLFile, dir, bad)
+		readSecret("store.redis.password", &r.Password, r.PasswordFile, dir, bad)
+		if r.URL == "" && len(r.Addrs) == 0 {
+			bad("store.redis", "set url (or url_file), or addrs for Sentinel or Cluster")
+		}
+		if r.URL != "" && len(r.Addrs) > 0 {
+			bad("store.redis", "set url or addrs, not both")
+		}
+		if r.URL != "" && !strings.HasPrefix(string(r.URL), "redis://") && !strings.HasPrefix(string(r.URL), "rediss://") && !strings.HasPrefix(string(r.URL), "unix://") {
+			// The URL is not echoed: it may carry a password.
+			bad("store.redis.url", "must start with redis://, rediss:// or unix://")
+		}
+		if r.KeyPrefix == "" || strings.ContainsAny(r.KeyPrefix, "{}") {
+			bad("store.redis.key_prefix", "must be non-empty and contain no { or }")
+		}
+		positive("store.redis.queue_capacity", int64(r.QueueCapacity))
+		positiveDur("store.redis.claim_idle", r.ClaimIdle)
+		positiveDur("store.redis.key_ttl", r.KeyTTL)
+		positiveDur("store.redis.dial_timeout", r.DialTimeout)
+		positiveDur("store.redis.timeout", r.Timeout)
+		if r.KeyTTL > 0 && r.KeyTTL < c.Pipeline.HistoryRetention {
+			bad("store.redis.key_ttl", "must be at least pipeline.history_retention (%s)", c.Pipeline.HistoryRetention)
+		}
+	default:
+		bad("store.type", "must be %q or %q, got %q", StoreMemory, StoreRedis, c.Store.Type)
+	}
+
+	positive("pipeline.workers", int64(c.Pipeline.Workers))
+	positiveDur("pipeline.history_retention", c.Pipeline.HistoryRetention)
+	positive("pipeline.history_max", int64(c.Pipeline.HistoryMax))
+	positiveDur("pipeline.shutdown_timeout", c.Pipeline.ShutdownTimeout)
+
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+func checkAuth(path string, a *HTTPAuth, dir string, bad func(string, string, ...any)) {
+	readSecret(path+".bearer_token", &a.BearerToken, a.BearerTokenFile, dir, bad)
+	if b := a.BasicAuth; b != nil {
+		readSecret(path+".basic_auth.password", &b.Password, b.PasswordFile, dir, bad)
+		if b.Username == "" {
+			bad(path+".basic_auth.username", "is required")
+		}
+		if b.Password == "" {
+			bad(path+".basic_auth.password", "is required (or password_file)")
+		}
+	}
+	if a.BearerToken != "" && a.BasicAuth != nil {
+		bad(path, "set bearer_token or basic_auth, not both")
+	}
+}
+
+// readSecret fills *s from file when file is set. The secret's value never
+// appears in an error; the file's path does.
+func readSecret(path string, s *Secret, file, dir string, bad func(string, string, ...any)) {
+	if file == "" {
+		return
+	}
+	if *s != "" {
+		bad(path, "set %s or %s_file, not both", lastKey(path), lastKey(path))
+		return
+	}
+	if !filepath.IsAbs(file) && dir != "" {
+		file = filepath.Join(dir, file)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		bad(path+"_file", "cannot read %s: %s", file, errText(err))
+		return
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		bad(path+"_file", "%s is empty", file)
+		return
+	}
+	*s = Secret(v)
+}
+
+func lastKey(path string) string { return path[strings.LastIndex(path, ".")+1:] }
+
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Secret is a credential. It prints and marshals as <secret> so that it
+// cannot reach a log line, an error or an API response by accident; code
+// that needs the value converts it with string(s) on purpose.
+type Secret string
+
+const redacted = "<secret>"
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// MarshalYAML redacts.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// MarshalJSON redacts.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
+
+// Duration accepts Prometheus durations (30s, 5m, 1h30m, 1d, 1w).
+type Duration time.Duration
+
+// UnmarshalYAML parses a Prometheus duration. A bad value is reported as a
+// type error so that loading goes on and finds every other problem too.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := model.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration (write it like 30s, 5m, 1h or 1d)", n.Line, n.Value)}}
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as Prometheus does.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+func (d Duration) String() string { return model.Duration(d).String() }
+
+// Std is the duration as the standard library's type.
+func (d Duration) Std() time.Duration { return time.Duration(d) }

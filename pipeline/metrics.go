@@ -1,0 +1,66 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/alertmedic/alertmedic/alert"
+)
+
+type metrics struct {
+	processed   *prometheus.CounterVec
+	redelivered prometheus.Counter
+	duration    prometheus.Histogram
+	wait        prometheus.Histogram
+	storeErrors *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, s Store) *metrics {
+	m := &metrics{
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmedic_alerts_processed_total",
+			Help: "Alerts processed by the pipeline, by status.",
+		}, []string{"status"}),
+		redelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "alertmedic_queue_redelivered_total",
+			Help: "Queue entries delivered again after they had been processed (a crash before the acknowledgement); skipped.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "alertmedic_processing_duration_seconds",
+			Help:    "Time to process one queue entry.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}),
+		wait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "alertmedic_queue_wait_seconds",
+			Help:    "Time from the webhook accepting an entry to a worker starting it.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+		}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "alertmedic_pipeline_store_errors_total",
+			Help: "Store operations the pipeline could not complete, by operation.",
+		}, []string{"op"}),
+	}
+	m.processed.WithLabelValues(alert.StatusFiring)
+	m.processed.WithLabelValues(alert.StatusResolved)
+	for _, op := range []string{"dequeue", "record", "ack"} {
+		m.storeErrors.WithLabelValues(op)
+	}
+	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "alertmedic_queue_depth",
+		Help: "Entries queued and not yet acknowledged; -1 when the store cannot be asked.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		d, err := s.Depth(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(d)
+	})
+	if reg != nil {
+		reg.MustRegister(m.processed, m.redelivered, m.duration, m.wait, m.storeErrors, depth)
+	}
+	return m
+}

@@ -1,0 +1,207 @@
+// Package pipeline runs the workers that take queued webhook messages and
+// carry each alert through alertmedic: record the observation in its
+// history (this package, now), then flapping, routing, notifiers and
+// remediation as they land. An entry is acknowledged only once its processing
+// has finished, so a crash leaves it in the queue for a restart or another
+// replica to finish.
+package pipeline
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/alertmedic/alertmedic/alert"
+)
+
+// Store is what the pipeline needs of the state backend.
+type Store interface {
+	Dequeue(ctx context.Context, consumer string, max int, block time.Duration) ([]*alert.Entry, error)
+	Ack(ctx context.Context, receipt string) error
+	Depth(ctx context.Context) (int64, error)
+	Record(ctx context.Context, e *alert.Entry) (fresh bool, err error)
+}
+
+// Options configure a Pipeline.
+type Options struct {
+	Store      Store
+	Logger     zerolog.Logger
+	Registerer prometheus.Registerer
+	Workers    int
+	// Consumer names this replica to the queue; stable across restarts.
+	Consumer string
+	// EntryTimeout bounds the processing of one entry; default 30s.
+	EntryTimeout time.Duration
+	// Block is how long one dequeue waits for work; default 2s.
+	Block time.Duration
+	Now   func() time.Time
+}
+
+// Pipeline is a pool of workers.
+type Pipeline struct {
+	o  Options
+	m  *metrics
+	wg sync.WaitGroup
+}
+
+// New builds a pipeline and registers its metrics.
+func New(o Options) *Pipeline {
+	if o.Workers <= 0 {
+		o.Workers = 1
+	}
+	if o.EntryTimeout <= 0 {
+		o.EntryTimeout = 30 * time.Second
+	}
+	if o.Block <= 0 {
+		o.Block = 2 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store)}
+}
+
+// Start runs the workers until ctx is cancelled. Cancelling ctx stops them
+// from taking new entries; entries they hold are finished (see Wait).
+func (p *Pipeline) Start(ctx context.Context) {
+	for i := 0; i < p.o.Workers; i++ {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.work(ctx)
+		}()
+	}
+}
+
+// Wait blocks until every worker has finished its entry and returned, or
+// until ctx is done; it reports ctx's error in that case.
+func (p *Pipeline) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Drain processes what is left in the queue, without waiting for more, until
+// it is empty or ctx is done. The memory store calls it on shutdown: its
+// queue would not survive the process.
+func (p *Pipeline) Drain(ctx context.Context) (int, error) {
+	n := 0
+	for ctx.Err() == nil {
+		es, err := p.o.Store.Dequeue(ctx, p.o.Consumer, 1, 0)
+		if err != nil {
+			return n, err
+		}
+		if len(es) == 0 {
+			return n, nil
+		}
+		for _, e := range es {
+			if p.process(ctx, e) {
+				n++
+			}
+		}
+	}
+	return n, ctx.Err()
+}
+
+func (p *Pipeline) work(ctx context.Context) {
+	log := p.o.Logger
+	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	for ctx.Err() == nil {
+		es, err := p.o.Store.Dequeue(ctx, p.o.Consumer, 1, p.o.Block)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error().Err(err).Msg("dequeue failed; retrying")
+			p.m.storeErrors.WithLabelValues("dequeue").Inc()
+			sleep(ctx, backoff.next())
+			continue
+		}
+		backoff.reset()
+		for _, e := range es {
+			// The entry is finished even when shutdown began meanwhile: only a
+			// deadline on the shutdown as a whole cuts it short.
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.EntryTimeout)
+			p.process(pctx, e)
+			cancel()
+		}
+	}
+}
+
+// process runs one entry through the stages and acknowledges it; it reports
+// whether the entry was acknowledged. An entry that could not be processed is
+// left unacknowledged: the queue hands it out again.
+func (p *Pipeline) process(ctx context.Context, e *alert.Entry) bool {
+	start := p.o.Now()
+	log := p.o.Logger.With().Str("entry_id", e.ID).Str("request_id", e.RequestID).Logger()
+	p.m.wait.Observe(start.Sub(e.ReceivedAt).Seconds())
+
+	fresh, err := p.o.Store.Record(ctx, e)
+	if err != nil {
+		p.m.storeErrors.WithLabelValues("record").Inc()
+		log.Error().Err(err).Msg("record history failed; the entry stays queued and will be retried")
+		return false
+	}
+	if fresh {
+		for _, a := range e.Message.Alerts {
+			p.m.processed.WithLabelValues(a.Status).Inc()
+			ev := log.Info().
+				Str("fingerprint", a.Fingerprint).
+				Str("alertname", a.Labels["alertname"]).
+				Str("status", a.Status).
+				Time("starts_at", a.StartsAt)
+			if a.Status == alert.StatusResolved {
+				ev = ev.Time("ends_at", a.EndsAt)
+			}
+			ev.Str("severity", a.Labels["severity"]).
+				Str("receiver", e.Message.Receiver).
+				Str("group_key", e.Message.GroupKey).
+				Msg("alert processed")
+		}
+	} else {
+		// A redelivery after a crash between recording and acknowledging.
+		p.m.redelivered.Inc()
+		log.Info().Int("alerts", len(e.Message.Alerts)).Msg("entry was already processed; acknowledging the redelivery")
+	}
+
+	if err := p.o.Store.Ack(ctx, e.Receipt); err != nil {
+		// Recorded but not acknowledged: the redelivery will find it recorded.
+		p.m.storeErrors.WithLabelValues("ack").Inc()
+		log.Error().Err(err).Msg("acknowledge failed; the entry will be redelivered and skipped")
+		return false
+	}
+	p.m.duration.Observe(p.o.Now().Sub(start).Seconds())
+	return true
+}
+
+type backoff struct{ min, max, cur time.Duration }
+
+func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else if b.cur *= 2; b.cur > b.max {
+		b.cur = b.max
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

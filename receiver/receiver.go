@@ -1,0 +1,256 @@
+// Package receiver is alertmedic's HTTP face: the webhook Alertmanager posts
+// to, the health and readiness probes, reload, metrics and the JSON API. It
+// answers fast: 2xx once a payload is durably queued, 4xx for a payload that
+// will never be valid (so Alertmanager stops retrying), 5xx only for a
+// temporary fault (so Alertmanager retries and nothing is lost).
+package receiver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/alertmedic/alertmedic/alert"
+)
+
+// Store is what the receiver needs of the state backend.
+type Store interface {
+	Enqueue(ctx context.Context, e *alert.Entry, dedupTTL time.Duration) (alert.EnqueueResult, error)
+	Depth(ctx context.Context) (int64, error)
+	Ping(ctx context.Context) error
+}
+
+// Credentials are what a request must present; the zero value lets every
+// request through.
+type Credentials struct {
+	BearerToken string
+	Username    string
+	Password    string
+}
+
+func (c Credentials) enabled() bool { return c.BearerToken != "" || c.Username != "" }
+
+// Settings are the parts of the configuration the receiver reads on every
+// request; Apply swaps them atomically on reload.
+type Settings struct {
+	MaxRequestBytes int64
+	MaxAlerts       int
+	RequestTimeout  time.Duration
+	DedupWindow     time.Duration
+	Auth            Credentials
+	// AdminAuth protects state-changing endpoints; when empty, Auth does.
+	AdminAuth Credentials
+}
+
+// Options are what New needs.
+type Options struct {
+	Logger     zerolog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	Store      Store
+	StoreType  string
+	// StoreStats, when set, adds backend figures to the detailed health.
+	StoreStats func() map[string]int
+	Capacity   int
+	Version    string
+	Settings   Settings
+	// Reload re-reads the configuration; nil disables POST /-/reload.
+	Reload func(ctx context.Context) error
+	Now    func() time.Time
+}
+
+// Receiver serves HTTP.
+type Receiver struct {
+	o        Options
+	settings atomic.Pointer[Settings]
+	started  time.Time
+	engine   *gin.Engine
+	m        *metrics
+}
+
+// New builds the handlers and registers the receiver's metrics.
+func New(o Options) *Receiver {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := &Receiver{o: o, started: o.Now(), m: newMetrics(o.Registerer)}
+	s := o.Settings
+	r.settings.Store(&s)
+
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.Use(r.recover, r.requestID, r.accessLog)
+	e.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path) })
+	e.NoMethod(func(c *gin.Context) {
+		fail(c, http.StatusMethodNotAllowed, "method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path)
+	})
+
+	e.POST("/webhook", r.auth(false), r.webhook)
+	e.GET("/-/healthy", r.healthy)
+	e.HEAD("/-/healthy", r.healthy)
+	e.GET("/-/ready", r.ready)
+	e.HEAD("/-/ready", r.ready)
+	e.POST("/-/reload", r.auth(true), r.reload)
+	e.PUT("/-/reload", r.auth(true), r.reload)
+	e.GET("/api/v1/health", r.health)
+	e.GET("/api/v1/health/detailed", r.healthDetailed)
+	g := o.Gatherer
+	if g == nil {
+		g = prometheus.DefaultGatherer
+	}
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
+	r.engine = e
+	return r
+}
+
+// Apply swaps the settings, as a reload does.
+func (r *Receiver) Apply(s Settings) { r.settings.Store(&s) }
+
+// Handler is the whole HTTP API.
+func (r *Receiver) Handler() http.Handler { return r.engine }
+
+// Engine lets later packages' routes be added by the app.
+func (r *Receiver) Engine() *gin.Engine { return r.engine }
+
+type ctxKey struct{}
+
+// errBody is the shape of every error answer.
+type errBody struct {
+	Error string `json:"error"`
+}
+
+func fail(c *gin.Context, code int, msg string) {
+	c.Set("error", msg)
+	c.AbortWithStatusJSON(code, errBody{Error: msg})
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// requestID takes the caller's X-Request-Id when it is sane, or makes one,
+// and puts a logger carrying it on the request.
+func (r *Receiver) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if len(id) == 0 || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool { return r < '!' || r > '~' }) {
+		id = newID()
+	}
+	c.Set("request_id", id)
+	c.Header("X-Request-Id", id)
+	l := r.o.Logger.With().Str("request_id", id).Logger()
+	c.Request = c.Request.WithContext(l.WithContext(c.Request.Context()))
+	c.Next()
+}
+
+func (r *Receiver) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	code := c.Writer.Status()
+	path := c.FullPath()
+	if path == "" {
+		path = "unmatched"
+	}
+	if path == "/webhook" {
+		r.m.requests.WithLabelValues(codeLabel(code)).Inc()
+		r.m.latency.Observe(time.Since(start).Seconds())
+	}
+	lvl := zerolog.DebugLevel
+	switch {
+	case code >= 500:
+		lvl = zerolog.ErrorLevel
+	case code >= 400:
+		lvl = zerolog.WarnLevel
+	case path == "/webhook":
+		lvl = zerolog.InfoLevel
+	}
+	ev := zerolog.Ctx(c.Request.Context()).WithLevel(lvl).
+		Str("method", c.Request.Method).
+		Str("path", path).
+		Int("status", code).
+		Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
+		Str("remote", c.ClientIP())
+	if msg, ok := c.Get("error"); ok {
+		ev = ev.Str("error", msg.(string))
+	}
+	ev.Msg("request")
+}
+
+func (r *Receiver) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			zerolog.Ctx(c.Request.Context()).Error().Interface("panic", v).Msg("handler panicked")
+			fail(c, http.StatusInternalServerError, "internal error")
+		}
+	}()
+	c.Next()
+}
+
+// auth checks what Alertmanager's http_config sends: a bearer token or basic
+// auth. Both sides are hashed before the constant-time comparison so that
+// neither the value nor its length leaks through timing.
+func (r *Receiver) auth(admin bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		s := r.settings.Load()
+		want := s.Auth
+		if admin && s.AdminAuth.enabled() {
+			want = s.AdminAuth
+		}
+		if !want.enabled() {
+			c.Next()
+			return
+		}
+		if authorized(c.Request, want) {
+			c.Next()
+			return
+		}
+		if want.BearerToken != "" {
+			c.Header("WWW-Authenticate", `Bearer realm="alertmedic"`)
+		} else {
+			c.Header("WWW-Authenticate", `Basic realm="alertmedic"`)
+		}
+		fail(c, http.StatusUnauthorized, "missing or wrong credentials")
+	}
+}
+
+func authorized(req *http.Request, want Credentials) bool {
+	if want.BearerToken != "" {
+		h := req.Header.Get("Authorization")
+		const p = "Bearer "
+		if len(h) < len(p) || !strings.EqualFold(h[:len(p)], p) {
+			return false
+		}
+		return equal(h[len(p):], want.BearerToken)
+	}
+	u, p, ok := req.BasicAuth()
+	if !ok {
+		return false
+	}
+	// Both comparisons run whatever the first's result, so that timing does
+	// not tell a right user name from a wrong one.
+	uok := equal(u, want.Username)
+	pok := equal(p, want.Password)
+	return uok && pok
+}
+
+func equal(got, want string) bool {
+	g := sha256.Sum256([]byte(got))
+	w := sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}

@@ -1,0 +1,317 @@
+// Package memory is the embedded store: queue, dedup memory and alert history
+// in this process's memory. It needs nothing else running, which makes it the
+// default for a first run and for a single replica. It is bounded everywhere,
+// but it is not durable: a crash (not a graceful shutdown, which drains the
+// queue) loses what was queued. Several replicas, or a promise that survives
+// SIGKILL, need the Redis store.
+package memory
+
+import (
+	"context"
+	"maps"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+
+	"github.com/alertmedic/alertmedic/alert"
+)
+
+// Options bound the store. Zero values take the defaults below.
+type Options struct {
+	Capacity         int           // entries queued and unacknowledged; default 10000
+	ClaimIdle        time.Duration // unacknowledged for this long, another consumer may take it; default 1m
+	HistoryRetention time.Duration // default 24h
+	HistoryMax       int           // observations per alert; default 100
+	DoneTTL          time.Duration // how long a processed entry id is remembered; default 24h
+	Now              func() time.Time
+}
+
+func (o *Options) defaults() {
+	if o.Capacity <= 0 {
+		o.Capacity = 10000
+	}
+	if o.ClaimIdle <= 0 {
+		o.ClaimIdle = time.Minute
+	}
+	if o.HistoryRetention <= 0 {
+		o.HistoryRetention = 24 * time.Hour
+	}
+	if o.HistoryMax <= 0 {
+		o.HistoryMax = 100
+	}
+	if o.DoneTTL <= 0 {
+		o.DoneTTL = 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+type inflight struct {
+	e        *alert.Entry
+	consumer string
+	since    time.Time
+}
+
+type history struct {
+	obs    []alert.Observation // oldest first
+	newest time.Time
+}
+
+// Store is safe for concurrent use.
+type Store struct {
+	o Options
+
+	mu        sync.Mutex
+	ready     []*alert.Entry
+	taken     map[string]*inflight // by receipt
+	wake      chan struct{}        // closed when an entry becomes ready
+	dedup     map[string]time.Time // observation key → expiry
+	done      map[string]time.Time // entry id → expiry
+	histories map[string]*history
+	processed int64
+	seq       uint64
+	lastSweep time.Time
+}
+
+// New returns an empty store.
+func New(o Options) *Store {
+	o.defaults()
+	return &Store{
+		o:         o,
+		taken:     map[string]*inflight{},
+		wake:      make(chan struct{}),
+		dedup:     map[string]time.Time{},
+		done:      map[string]time.Time{},
+		histories: map[string]*history{},
+	}
+}
+
+// Enqueue queues the alerts of e not seen within dedupTTL.
+func (s *Store) Enqueue(_ context.Context, e *alert.Entry, dedupTTL time.Duration) (alert.EnqueueResult, error) {
+	now := s.o.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked(now)
+
+	var res alert.EnqueueResult
+	fresh := make(template.Alerts, 0, len(e.Message.Alerts))
+	keys := make([]string, 0, len(e.Message.Alerts))
+	seen := make(map[string]bool, len(e.Message.Alerts))
+	for _, a := range e.Message.Alerts {
+		k := alert.ObservationKey(a)
+		if exp, ok := s.dedup[k]; (ok && now.Before(exp)) || seen[k] {
+			res.Duplicates++
+			continue
+		}
+		seen[k] = true
+		fresh = append(fresh, a)
+		keys = append(keys, k)
+	}
+	if len(fresh) == 0 {
+		return res, nil
+	}
+	if len(s.ready)+len(s.taken) >= s.o.Capacity {
+		return alert.EnqueueResult{}, alert.ErrQueueFull
+	}
+	for _, k := range keys {
+		s.dedup[k] = now.Add(dedupTTL)
+	}
+	s.ready = append(s.ready, withAlerts(e, fresh))
+	res.Queued, res.Accepted = true, len(fresh)
+	close(s.wake)
+	s.wake = make(chan struct{})
+	return res, nil
+}
+
+// withAlerts copies e with only the given alerts, leaving the caller's
+// message as it was.
+func withAlerts(e *alert.Entry, as template.Alerts) *alert.Entry {
+	c := *e
+	m := *e.Message
+	d := *e.Message.Data
+	d.Alerts = as
+	m.Data = &d
+	c.Message = &m
+	return &c
+}
+
+// Dequeue hands out up to max entries to consumer.
+func (s *Store) Dequeue(ctx context.Context, consumer string, max int, block time.Duration) ([]*alert.Entry, error) {
+	if max <= 0 {
+		max = 1
+	}
+	var timeout <-chan time.Time
+	if block > 0 {
+		t := time.NewTimer(block)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		s.mu.Lock()
+		out := s.takeLocked(consumer, max)
+		wake := s.wake
+		s.mu.Unlock()
+		if len(out) > 0 || block <= 0 {
+			return out, nil
+		}
+		select {
+		case <-wake:
+		case <-timeout:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+}
+
+func (s *Store) takeLocked(consumer string, max int) []*alert.Entry {
+	now := s.o.Now()
+	var out []*alert.Entry
+	// Own unacknowledged entries first, then other consumers' stale ones.
+	for _, f := range s.taken {
+		if len(out) == max {
+			return out
+		}
+		if f.consumer == consumer || now.Sub(f.since) >= s.o.ClaimIdle {
+			f.consumer, f.since = consumer, now
+			out = append(out, f.e)
+		}
+	}
+	for len(out) < max && len(s.ready) > 0 {
+		e := s.ready[0]
+		s.ready[0] = nil
+		s.ready = s.ready[1:]
+		s.seq++
+		e.Receipt = strconv.FormatUint(s.seq, 10)
+		s.taken[e.Receipt] = &inflight{e: e, consumer: consumer, since: now}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Ack forgets the entry.
+func (s *Store) Ack(_ context.Context, receipt string) error {
+	s.mu.Lock()
+	delete(s.taken, receipt)
+	s.mu.Unlock()
+	return nil
+}
+
+// Depth counts entries queued or handed out and not acknowledged.
+func (s *Store) Depth(context.Context) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(len(s.ready) + len(s.taken)), nil
+}
+
+// Record adds e's observations to the histories once per entry id.
+func (s *Store) Record(_ context.Context, e *alert.Entry) (bool, error) {
+	now := s.o.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked(now)
+	if exp, ok := s.done[e.ID]; ok && now.Before(exp) {
+		return false, nil
+	}
+	s.done[e.ID] = now.Add(s.o.DoneTTL)
+	for _, a := range e.Message.Alerts {
+		s.addLocked(a.Fingerprint, alert.ObservationOf(a, e.ReceivedAt))
+	}
+	s.processed += int64(len(e.Message.Alerts))
+	return true, nil
+}
+
+func (s *Store) addLocked(fp string, o alert.Observation) {
+	h := s.histories[fp]
+	if h == nil {
+		h = &history{}
+		s.histories[fp] = h
+	}
+	for i, old := range h.obs {
+		if sameObservation(old, o) {
+			h.obs = append(h.obs[:i], h.obs[i+1:]...)
+			if old.ReceivedAt.After(o.ReceivedAt) {
+				o.ReceivedAt = old.ReceivedAt
+			}
+			break
+		}
+	}
+	// Insert keeping the slice ordered by ReceivedAt.
+	i := len(h.obs)
+	for i > 0 && h.obs[i-1].ReceivedAt.After(o.ReceivedAt) {
+		i--
+	}
+	h.obs = append(h.obs, alert.Observation{})
+	copy(h.obs[i+1:], h.obs[i:])
+	h.obs[i] = o
+	if o.ReceivedAt.After(h.newest) {
+		h.newest = o.ReceivedAt
+	}
+	cut := h.newest.Add(-s.o.HistoryRetention)
+	drop := 0
+	for drop < len(h.obs) && h.obs[drop].ReceivedAt.Before(cut) {
+		drop++
+	}
+	if over := len(h.obs) - drop - s.o.HistoryMax; over > 0 {
+		drop += over
+	}
+	if drop > 0 {
+		h.obs = append([]alert.Observation(nil), h.obs[drop:]...)
+	}
+}
+
+func sameObservation(a, b alert.Observation) bool {
+	return a.Status == b.Status && a.StartsAt.Equal(b.StartsAt) && a.EndsAt.Equal(b.EndsAt)
+}
+
+// History returns the observations of fp, oldest first.
+func (s *Store) History(_ context.Context, fp string) ([]alert.Observation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.histories[fp]
+	if h == nil {
+		return nil, nil
+	}
+	return append([]alert.Observation(nil), h.obs...), nil
+}
+
+// Processed counts the alerts recorded.
+func (s *Store) Processed(context.Context) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.processed, nil
+}
+
+// Ping always answers: the store is this process.
+func (s *Store) Ping(context.Context) error { return nil }
+
+// Close releases nothing; it exists to satisfy the store contract.
+func (s *Store) Close() error { return nil }
+
+// Stats is a snapshot of the store's sizes, for the detailed health answer.
+func (s *Store) Stats() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return map[string]int{
+		"queued":       len(s.ready),
+		"in_flight":    len(s.taken),
+		"dedup_keys":   len(s.dedup),
+		"fingerprints": len(s.histories),
+	}
+}
+
+// sweepLocked drops expired dedup keys, done markers and histories, at most
+// once a second so that a burst of enqueues does not scan the maps each time.
+func (s *Store) sweepLocked(now time.Time) {
+	if now.Sub(s.lastSweep) < time.Second {
+		return
+	}
+	s.lastSweep = now
+	maps.DeleteFunc(s.dedup, func(_ string, exp time.Time) bool { return !now.Before(exp) })
+	maps.DeleteFunc(s.done, func(_ string, exp time.Time) bool { return !now.Before(exp) })
+	cut := now.Add(-s.o.HistoryRetention)
+	maps.DeleteFunc(s.histories, func(_ string, h *history) bool { return h.newest.Before(cut) })
+}

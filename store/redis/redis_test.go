@@ -1,0 +1,385 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/alertmedic/alertmedic/alert"
+	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/storetest"
+)
+
+// DB 15 keeps the tests away from the data a developer keeps in DB 0.
+const defaultURL = "redis://127.0.0.1:6379/15"
+
+func redisURL() string {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u
+	}
+	return defaultURL
+}
+
+func newClient(t *testing.T) redis.UniversalClient {
+	t.Helper()
+	c, err := redisstore.NewClient(redisstore.ClientOptions{URL: redisURL()})
+	if err != nil {
+		t.Fatalf("REDIS_URL: %v", err)
+	}
+	return c
+}
+
+// admin connects to the Redis under test, skipping the test when there is
+// none, unless CI=true says there must be one.
+func admin(t *testing.T) redis.UniversalClient {
+	t.Helper()
+	c := newClient(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		where := redisURL()
+		if u, perr := url.Parse(where); perr == nil {
+			where = u.Redacted()
+		}
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis at %s is unreachable: %v", where, err)
+		}
+		t.Skipf("redis at %s is unreachable (%v); start one or set REDIS_URL, CI=true makes this a failure", where, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// testPrefix returns a prefix of this test alone and deletes its keys, and
+// only its keys, when the test ends.
+func testPrefix(t *testing.T, c redis.UniversalClient) string {
+	t.Helper()
+	b := make([]byte, 8)
+	rand.Read(b)
+	prefix := "alertmedic-test-" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		// t.Context is already cancelled while cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		keys := prefixKeys(t, ctx, c, prefix)
+		if len(keys) > 0 {
+			if err := c.Del(ctx, keys...).Err(); err != nil {
+				t.Errorf("delete test keys: %v", err)
+			}
+		}
+	})
+	return prefix
+}
+
+func prefixKeys(t *testing.T, ctx context.Context, c redis.UniversalClient, prefix string) []string {
+	t.Helper()
+	var keys []string
+	iter := c.Scan(ctx, 0, "{"+globEscape(prefix)+"}:*", 100).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("scan test keys: %v", err)
+	}
+	return keys
+}
+
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func opener(t *testing.T, prefix string, o storetest.Options) storetest.Opener {
+	return func() storetest.Store {
+		t.Helper()
+		return openStore(t, prefix, o)
+	}
+}
+
+func openStore(t *testing.T, prefix string, o storetest.Options) *redisstore.Store {
+	t.Helper()
+	c := newClient(t)
+	s, err := redisstore.New(t.Context(), redisstore.Options{
+		Client:           c,
+		Prefix:           prefix,
+		Capacity:         o.Capacity,
+		ClaimIdle:        o.ClaimIdle,
+		HistoryRetention: o.HistoryRetention,
+		HistoryMax:       o.HistoryMax,
+	})
+	if err != nil {
+		c.Close()
+		t.Fatalf("new redis store: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	c := admin(t)
+	storetest.Run(t, func(t *testing.T, o storetest.Options) storetest.Opener {
+		return opener(t, testPrefix(t, c), o)
+	})
+}
+
+func testOptions() storetest.Options {
+	return storetest.Options{Capacity: 100, ClaimIdle: time.Minute, HistoryRetention: time.Hour, HistoryMax: 10}
+}
+
+func testEntry(id string, alerts ...template.Alert) *alert.Entry {
+	return &alert.Entry{
+		ID:         id,
+		ReceivedAt: time.Now(),
+		Message: &alert.Message{
+			Version: "4",
+			Data:    &template.Data{Receiver: "alertmedic", Status: alert.StatusFiring, Alerts: alerts},
+		},
+	}
+}
+
+func testAlert(name string) template.Alert {
+	labels := template.KV{"alertname": name}
+	return template.Alert{
+		Status:      alert.StatusFiring,
+		Labels:      labels,
+		StartsAt:    time.Now().Add(-time.Minute),
+		Fingerprint: alert.Fingerprint(labels),
+	}
+}
+
+// Every key must expire on its own: a deployment that goes away, or a
+// prefix that is changed, must not leave data in Redis for ever.
+func TestEveryKeyHasTTL(t *testing.T) {
+	c := admin(t)
+	prefix := testPrefix(t, c)
+	s := openStore(t, prefix, testOptions())
+	defer s.Close()
+	ctx := t.Context()
+
+	a, b := testAlert("A"), testAlert("B")
+	if _, err := s.Enqueue(ctx, testEntry("ttl-1", a, b), time.Minute); err != nil {
+		t.Fatalf("enqueue: %v", err)
+	}
+	if _, err := s.Enqueue(ctx, testEntry("ttl-2", a), time.Minute); err != nil {
+		t.Fatalf("enqueue duplicate: %v", err)
+	}
+	got, err := s.Dequeue(ctx, "w", 10, time.Second)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("dequeue = %d entries, %v; want 1", len(got), err)
+	}
+	if _, err := s.Record(ctx, got[0]); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	if err := s.Ack(ctx, got[0].Receipt); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+
+	keys := prefixKeys(t, ctx, c, prefix)
+	kinds := map[string]bool{}
+	for _, k := range keys {
+		kind := strings.SplitN(strings.TrimPrefix(k, "{"+prefix+"}:"), ":", 2)[0]
+		kinds[kind] = true
+		ttl, err := c.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatalf("pttl %s: %v", k, err)
+		}
+		if ttl <= 0 {
+			t.Errorf("key %s has no TTL (PTTL %v)", k, ttl)
+		}
+	}
+	for _, kind := range []string{"queue", "dedup", "done", "hist", "stats"} {
+		if !kinds[kind] {
+			t.Errorf("no %s key among %q", kind, keys)
+		}
+	}
+}
+
+// An entry nobody can decode must not wedge the queue or count against its
+// capacity for ever.
+func TestUndecodableEntriesAreDropped(t *testing.T) {
+	c := admin(t)
+	prefix := testPrefix(t, c)
+	s := openStore(t, prefix, testOptions())
+	defer s.Close()
+	ctx := t.Context()
+	stream := "{" + prefix + "}:queue"
+
+	// One bad entry already taken by the consumer (its pending list), one
+	// waiting, then a good one.
+	for _, v := range []map[string]any{{"entry": "not json", "alerts": "[]"}, {"other": "field"}} {
+		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: v}).Err(); err != nil {
+			t.Fatalf("xadd: %v", err)
+		}
+	}
+	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: redisstore.DefaultGroup, Consumer: "w", Streams: []string{stream, ">"}, Count: 1, Block: -1,
+	}).Err(); err != nil {
+		t.Fatalf("xreadgroup: %v", err)
+	}
+	if _, err := s.Enqueue(ctx, testEntry("good", testAlert("A")), time.Minute); err != nil {
+		t.Fatalf("enqueue: %v", err)
+	}
+
+	// Each bad entry may cost a call that returns nothing.
+	var got []*alert.Entry
+	for range 3 {
+		var err error
+		if got, err = s.Dequeue(ctx, "w", 10, 0); err != nil {
+			t.Fatalf("dequeue: %v", err)
+		}
+		if len(got) > 0 {
+			break
+		}
+	}
+	if len(got) != 1 || got[0].ID != "good" {
+		t.Fatalf("dequeued %d entries, want only the good one", len(got))
+	}
+	if n, err := s.Depth(ctx); err != nil || n != 1 {
+		t.Errorf("depth = %d, %v; want 1 (the bad entries deleted)", n, err)
+	}
+}
+
+// The stream, and with it the group, may expire or be deleted; the queue
+// must keep working, and entries added meanwhile must not be skipped.
+func TestGroupRecreated(t *testing.T) {
+	c := admin(t)
+	prefix := testPrefix(t, c)
+	s := openStore(t, prefix, testOptions())
+	defer s.Close()
+	ctx := t.Context()
+	stream := "{" + prefix + "}:queue"
+
+	if err := c.Del(ctx, stream).Err(); err != nil {
+		t.Fatalf("del: %v", err)
+	}
+	if got, err := s.Dequeue(ctx, "w", 10, 0); err != nil || len(got) != 0 {
+		t.Fatalf("dequeue without a group = %d entries, %v; want none and no error", len(got), err)
+	}
+
+	if err := c.Del(ctx, stream).Err(); err != nil {
+		t.Fatalf("del: %v", err)
+	}
+	if _, err := s.Enqueue(ctx, testEntry("after", testAlert("A")), time.Minute); err != nil {
+		t.Fatalf("enqueue: %v", err)
+	}
+	got, err := s.Dequeue(ctx, "w", 10, 0)
+	if err != nil || len(got) != 1 || got[0].ID != "after" {
+		t.Fatalf("dequeue after the stream was recreated = %d entries, %v; want the entry", len(got), err)
+	}
+	if err := s.Ack(ctx, got[0].Receipt); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+}
+
+func TestUnreachableIsUnavailable(t *testing.T) {
+	// Port 1 refuses connections; nothing listens there.
+	c, err := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{"127.0.0.1:1"}, DialTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	_, err = redisstore.New(ctx, redisstore.Options{
+		Client: c, ClaimIdle: time.Second, HistoryRetention: time.Hour, HistoryMax: 1,
+	})
+	c.Close()
+	if !errors.Is(err, alert.ErrStoreUnavailable) {
+		t.Fatalf("new with an unreachable redis: err = %v, want alert.ErrStoreUnavailable", err)
+	}
+}
+
+func TestNewClient(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    redisstore.ClientOptions
+		want    string // client type, or "" for an error
+		wantErr string
+	}{
+		{name: "url", opts: redisstore.ClientOptions{URL: "redis://localhost:6379/3"}, want: "*redis.Client"},
+		{name: "single address", opts: redisstore.ClientOptions{Addrs: []string{"localhost:6379"}}, want: "*redis.Client"},
+		{name: "cluster", opts: redisstore.ClientOptions{Addrs: []string{"a:6379", "b:6379"}}, want: "*redis.ClusterClient"},
+		{name: "sentinel", opts: redisstore.ClientOptions{Addrs: []string{"a:26379", "b:26379"}, MasterName: "mymaster"}, want: "*redis.Client"},
+		{name: "nothing", wantErr: "new redis client: neither a URL nor addresses are set"},
+		{name: "both", opts: redisstore.ClientOptions{URL: "redis://x", Addrs: []string{"y:1"}}, wantErr: "new redis client: set either a URL or addresses, not both"},
+		{name: "bad scheme", opts: redisstore.ClientOptions{URL: "http://x"}, wantErr: "new redis client: parse URL: redis: invalid URL scheme: http"},
+		{name: "bad url keeps password out", opts: redisstore.ClientOptions{URL: "redis://user:s3cret@host:port"}, wantErr: `new redis client: parse URL: invalid port ":port" after host`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := redisstore.NewClient(tc.opts)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Fatalf("err %q leaks the password", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("new client: %v", err)
+			}
+			defer c.Close()
+			if got := typeName(c); got != tc.want {
+				t.Errorf("client is %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func typeName(c redis.UniversalClient) string {
+	switch c.(type) {
+	case *redis.Client:
+		return "*redis.Client"
+	case *redis.ClusterClient:
+		return "*redis.ClusterClient"
+	default:
+		return "other"
+	}
+}
+
+func TestNewRejectsOptions(t *testing.T) {
+	c, err := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+	defer c.Close()
+	ok := redisstore.Options{Client: c, ClaimIdle: time.Second, HistoryRetention: time.Hour, HistoryMax: 1}
+	tests := []struct {
+		name    string
+		edit    func(o *redisstore.Options)
+		wantErr string
+	}{
+		{"no client", func(o *redisstore.Options) { o.Client = nil }, "new redis store: no client"},
+		{"brace in prefix", func(o *redisstore.Options) { o.Prefix = "a}b" }, `new redis store: prefix "a}b" must not contain { or }`},
+		{"negative capacity", func(o *redisstore.Options) { o.Capacity = -1 }, "new redis store: capacity -1 is negative"},
+		{"no claim idle", func(o *redisstore.Options) { o.ClaimIdle = 0 }, "new redis store: claim idle time 0s must be at least 1ms"},
+		{"no retention", func(o *redisstore.Options) { o.HistoryRetention = 0 }, "new redis store: history retention 0s must be at least 1ms"},
+		{"no history max", func(o *redisstore.Options) { o.HistoryMax = 0 }, "new redis store: history max 0 must be at least 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := ok
+			tc.edit(&o)
+			_, err := redisstore.New(t.Context(), o)
+			if err == nil || err.Error() != tc.wantErr {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,549 @@
+// Package redisstore is the Redis backend of alertmedic's store: several
+// replicas share the queue (a Redis Stream read through a consumer group, so a
+// crashed worker's entries are claimed by another), the dedup keys and the
+// alert histories. It is the only package that imports go-redis.
+//
+// Every key is "{prefix}:..." so that all of them hash to one Cluster slot and
+// the Lua scripts may touch several at once, and every key has a TTL so that
+// an abandoned prefix cleans itself up:
+//
+//	{p}:queue            stream of entries, TTL KeyTTL refreshed on enqueue
+//	{p}:dedup:<obs key>  one per observation (alert.ObservationKey), TTL dedupTTL
+//	{p}:done:<entry ID>  entries already recorded, TTL KeyTTL
+//	{p}:hist:<fp>        sorted set of observations scored by receive time (unix
+//	                     ms), TTL HistoryRetention refreshed on record
+//	{p}:stats:processed  alerts recorded, TTL KeyTTL refreshed on record
+//
+// Acknowledging deletes the entry (XACK and XDEL), so the stream's length is
+// the queue depth and the capacity check is one XLEN.
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/alertmedic/alertmedic/alert"
+)
+
+// Defaults of the Redis-only options.
+const (
+	DefaultPrefix = "alertmedic"
+	DefaultGroup  = "workers"
+	DefaultKeyTTL = 7 * 24 * time.Hour
+)
+
+// Options configure a Store.
+type Options struct {
+	// Client is owned by the Store from now on: Close closes it.
+	Client redis.UniversalClient
+	// Prefix namespaces every key, so that several alertmedic deployments
+	// can share one Redis. Default DefaultPrefix.
+	Prefix string
+	// Capacity is the most entries queued and not yet acknowledged; 0 means
+	// no limit.
+	Capacity int
+	// ClaimIdle is how long an entry taken by one consumer may stay
+	// unacknowledged before another consumer may take it over. Required.
+	ClaimIdle time.Duration
+	// HistoryRetention is how far back from its newest observation an
+	// alert's history reaches. Required.
+	HistoryRetention time.Duration
+	// HistoryMax is the most observations one history keeps. Required.
+	HistoryMax int
+	// KeyTTL bounds the life of the stream, the done markers and the
+	// counter, so nothing outlives a deployment that is gone. Default
+	// DefaultKeyTTL.
+	KeyTTL time.Duration
+	// Group is the stream's consumer group. Default DefaultGroup.
+	Group string
+}
+
+// Store implements the store contract of package storetest on Redis. It is
+// safe for concurrent use.
+type Store struct {
+	client    redis.UniversalClient
+	keyPrefix string // "{prefix}:"
+	stream    string
+	processed string
+	group     string
+	capacity  int
+	claimIdle time.Duration
+	retention time.Duration
+	histMax   int
+	keyTTL    time.Duration
+}
+
+// New checks o and creates the consumer group (and the stream) if missing.
+func New(ctx context.Context, o Options) (*Store, error) {
+	if o.Client == nil {
+		return nil, errors.New("new redis store: no client")
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		// A brace would end the hash tag early and scatter the keys over
+		// Cluster slots, which the scripts cannot handle.
+		return nil, fmt.Errorf("new redis store: prefix %q must not contain { or }", o.Prefix)
+	}
+	if o.Group == "" {
+		o.Group = DefaultGroup
+	}
+	if o.KeyTTL == 0 {
+		o.KeyTTL = DefaultKeyTTL
+	}
+	switch {
+	case o.Capacity < 0:
+		return nil, fmt.Errorf("new redis store: capacity %d is negative", o.Capacity)
+	case o.ClaimIdle < time.Millisecond:
+		return nil, fmt.Errorf("new redis store: claim idle time %v must be at least 1ms", o.ClaimIdle)
+	case o.HistoryRetention < time.Millisecond:
+		return nil, fmt.Errorf("new redis store: history retention %v must be at least 1ms", o.HistoryRetention)
+	case o.HistoryMax < 1:
+		return nil, fmt.Errorf("new redis store: history max %d must be at least 1", o.HistoryMax)
+	case o.KeyTTL < time.Millisecond:
+		return nil, fmt.Errorf("new redis store: key TTL %v must be at least 1ms", o.KeyTTL)
+	}
+	p := "{" + o.Prefix + "}:"
+	s := &Store{
+		client:    o.Client,
+		keyPrefix: p,
+		stream:    p + "queue",
+		processed: p + "stats:processed",
+		group:     o.Group,
+		capacity:  o.Capacity,
+		claimIdle: o.ClaimIdle,
+		retention: o.HistoryRetention,
+		histMax:   o.HistoryMax,
+		keyTTL:    o.KeyTTL,
+	}
+	if err := s.createGroup(ctx); err != nil {
+		return nil, alert.Unavailable("new redis store", err)
+	}
+	return s, nil
+}
+
+func (s *Store) key(kind, id string) string { return s.keyPrefix + kind + ":" + id }
+
+// createGroup creates the group reading from the start of the stream, so
+// entries added while the group was missing (the stream expired, then an
+// enqueue recreated it) are still delivered.
+func (s *Store) createGroup(ctx context.Context) error {
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XGroupCreateMkStream(ctx, s.stream, s.group, "0")
+		// MKSTREAM creates the stream without a TTL.
+		p.PExpire(ctx, s.stream, s.keyTTL)
+		return nil
+	})
+	// Another replica creating the group first is success. The transaction
+	// reports its first failed command, and only XGROUP can fail alone.
+	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+		return fmt.Errorf("create consumer group: %w", err)
+	}
+	return nil
+}
+
+// withGroup runs fn and, when the group is gone because the stream expired
+// or was deleted, recreates it and runs fn again.
+func (s *Store) withGroup(ctx context.Context, fn func() error) error {
+	err := fn()
+	if !redis.HasErrorPrefix(err, "NOGROUP") {
+		return err
+	}
+	if err := s.createGroup(ctx); err != nil {
+		return err
+	}
+	return fn()
+}
+
+// Enqueue implements storetest.Store. dedupTTL must be at least 1ms.
+func (s *Store) Enqueue(ctx context.Context, e *alert.Entry, dedupTTL time.Duration) (alert.EnqueueResult, error) {
+	if e == nil || e.Message == nil || e.Message.Data == nil {
+		return alert.EnqueueResult{}, errors.New("enqueue entry: no message")
+	}
+	if e.ID == "" {
+		return alert.EnqueueResult{}, errors.New("enqueue entry: no ID")
+	}
+	if dedupTTL < time.Millisecond {
+		return alert.EnqueueResult{}, fmt.Errorf("enqueue entry %s: dedup TTL %v must be at least 1ms", e.ID, dedupTTL)
+	}
+	alerts := e.Message.Alerts
+	if len(alerts) == 0 {
+		return alert.EnqueueResult{}, nil
+	}
+	head, err := encodeHead(e)
+	if err != nil {
+		return alert.EnqueueResult{}, fmt.Errorf("enqueue entry %s: %w", e.ID, err)
+	}
+	keys := make([]string, 0, 1+len(alerts))
+	args := make([]any, 0, 4+len(alerts))
+	keys = append(keys, s.stream)
+	args = append(args, s.capacity, ceilMillis(dedupTTL), ceilMillis(s.keyTTL), head)
+	for i, a := range alerts {
+		b, err := json.Marshal(a)
+		if err != nil {
+			return alert.EnqueueResult{}, fmt.Errorf("enqueue entry %s: encode alert %d: %w", e.ID, i, err)
+		}
+		keys = append(keys, s.key("dedup", alert.ObservationKey(a)))
+		args = append(args, b)
+	}
+	res, err := enqueueScript.Run(ctx, s.client, keys, args...).Slice()
+	if err != nil {
+		return alert.EnqueueResult{}, alert.Unavailable("enqueue entry "+e.ID, err)
+	}
+	var queued int64
+	ok := len(res) == 2
+	if ok {
+		queued, ok = res[0].(int64)
+	}
+	if !ok {
+		return alert.EnqueueResult{}, fmt.Errorf("enqueue entry %s: unexpected script reply %v", e.ID, res)
+	}
+	switch {
+	case queued < 0:
+		return alert.EnqueueResult{}, fmt.Errorf("enqueue entry %s: %w", e.ID, alert.ErrQueueFull)
+	case queued == 0:
+		return alert.EnqueueResult{Duplicates: len(alerts)}, nil
+	default:
+		return alert.EnqueueResult{Queued: true, Accepted: int(queued), Duplicates: len(alerts) - int(queued)}, nil
+	}
+}
+
+// Stream entry fields. The alerts are apart from the rest of the entry
+// because the enqueue script picks which of them to keep.
+const (
+	fieldEntry  = "entry"
+	fieldAlerts = "alerts"
+)
+
+// encodeHead encodes e without its alerts, leaving the caller's entry as it
+// was.
+func encodeHead(e *alert.Entry) ([]byte, error) {
+	d := *e.Message.Data
+	d.Alerts = nil
+	m := *e.Message
+	m.Data = &d
+	c := *e
+	c.Message = &m
+	c.Receipt = ""
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return nil, fmt.Errorf("encode entry: %w", err)
+	}
+	return b, nil
+}
+
+func decodeEntry(msg redis.XMessage) (*alert.Entry, error) {
+	head, ok1 := msg.Values[fieldEntry].(string)
+	alerts, ok2 := msg.Values[fieldAlerts].(string)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("decode entry %s: fields %q and %q missing", msg.ID, fieldEntry, fieldAlerts)
+	}
+	var e alert.Entry
+	if err := json.Unmarshal([]byte(head), &e); err != nil {
+		return nil, fmt.Errorf("decode entry %s: %w", msg.ID, err)
+	}
+	if e.Message == nil || e.Message.Data == nil {
+		return nil, fmt.Errorf("decode entry %s: no message", msg.ID)
+	}
+	var as template.Alerts
+	if err := json.Unmarshal([]byte(alerts), &as); err != nil {
+		return nil, fmt.Errorf("decode entry %s: alerts: %w", msg.ID, err)
+	}
+	e.Message.Alerts = as
+	e.Receipt = msg.ID
+	return &e, nil
+}
+
+// Dequeue implements storetest.Store.
+//
+// An entry that cannot be decoded is acknowledged and deleted on the spot
+// and never returned: it can never be processed, and left in the stream it
+// would be delivered and reclaimed forever and count against the capacity.
+//
+// When ctx is cancelled while Dequeue blocks, Dequeue returns at once but
+// the blocking read it sent finishes in the background; an entry that read
+// takes stays pending for this consumer name and comes back on its next
+// Dequeue (or to another consumer after ClaimIdle). go-redis cannot abort a
+// command once sent.
+func (s *Store) Dequeue(ctx context.Context, consumer string, max int, block time.Duration) ([]*alert.Entry, error) {
+	if consumer == "" {
+		return nil, errors.New("dequeue: no consumer name")
+	}
+	if max < 1 {
+		max = 1
+	}
+	entries, err := s.dequeue(ctx, consumer, int64(max), block)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		return nil, alert.Unavailable("dequeue for "+consumer, err)
+	}
+	return entries, nil
+}
+
+func (s *Store) dequeue(ctx context.Context, consumer string, count int64, block time.Duration) ([]*alert.Entry, error) {
+	// This consumer's own unacknowledged entries first: after a restart
+	// they are back at once, without waiting for ClaimIdle.
+	msgs, err := s.read(ctx, consumer, "0", count, -1)
+	if err != nil {
+		return nil, err
+	}
+	if entries := s.decode(ctx, msgs); len(entries) > 0 {
+		return entries, nil
+	}
+
+	// Then what another consumer took and left. Starting from the beginning
+	// every time is fine for a pending list this short-lived.
+	err = s.withGroup(ctx, func() error {
+		msgs, _, err = s.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream:   s.stream,
+			Group:    s.group,
+			Consumer: consumer,
+			MinIdle:  s.claimIdle,
+			Start:    "0-0",
+			Count:    count,
+		}).Result()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim idle entries: %w", err)
+	}
+	if entries := s.decode(ctx, msgs); len(entries) > 0 {
+		return entries, nil
+	}
+
+	msgs, err = s.readNew(ctx, consumer, count, block)
+	if err != nil {
+		return nil, err
+	}
+	return s.decode(ctx, msgs), nil
+}
+
+// readNew reads new entries, blocking up to block, and returns as soon as
+// ctx is done.
+func (s *Store) readNew(ctx context.Context, consumer string, count int64, block time.Duration) ([]redis.XMessage, error) {
+	if block <= 0 {
+		// go-redis leaves BLOCK out for a negative value; BLOCK 0 would wait
+		// forever.
+		return s.read(ctx, consumer, ">", count, -1)
+	}
+	// BLOCK counts in milliseconds; rounding a short wait down to 0 would
+	// make it endless.
+	block = time.Duration(ceilMillis(block)) * time.Millisecond
+	if ctx.Done() == nil {
+		return s.read(ctx, consumer, ">", count, block)
+	}
+	type result struct {
+		msgs []redis.XMessage
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		msgs, err := s.read(ctx, consumer, ">", count, block)
+		done <- result{msgs, err}
+	}()
+	select {
+	case r := <-done:
+		return r.msgs, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// read runs XREADGROUP from id ("0": own pending entries, ">": new ones);
+// block < 0 means do not block.
+func (s *Store) read(ctx context.Context, consumer, id string, count int64, block time.Duration) ([]redis.XMessage, error) {
+	var streams []redis.XStream
+	err := s.withGroup(ctx, func() error {
+		var err error
+		streams, err = s.client.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group:    s.group,
+			Consumer: consumer,
+			Streams:  []string{s.stream, id},
+			Count:    count,
+			Block:    block,
+		}).Result()
+		return err
+	})
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read group from %s: %w", id, err)
+	}
+	var msgs []redis.XMessage
+	for _, st := range streams {
+		msgs = append(msgs, st.Messages...)
+	}
+	return msgs, nil
+}
+
+// decode returns the entries of msgs and drops the ones that cannot be
+// decoded, including pending IDs whose entry was deleted (no fields).
+func (s *Store) decode(ctx context.Context, msgs []redis.XMessage) []*alert.Entry {
+	var entries []*alert.Entry
+	var bad []string
+	for _, m := range msgs {
+		e, err := decodeEntry(m)
+		if err != nil {
+			bad = append(bad, m.ID)
+			continue
+		}
+		entries = append(entries, e)
+	}
+	if len(bad) > 0 {
+		// Best effort: if this fails they are delivered again and dropped
+		// then.
+		_ = s.ack(ctx, bad...)
+	}
+	return entries
+}
+
+// Ack implements storetest.Store.
+func (s *Store) Ack(ctx context.Context, receipt string) error {
+	if receipt == "" {
+		return errors.New("ack entry: no receipt")
+	}
+	if err := s.ack(ctx, receipt); err != nil {
+		return alert.Unavailable("ack entry "+receipt, err)
+	}
+	return nil
+}
+
+func (s *Store) ack(ctx context.Context, ids ...string) error {
+	var xack *redis.IntCmd
+	var xdel *redis.IntCmd
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		xack = p.XAck(ctx, s.stream, s.group, ids...)
+		xdel = p.XDel(ctx, s.stream, ids...)
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	// Without the group (the stream expired) there is nothing to
+	// acknowledge; the delete is what matters.
+	if xack != nil && redis.HasErrorPrefix(xack.Err(), "NOGROUP") && xdel.Err() == nil {
+		return nil
+	}
+	return err
+}
+
+// Depth implements storetest.Store.
+func (s *Store) Depth(ctx context.Context) (int64, error) {
+	n, err := s.client.XLen(ctx, s.stream).Result()
+	if err != nil {
+		return 0, alert.Unavailable("read queue depth", err)
+	}
+	return n, nil
+}
+
+// member is an observation as a history member: without its receive time,
+// which is the score, so that seeing the same observation again moves it
+// instead of adding a second one. Its encoding must stay byte-for-byte
+// stable: a change would split each history in two.
+type member struct {
+	Status   string    `json:"status"`
+	StartsAt time.Time `json:"startsAt"`
+	EndsAt   time.Time `json:"endsAt,omitzero"`
+}
+
+// Record implements storetest.Store.
+func (s *Store) Record(ctx context.Context, e *alert.Entry) (bool, error) {
+	if e == nil || e.Message == nil || e.Message.Data == nil {
+		return false, errors.New("record entry: no message")
+	}
+	if e.ID == "" {
+		return false, errors.New("record entry: no ID")
+	}
+	alerts := e.Message.Alerts
+	keys := make([]string, 0, 2+len(alerts))
+	args := make([]any, 0, 4+len(alerts))
+	keys = append(keys, s.key("done", e.ID), s.processed)
+	args = append(args, ceilMillis(s.keyTTL), ceilMillis(s.retention), s.histMax, e.ReceivedAt.UnixMilli())
+	for i, a := range alerts {
+		o := alert.ObservationOf(a, e.ReceivedAt)
+		b, err := json.Marshal(member{Status: o.Status, StartsAt: o.StartsAt, EndsAt: o.EndsAt})
+		if err != nil {
+			return false, fmt.Errorf("record entry %s: encode alert %d: %w", e.ID, i, err)
+		}
+		fp := a.Fingerprint
+		if fp == "" {
+			fp = alert.Fingerprint(a.Labels)
+		}
+		keys = append(keys, s.key("hist", fp))
+		args = append(args, b)
+	}
+	n, err := recordScript.Run(ctx, s.client, keys, args...).Int()
+	if err != nil {
+		return false, alert.Unavailable("record entry "+e.ID, err)
+	}
+	return n == 1, nil
+}
+
+// History implements storetest.Store.
+func (s *Store) History(ctx context.Context, fp string) ([]alert.Observation, error) {
+	zs, err := s.client.ZRangeWithScores(ctx, s.key("hist", fp), 0, -1).Result()
+	if err != nil {
+		return nil, alert.Unavailable("read history of "+fp, err)
+	}
+	out := make([]alert.Observation, 0, len(zs))
+	for _, z := range zs {
+		str, _ := z.Member.(string)
+		var m member
+		if err := json.Unmarshal([]byte(str), &m); err != nil {
+			return nil, fmt.Errorf("read history of %s: decode observation %q: %w", fp, str, err)
+		}
+		out = append(out, alert.Observation{
+			Status:     m.Status,
+			StartsAt:   m.StartsAt,
+			EndsAt:     m.EndsAt,
+			ReceivedAt: time.UnixMilli(int64(z.Score)).UTC(),
+		})
+	}
+	return out, nil
+}
+
+// Processed implements storetest.Store. The counter lives as long as
+// replicas keep recording; after KeyTTL without any it starts again at 0.
+func (s *Store) Processed(ctx context.Context) (int64, error) {
+	n, err := s.client.Get(ctx, s.processed).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, alert.Unavailable("read processed count", err)
+	}
+	return n, nil
+}
+
+// Ping implements storetest.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return alert.Unavailable("ping redis", err)
+	}
+	return nil
+}
+
+// Close closes the client given in Options.
+func (s *Store) Close() error {
+	if err := s.client.Close(); err != nil {
+		return fmt.Errorf("close redis client: %w", err)
+	}
+	return nil
+}
+
+// ceilMillis rounds up, so that a positive duration never becomes 0 ms,
+// which Redis refuses as a TTL.
+func ceilMillis(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
