@@ -112,7 +112,7 @@ func Run(ctx context.Context, o Options) error {
 	a.reloadOK.Set(1)
 	a.reloadTime.SetToCurrentTime()
 
-	st, capacity, stats, err := openStore(ctx, cfg)
+	st, capacity, stats, err := openStore(ctx, cfg, a.log.With().Str("component", "store").Logger())
 	if err != nil {
 		return err
 	}
@@ -212,10 +212,11 @@ loop:
 	return runErr
 }
 
-func openStore(ctx context.Context, cfg *config.Config) (store, int, func() map[string]int, error) {
+func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger) (store, int, func() map[string]int, error) {
 	switch cfg.Store.Type {
 	case config.StoreRedis:
 		r := cfg.Store.Redis
+		redisstore.SetLogger(log)
 		client, err := redisstore.NewClient(redisstore.ClientOptions{
 			URL:          string(r.URL),
 			Addrs:        r.Addrs,
@@ -238,6 +239,7 @@ func openStore(ctx context.Context, cfg *config.Config) (store, int, func() map[
 			HistoryRetention: cfg.Pipeline.HistoryRetention.Std(),
 			HistoryMax:       cfg.Pipeline.HistoryMax,
 			KeyTTL:           r.KeyTTL.Std(),
+			Logger:           log,
 		})
 		if err != nil {
 			_ = client.Close()

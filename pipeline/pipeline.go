@@ -125,13 +125,20 @@ func (p *Pipeline) work(ctx context.Context) {
 			sleep(ctx, backoff.next())
 			continue
 		}
-		backoff.reset()
+		ok := true
 		for _, e := range es {
 			// The entry is finished even when shutdown began meanwhile: only a
 			// deadline on the shutdown as a whole cuts it short.
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.EntryTimeout)
-			p.process(pctx, e)
+			ok = p.process(pctx, e) && ok
 			cancel()
+		}
+		if ok {
+			backoff.reset()
+		} else {
+			// The failed entry comes straight back on the next dequeue; wait
+			// so that a store outage is not met with a busy loop.
+			sleep(ctx, backoff.next())
 		}
 	}
 }

@@ -5,7 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -182,4 +186,81 @@ func TestTwoReplicasProcessOnceRedis(t *testing.T) {
 	if n != rounds*3 || logged != rounds*3 || totalAccepted != rounds*3 {
 		t.Errorf("processed %d, logged %d, accepted %d; want %d each", n, logged, totalAccepted, rounds*3)
 	}
+}
+
+// startRedis runs a private redis-server on a free loopback port with an
+// append-only file in dir, so that a restart keeps what was acknowledged.
+func startRedis(t *testing.T, dir string, port int) *exec.Cmd {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server not installed")
+		}
+		t.Skip("redis-server not installed")
+	}
+	cmd := exec.Command(path, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	eventually(t, 5*time.Second, "redis-server up", func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return cmd
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Redis goes away: the webhook answers 503 (Alertmanager retries) and
+// /-/ready fails; Redis comes back: both recover without a restart and what
+// was accepted before the outage is processed.
+func TestRedisOutageRecovers(t *testing.T) {
+	dir, port := t.TempDir(), freePort(t)
+	rs := startRedis(t, dir, port)
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	cfg := writeConfig(t, fmt.Sprintf(`
+store:
+  type: redis
+  redis:
+    url: %s
+    dial_timeout: 200ms
+    timeout: 500ms
+web:
+  request_timeout: 1s
+`, url))
+	d := start(t, "--config.file="+cfg)
+	if code, body := post(t, d.url("/webhook"), variant(fixture(t, "firing.json"), 1)); code != 200 {
+		t.Fatalf("before the outage: %d %s", code, body)
+	}
+
+	_ = rs.Process.Kill()
+	eventually(t, 10*time.Second, "readiness to fail", func() bool { c, _ := get(t, d.url("/-/ready")); return c == 503 })
+	code, body := post(t, d.url("/webhook"), variant(fixture(t, "firing.json"), 2))
+	if code != 503 || !strings.Contains(body, "store unavailable; retry later") {
+		t.Errorf("during the outage: %d %s", code, body)
+	}
+
+	startRedis(t, dir, port)
+	eventually(t, 10*time.Second, "readiness to recover", func() bool { c, _ := get(t, d.url("/-/ready")); return c == 200 })
+	eventually(t, 10*time.Second, "the webhook to accept again", func() bool {
+		c, _ := post(t, d.url("/webhook"), variant(fixture(t, "firing.json"), 2))
+		return c == 200
+	})
+	eventually(t, 10*time.Second, "both alerts processed", func() bool { return d.log.count(`"message":"alert processed"`) == 2 })
 }

@@ -292,14 +292,27 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("new client: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
-	_, err = redisstore.New(ctx, redisstore.Options{
+	// Redis down at start is a temporary fault: New succeeds, and every
+	// operation reports the store unavailable, which the webhook turns into
+	// a 503 so that Alertmanager retries.
+	s, err := redisstore.New(ctx, redisstore.Options{
 		Client: c, ClaimIdle: time.Second, HistoryRetention: time.Hour, HistoryMax: 1,
 	})
-	c.Close()
+	if err != nil {
+		t.Fatalf("new with an unreachable redis: %v", err)
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err == nil {
+		t.Error("ping succeeded")
+	}
+	_, err = s.Enqueue(ctx, testEntry("e1", testAlert("A")), time.Minute)
 	if !errors.Is(err, alert.ErrStoreUnavailable) {
-		t.Fatalf("new with an unreachable redis: err = %v, want alert.ErrStoreUnavailable", err)
+		t.Errorf("enqueue: err = %v, want alert.ErrStoreUnavailable", err)
+	}
+	if _, err := s.Depth(ctx); !errors.Is(err, alert.ErrStoreUnavailable) {
+		t.Errorf("depth: err = %v, want alert.ErrStoreUnavailable", err)
 	}
 }
 

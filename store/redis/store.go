@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rs/zerolog"
 	"strings"
 	"time"
 
@@ -63,6 +64,9 @@ type Options struct {
 	KeyTTL time.Duration
 	// Group is the stream's consumer group. Default DefaultGroup.
 	Group string
+	// Logger hears of entries dropped as undecodable, so that none goes
+	// silently. The zero value discards.
+	Logger zerolog.Logger
 }
 
 // Store implements the store contract of package storetest on Redis. It is
@@ -78,6 +82,7 @@ type Store struct {
 	retention time.Duration
 	histMax   int
 	keyTTL    time.Duration
+	log       zerolog.Logger
 }
 
 // New checks o and creates the consumer group (and the stream) if missing.
@@ -123,9 +128,13 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		retention: o.HistoryRetention,
 		histMax:   o.HistoryMax,
 		keyTTL:    o.KeyTTL,
+		log:       o.Logger,
 	}
 	if err := s.createGroup(ctx); err != nil {
-		return nil, alert.Unavailable("new redis store", err)
+		// Redis being down at start is a temporary fault like any other: the
+		// daemon starts, answers 503 and not-ready, and the group is created
+		// on first use once Redis is back (see withGroup).
+		s.log.Warn().Err(err).Msg("redis unreachable at start; the consumer group will be created once it answers")
 	}
 	return s, nil
 }
@@ -395,6 +404,10 @@ func (s *Store) decode(ctx context.Context, msgs []redis.XMessage) []*alert.Entr
 	for _, m := range msgs {
 		e, err := decodeEntry(m)
 		if err != nil {
+			// Only a corrupted stream or a foreign writer on our prefix can
+			// get here; the entry can never be processed, and keeping it
+			// would wedge the queue.
+			s.log.Error().Str("stream_id", m.ID).Err(err).Msg("dropping undecodable queue entry")
 			bad = append(bad, m.ID)
 			continue
 		}
