@@ -54,13 +54,8 @@ func redisPrefix(t *testing.T) (*redisstore.Store, string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		iter := c.Scan(ctx, 0, "{"+prefix+"}:*", 500).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if len(keys) > 0 {
-			c.Del(ctx, keys...)
+		if _, err := s.Purge(ctx); err != nil {
+			t.Errorf("purge test keys: %v", err)
 		}
 		s.Close()
 	})

@@ -9,6 +9,7 @@ package memory
 import (
 	"context"
 	"maps"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -71,6 +72,8 @@ type Store struct {
 	dedup     map[string]time.Time // observation key → expiry
 	done      map[string]time.Time // entry id → expiry
 	histories map[string]*history
+	state     map[string]stateVal
+	index     map[string]map[string]float64
 	processed int64
 	seq       uint64
 	lastSweep time.Time
@@ -86,6 +89,8 @@ func New(o Options) *Store {
 		dedup:     map[string]time.Time{},
 		done:      map[string]time.Time{},
 		histories: map[string]*history{},
+		state:     map[string]stateVal{},
+		index:     map[string]map[string]float64{},
 	}
 }
 
@@ -314,4 +319,80 @@ func (s *Store) sweepLocked(now time.Time) {
 	maps.DeleteFunc(s.done, func(_ string, exp time.Time) bool { return !now.Before(exp) })
 	cut := now.Add(-s.o.HistoryRetention)
 	maps.DeleteFunc(s.histories, func(_ string, h *history) bool { return h.newest.Before(cut) })
+	maps.DeleteFunc(s.state, func(_ string, v stateVal) bool { return !now.Before(v.exp) })
+}
+
+type stateVal struct {
+	v   []byte
+	exp time.Time
+}
+
+// UpdateState applies fn under the store's lock: in one process that is
+// atomic, and fn runs exactly once.
+func (s *Store) UpdateState(_ context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) ([]byte, error) {
+	now := s.o.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var old []byte
+	if sv, ok := s.state[key]; ok && now.Before(sv.exp) {
+		old = sv.v
+	}
+	v, err := fn(old)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		delete(s.state, key)
+		return nil, nil
+	}
+	s.state[key] = stateVal{v: v, exp: now.Add(ttl)}
+	return v, nil
+}
+
+// Mark adds member to index with score.
+func (s *Store) Mark(_ context.Context, index, member string, score float64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ix := s.index[index]
+	if ix == nil {
+		ix = map[string]float64{}
+		s.index[index] = ix
+	}
+	ix[member] = score
+	return nil
+}
+
+// Marked lists the members of index scored at most max, lowest first.
+func (s *Store) Marked(_ context.Context, index string, max float64) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type ms struct {
+		m string
+		s float64
+	}
+	var out []ms
+	for m, sc := range s.index[index] {
+		if sc <= max {
+			out = append(out, ms{m, sc})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].s != out[j].s {
+			return out[i].s < out[j].s
+		}
+		return out[i].m < out[j].m
+	})
+	res := make([]string, len(out))
+	for i, o := range out {
+		res[i] = o.m
+	}
+	return res, nil
+}
+
+// Unmark removes member from index.
+func (s *Store) Unmark(_ context.Context, index, member string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.index[index], member)
+	return nil
 }

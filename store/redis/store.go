@@ -560,3 +560,47 @@ func (s *Store) Close() error {
 func ceilMillis(d time.Duration) int64 {
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
+
+// Purge deletes every key under the store's prefix, and nothing else: for
+// tests and benchmarks that share a Redis, and for retiring a deployment.
+// It returns how many keys it deleted.
+func (s *Store) Purge(ctx context.Context) (int, error) {
+	var n int
+	iter := s.client.Scan(ctx, 0, globEscape(s.keyPrefix)+"*", 500).Iterator()
+	var batch []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.client.Del(ctx, batch...).Err(); err != nil {
+			return alert.Unavailable("purge keys", err)
+		}
+		n += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return n, alert.Unavailable("scan keys", err)
+	}
+	return n, flush()
+}
+
+// globEscape quotes the characters SCAN MATCH treats as patterns.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -59,6 +59,22 @@ type Store interface {
 	// was created (shared by every replica using the same store).
 	Processed(ctx context.Context) (int64, error)
 
+	// UpdateState atomically replaces the value under key with what fn
+	// returns for the current value (nil when there is none) and returns the
+	// new value. When another handle changes the value meanwhile, fn runs
+	// again on the newer value, so fn must have no side effects. A nil result
+	// deletes the key. ttl bounds the value's life (refreshed on each write).
+	// Keys are the caller's names; the backend adds its own prefix.
+	UpdateState(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) ([]byte, error)
+
+	// Mark puts member in the named index with a score (a time, as unix
+	// seconds, for the callers so far); Marked lists the members whose score
+	// is at most max, lowest first; Unmark removes one. Periodic checks find
+	// their work through an index instead of scanning the whole store.
+	Mark(ctx context.Context, index, member string, score float64) error
+	Marked(ctx context.Context, index string, max float64) ([]string, error)
+	Unmark(ctx context.Context, index, member string) error
+
 	// Ping checks the store answers.
 	Ping(ctx context.Context) error
 

@@ -52,6 +52,10 @@ func Run(t *testing.T, open func(t *testing.T, o Options) Opener) {
 		{"RecordSameObservation", testRecordSameObservation},
 		{"RecordHistoryMax", testRecordHistoryMax},
 		{"RecordHistoryRetention", testRecordHistoryRetention},
+		{"UpdateState", testUpdateState},
+		{"UpdateStateConcurrent", testUpdateStateConcurrent},
+		{"UpdateStateTTL", testUpdateStateTTL},
+		{"Index", testIndex},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
