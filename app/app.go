@@ -7,6 +7,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,8 +21,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/config"
+	lognotifier "github.com/alertmedic/alertmedic/notifiers/log"
 	"github.com/alertmedic/alertmedic/pipeline"
 	"github.com/alertmedic/alertmedic/receiver"
+	"github.com/alertmedic/alertmedic/routing"
 	"github.com/alertmedic/alertmedic/store/memory"
 	redisstore "github.com/alertmedic/alertmedic/store/redis"
 )
@@ -60,6 +63,7 @@ type App struct {
 	cfg        *config.Config
 	rawCfg     []byte
 	rcv        *receiver.Receiver
+	pl         *pipeline.Pipeline
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 }
@@ -123,13 +127,23 @@ func Run(ctx context.Context, o Options) error {
 	}()
 	a.log.Info().Str("store", cfg.Store.Type).Str("replica", cfg.Global.ReplicaID).Msg("store opened")
 
+	rules, err := buildRules(cfg)
+	if err != nil {
+		return err
+	}
 	pl := pipeline.New(pipeline.Options{
 		Store:      st,
 		Logger:     a.log.With().Str("component", "pipeline").Logger(),
 		Registerer: reg,
 		Workers:    cfg.Pipeline.Workers,
 		Consumer:   cfg.Global.ReplicaID,
+		// Until the integrations land (Slack, email, PagerDuty, webhook),
+		// every target renders what it would send into the log.
+		Notifier:      lognotifier.New(a.log.With().Str("component", "notify").Logger()),
+		Rules:         rules,
+		CheckInterval: cfg.Pipeline.CheckInterval.Std(),
 	})
+	a.pl = pl
 
 	a.rcv = receiver.New(receiver.Options{
 		Logger:     a.log.With().Str("component", "receiver").Logger(),
@@ -256,6 +270,21 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger) (sto
 	}
 }
 
+// buildRules compiles the route tree; config.Load has checked it already,
+// so an error here is a bug rather than bad input.
+func buildRules(c *config.Config) (*pipeline.Rules, error) {
+	r := &pipeline.Rules{Flapping: c.Flapping, FlappingReceiver: c.Notices.FlappingReceiver, Override: config.FlappingOverride}
+	if c.Route == nil {
+		return r, nil
+	}
+	tree, errs := routing.Compile(c.Routing())
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("compile routes: %w", errors.Join(errs...))
+	}
+	r.Tree = tree
+	return r, nil
+}
+
 func creds(a config.HTTPAuth) receiver.Credentials {
 	c := receiver.Credentials{BearerToken: string(a.BearerToken)}
 	if a.BasicAuth != nil {
@@ -299,7 +328,13 @@ func (a *App) reload(_ context.Context) error {
 		a.log.Error().Err(err).Msg("configuration reload refused; the previous configuration stays in force")
 		return err
 	}
+	rules, err := buildRules(cfg)
+	if err != nil {
+		a.reloadOK.Set(0)
+		return err
+	}
 	a.rcv.Apply(settings(cfg))
+	a.pl.Apply(rules)
 	changed := !bytes.Equal(raw, a.rawCfg)
 	a.cfg, a.rawCfg = cfg, raw
 	a.reloadOK.Set(1)

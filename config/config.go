@@ -19,6 +19,9 @@ import (
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+
+	"github.com/alertmedic/alertmedic/flapping"
+	"github.com/alertmedic/alertmedic/routing"
 )
 
 // Example is the shipped example configuration, used when no file is given.
@@ -33,6 +36,20 @@ type Config struct {
 	Webhook  WebhookConfig  `yaml:"webhook"`
 	Store    StoreConfig    `yaml:"store"`
 	Pipeline PipelineConfig `yaml:"pipeline"`
+	// Flapping is flap detection's default; routes may override it.
+	Flapping flapping.Config `yaml:"flapping"`
+	Notices  NoticesConfig   `yaml:"notices"`
+	// TimeIntervals, Route and Receivers are Alertmanager's own shapes.
+	TimeIntervals []routing.TimeInterval `yaml:"time_intervals"`
+	Route         *routing.Route         `yaml:"route"`
+	Receivers     []routing.Receiver     `yaml:"receivers"`
+}
+
+// NoticesConfig says where alertmedic's own notices go.
+type NoticesConfig struct {
+	// FlappingReceiver hears when an alert starts and stops flapping (the
+	// seed: Slack #ops-alerts). Empty: notices are only logged.
+	FlappingReceiver string `yaml:"flapping_receiver"`
 }
 
 // GlobalConfig holds settings every part shares.
@@ -123,6 +140,9 @@ type PipelineConfig struct {
 	HistoryMax       int      `yaml:"history_max"`
 	// ShutdownTimeout bounds the drain on SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// CheckInterval is how often a replica looks for flapping that ended
+	// (stable_for) and deferred digests that fell due.
+	CheckInterval Duration `yaml:"check_interval"`
 }
 
 // Default is the configuration before any file is read: every default lives
@@ -152,7 +172,9 @@ func Default() Config {
 			HistoryRetention: Duration(24 * time.Hour),
 			HistoryMax:       100,
 			ShutdownTimeout:  Duration(25 * time.Second),
+			CheckInterval:    Duration(30 * time.Second),
 		},
+		Flapping: flapping.DefaultConfig(),
 	}
 }
 
@@ -218,7 +240,11 @@ func Parse(b []byte, dir string) (*Config, error) {
 	if err := root.Content[0].Decode(&c); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, append(errs, Error{Msg: err.Error()})
+			if len(errs) > 0 { // the walk already found what stopped the decode
+				sortErrors(errs)
+				return nil, errs
+			}
+			return nil, Errors{{Msg: err.Error()}}
 		}
 		structural := map[string]bool{}
 		for _, e := range errs {
@@ -278,7 +304,10 @@ func sortErrors(es Errors) {
 	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
 }
 
-var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+var (
+	unmarshalerType   = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+	modelDurationType = reflect.TypeOf(model.Duration(0))
+)
 
 // walk reports unknown keys anywhere in the tree (yaml.v3's KnownFields stops
 // at the first) and records which key path each line holds, so that type
@@ -292,6 +321,15 @@ func walk(n *yaml.Node, t reflect.Type, path string, errs *Errors, lines map[int
 	}
 	if _, seen := lines[n.Line]; !seen || path != "" {
 		lines[n.Line] = path
+	}
+	if t == modelDurationType {
+		// model.Duration (used by the packages whose config this file
+		// composes) fails the whole decode on a bad value; checking it here
+		// reports it with its path and line and lets the walk go on.
+		if _, err := model.ParseDuration(n.Value); n.Kind != yaml.ScalarNode || err != nil {
+			*errs = append(*errs, Error{Path: path, Line: n.Line, Msg: fmt.Sprintf("%q is not a duration (write it like 30s, 5m, 1h or 1d)", n.Value)})
+		}
+		return
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
 		return
@@ -452,11 +490,97 @@ func validate(c *Config, dir string) error {
 	positiveDur("pipeline.history_retention", c.Pipeline.HistoryRetention)
 	positive("pipeline.history_max", int64(c.Pipeline.HistoryMax))
 	positiveDur("pipeline.shutdown_timeout", c.Pipeline.ShutdownTimeout)
+	positiveDur("pipeline.check_interval", c.Pipeline.CheckInterval)
+
+	for _, e := range c.Flapping.Validate() {
+		errs = append(errs, Error{Path: "flapping." + fieldKey(e), Msg: fieldMsg(e)})
+	}
+	c.compileRouting(&errs)
 
 	if len(errs) > 0 {
 		return errs
 	}
 	return nil
+}
+
+// fieldKey and fieldMsg split a flapping.FieldError; other errors keep their
+// whole text as the message.
+func fieldKey(err error) string {
+	var fe flapping.FieldError
+	if errors.As(err, &fe) {
+		return fe.Key
+	}
+	return ""
+}
+
+func fieldMsg(err error) string {
+	var fe flapping.FieldError
+	if errors.As(err, &fe) {
+		return fe.Msg
+	}
+	return err.Error()
+}
+
+// compileRouting checks the route tree and its references, and every
+// route's flapping override against the global flapping settings.
+func (c *Config) compileRouting(errs *Errors) {
+	if c.Route == nil {
+		if len(c.Receivers) > 0 || len(c.TimeIntervals) > 0 {
+			*errs = append(*errs, Error{Path: "route", Msg: "is required when receivers or time_intervals are set"})
+		}
+		if c.Notices.FlappingReceiver != "" {
+			*errs = append(*errs, Error{Path: "notices.flapping_receiver", Msg: fmt.Sprintf("unknown receiver %q", c.Notices.FlappingReceiver)})
+		}
+		return
+	}
+	rc := c.Routing()
+	_, rerrs := routing.Compile(rc)
+	for _, e := range rerrs {
+		var re routing.Error
+		if errors.As(e, &re) {
+			*errs = append(*errs, Error{Path: re.Path, Msg: re.Msg})
+		} else {
+			*errs = append(*errs, Error{Msg: e.Error()})
+		}
+	}
+	for _, rf := range rc.FlappingOverrides() {
+		merged := flapping.Merge(c.Flapping, FlappingOverride(rf.Flapping))
+		for _, e := range merged.Validate() {
+			*errs = append(*errs, Error{Path: rf.Path + ".flapping." + fieldKey(e), Msg: fieldMsg(e)})
+		}
+	}
+	if r := c.Notices.FlappingReceiver; r != "" {
+		found := false
+		for _, rv := range c.Receivers {
+			found = found || rv.Name == r
+		}
+		if !found {
+			*errs = append(*errs, Error{Path: "notices.flapping_receiver", Msg: fmt.Sprintf("unknown receiver %q", r)})
+		}
+	}
+}
+
+// Routing is the routing part of the configuration.
+func (c *Config) Routing() routing.Config {
+	return routing.Config{TimeIntervals: c.TimeIntervals, Route: c.Route, Receivers: c.Receivers}
+}
+
+// FlappingOverride turns a route's flapping block into the flapping
+// package's override.
+func FlappingOverride(f routing.FlappingOverride) *flapping.Override {
+	o := &flapping.Override{
+		Method:    f.Method,
+		Threshold: f.Threshold,
+		High:      f.High,
+		Low:       f.Low,
+		Window:    (*model.Duration)(f.Window),
+		StableFor: (*model.Duration)(f.StableFor),
+	}
+	if f.By != nil {
+		by := f.By
+		o.By = &by
+	}
+	return o
 }
 
 func checkAuth(path string, a *HTTPAuth, dir string, bad func(string, string, ...any)) {

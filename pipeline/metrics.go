@@ -10,11 +10,15 @@ import (
 )
 
 type metrics struct {
-	processed   *prometheus.CounterVec
-	redelivered prometheus.Counter
-	duration    prometheus.Histogram
-	wait        prometheus.Histogram
-	storeErrors *prometheus.CounterVec
+	processed    *prometheus.CounterVec
+	redelivered  prometheus.Counter
+	duration     prometheus.Histogram
+	wait         prometheus.Histogram
+	storeErrors  *prometheus.CounterVec
+	held         prometheus.Counter
+	muted        *prometheus.CounterVec
+	notified     *prometheus.CounterVec
+	notifyErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s Store) *metrics {
@@ -42,9 +46,30 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 			Help: "Store operations the pipeline could not complete, by operation.",
 		}, []string{"op"}),
 	}
+	m.held = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "alertmedic_flapping_held_total",
+		Help: "Alert notifications held back because the alert was flapping.",
+	})
+	m.muted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "alertmedic_notifications_muted_total",
+		Help: "Alerts not notified at once because the target was muted, by action (drop, defer).",
+	}, []string{"action"})
+	m.notified = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "alertmedic_notifications_total",
+		Help: "Notifications handed to an integration, by kind.",
+	}, []string{"kind"})
+	m.notifyErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "alertmedic_notification_errors_total",
+		Help: "Notifications an integration failed to deliver.",
+	})
+	m.muted.WithLabelValues("drop")
+	m.muted.WithLabelValues("defer")
+	for _, k := range []string{"alerts", "digest", "flapping_started", "flapping_stopped"} {
+		m.notified.WithLabelValues(k)
+	}
 	m.processed.WithLabelValues(alert.StatusFiring)
 	m.processed.WithLabelValues(alert.StatusResolved)
-	for _, op := range []string{"dequeue", "record", "ack"} {
+	for _, op := range []string{"dequeue", "record", "decide", "check", "ack"} {
 		m.storeErrors.WithLabelValues(op)
 	}
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -60,7 +85,7 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 		return float64(d)
 	})
 	if reg != nil {
-		reg.MustRegister(m.processed, m.redelivered, m.duration, m.wait, m.storeErrors, depth)
+		reg.MustRegister(m.processed, m.redelivered, m.duration, m.wait, m.storeErrors, depth, m.held, m.muted, m.notified, m.notifyErrors)
 	}
 	return m
 }

@@ -9,12 +9,14 @@ package pipeline
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/notifiers"
 )
 
 // Store is what the pipeline needs of the state backend.
@@ -22,7 +24,13 @@ type Store interface {
 	Dequeue(ctx context.Context, consumer string, max int, block time.Duration) ([]*alert.Entry, error)
 	Ack(ctx context.Context, receipt string) error
 	Depth(ctx context.Context) (int64, error)
+	// IsDone says whether an entry was recorded (processed) already.
+	IsDone(ctx context.Context, id string) (bool, error)
 	Record(ctx context.Context, e *alert.Entry) (fresh bool, err error)
+	UpdateState(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) ([]byte, error)
+	Mark(ctx context.Context, index, member string, score float64) error
+	Marked(ctx context.Context, index string, max float64) ([]string, error)
+	Unmark(ctx context.Context, index, member string) error
 }
 
 // Options configure a Pipeline.
@@ -37,14 +45,22 @@ type Options struct {
 	EntryTimeout time.Duration
 	// Block is how long one dequeue waits for work; default 2s.
 	Block time.Duration
-	Now   func() time.Time
+	// Notifier delivers what routing decided; nil delivers nothing.
+	Notifier notifiers.Notifier
+	// Rules route and judge flapping; nil (until Apply) only records.
+	Rules *Rules
+	// CheckInterval paces the periodic check (flapping that ended, outbox
+	// items due); default 30s.
+	CheckInterval time.Duration
+	Now           func() time.Time
 }
 
 // Pipeline is a pool of workers.
 type Pipeline struct {
-	o  Options
-	m  *metrics
-	wg sync.WaitGroup
+	o     Options
+	m     *metrics
+	wg    sync.WaitGroup
+	rules atomic.Pointer[Rules]
 }
 
 // New builds a pipeline and registers its metrics.
@@ -61,12 +77,49 @@ func New(o Options) *Pipeline {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store)}
+	if o.CheckInterval <= 0 {
+		o.CheckInterval = 30 * time.Second
+	}
+	p := &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store)}
+	if o.Rules != nil {
+		p.rules.Store(o.Rules)
+	}
+	return p
+}
+
+// Apply swaps the rules, as a reload does; entries already being processed
+// finish under the rules they started with.
+func (p *Pipeline) Apply(r *Rules) { p.rules.Store(r) }
+
+// Check runs the periodic check once (tests drive it with their clock).
+func (p *Pipeline) Check(ctx context.Context) error { return p.check(ctx) }
+
+func (p *Pipeline) checker(ctx context.Context) {
+	t := time.NewTicker(p.o.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, p.o.CheckInterval)
+			if err := p.check(cctx); err != nil && ctx.Err() == nil {
+				p.m.storeErrors.WithLabelValues("check").Inc()
+				p.o.Logger.Error().Err(err).Msg("periodic check failed; it runs again at the next interval")
+			}
+			cancel()
+		}
+	}
 }
 
 // Start runs the workers until ctx is cancelled. Cancelling ctx stops them
 // from taking new entries; entries they hold are finished (see Wait).
 func (p *Pipeline) Start(ctx context.Context) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.checker(ctx)
+	}()
 	for i := 0; i < p.o.Workers; i++ {
 		p.wg.Add(1)
 		go func() {
@@ -151,6 +204,22 @@ func (p *Pipeline) process(ctx context.Context, e *alert.Entry) bool {
 	log := p.o.Logger.With().Str("entry_id", e.ID).Str("request_id", e.RequestID).Logger()
 	p.m.wait.Observe(start.Sub(e.ReceivedAt).Seconds())
 
+	done, err := p.o.Store.IsDone(ctx, e.ID)
+	if err != nil {
+		p.m.storeErrors.WithLabelValues("record").Inc()
+		log.Error().Err(err).Msg("check entry state failed; the entry stays queued and will be retried")
+		return false
+	}
+	if !done {
+		// Flap detection, routing and delivery first; the entry is recorded
+		// as done only after them, so a crash in between redoes them (their
+		// effects carry idempotency keys) instead of losing them.
+		if err := p.decide(ctx, e, log); err != nil {
+			p.m.storeErrors.WithLabelValues("decide").Inc()
+			log.Error().Err(err).Msg("processing failed; the entry stays queued and will be retried")
+			return false
+		}
+	}
 	fresh, err := p.o.Store.Record(ctx, e)
 	if err != nil {
 		p.m.storeErrors.WithLabelValues("record").Inc()

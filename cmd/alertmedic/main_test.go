@@ -52,14 +52,19 @@ func (l *logBuf) add(s string) {
 	l.mu.Unlock()
 }
 
-func (l *logBuf) count(substr string) int {
+// count counts the lines holding every one of substrs.
+func (l *logBuf) count(substrs ...string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
+next:
 	for _, s := range l.lines {
-		if strings.Contains(s, substr) {
-			n++
+		for _, sub := range substrs {
+			if !strings.Contains(s, sub) {
+				continue next
+			}
 		}
+		n++
 	}
 	return n
 }
@@ -222,7 +227,7 @@ func TestQuickStart(t *testing.T) {
 		t.Fatalf("webhook: %d %s", code, body)
 	}
 	eventually(t, 5*time.Second, "3 alerts processed", func() bool { return d.log.count(`"message":"alert processed"`) == 3 })
-	if d.log.count(`"status":"resolved"`) != 1 {
+	if d.log.count(`"message":"alert processed"`, `"status":"resolved"`) != 1 {
 		t.Errorf("the resolved alert of the group was not processed as resolved")
 	}
 	for _, p := range []string{"/-/healthy", "/-/ready", "/api/v1/health"} {

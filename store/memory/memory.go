@@ -396,3 +396,12 @@ func (s *Store) Unmark(_ context.Context, index, member string) error {
 	delete(s.index[index], member)
 	return nil
 }
+
+// IsDone says whether Record has recorded the entry.
+func (s *Store) IsDone(_ context.Context, id string) (bool, error) {
+	now := s.o.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.done[id]
+	return ok && now.Before(exp), nil
+}

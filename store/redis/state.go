@@ -107,3 +107,12 @@ func (s *Store) Unmark(ctx context.Context, index, member string) error {
 	}
 	return nil
 }
+
+// IsDone says whether Record has recorded the entry.
+func (s *Store) IsDone(ctx context.Context, id string) (bool, error) {
+	n, err := s.client.Exists(ctx, s.key("done", id)).Result()
+	if err != nil {
+		return false, alert.Unavailable("check entry "+id, err)
+	}
+	return n == 1, nil
+}

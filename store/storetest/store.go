@@ -51,6 +51,9 @@ type Store interface {
 	// second element.
 	Record(ctx context.Context, e *alert.Entry) (fresh bool, err error)
 
+	// IsDone reports whether Record recorded the entry with this id.
+	IsDone(ctx context.Context, id string) (bool, error)
+
 	// History returns the observations of the alert with fingerprint fp,
 	// oldest first. ReceivedAt is kept to the millisecond.
 	History(ctx context.Context, fp string) ([]alert.Observation, error)

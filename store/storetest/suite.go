@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T, o Options) Opener) {
 		{"UpdateStateConcurrent", testUpdateStateConcurrent},
 		{"UpdateStateTTL", testUpdateStateTTL},
 		{"Index", testIndex},
+		{"IsDone", testIsDone},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {

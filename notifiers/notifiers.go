@@ -1,0 +1,54 @@
+// Package notifiers turns a routed notification into a message on an
+// integration (Slack, email, PagerDuty, webhook, or the log). This file holds
+// what every integration shares: the notification, the contract and the
+// default rendering; each integration lives in its own sub-package.
+package notifiers
+
+import (
+	"context"
+
+	"github.com/prometheus/alertmanager/template"
+)
+
+// Kinds of notification.
+const (
+	KindAlerts          = "alerts"           // alerts as they arrive
+	KindDigest          = "digest"           // alerts held during a mute (defer), sent when it ends
+	KindFlappingStarted = "flapping_started" // an alert (or group, with by:) started flapping
+	KindFlappingStopped = "flapping_stopped" // and stopped
+)
+
+// Target is where a notification goes: one integration of one receiver.
+type Target struct {
+	Receiver    string            `json:"receiver"`
+	Integration string            `json:"integration"` // slack, email, pagerduty, webhook, log
+	Name        string            `json:"name"`        // unique within the receiver, e.g. "email[1]"
+	Settings    map[string]string `json:"settings,omitempty"`
+}
+
+// Key names the target, e.g. "oncall/email[1]".
+func (t Target) Key() string { return t.Receiver + "/" + t.Name }
+
+// Notification is one message for one target.
+type Notification struct {
+	// Key makes delivery idempotent: the same key is delivered once.
+	Key    string         `json:"key"`
+	Kind   string         `json:"kind"`
+	Target Target         `json:"target"`
+	Alerts template.Alerts `json:"alerts,omitempty"`
+	// GroupKey and ExternalURL come from the Alertmanager message, when one
+	// caused this notification.
+	GroupKey    string `json:"groupKey,omitempty"`
+	ExternalURL string `json:"externalURL,omitempty"`
+	// Text is the ready-made body of alertmedic's own notices.
+	Text string `json:"text,omitempty"`
+	// Facts carry a notice's figures (changes, window, percent) for
+	// templates and structured logs.
+	Facts map[string]string `json:"facts,omitempty"`
+}
+
+// Notifier delivers notifications. Like Alertmanager's, it says whether a
+// failure is worth retrying.
+type Notifier interface {
+	Notify(ctx context.Context, n *Notification) (retry bool, err error)
+}

@@ -1,0 +1,562 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/rs/zerolog"
+
+	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/flapping"
+	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/routing"
+)
+
+// Rules are the parts of the configuration the pipeline decides with; a
+// reload swaps them whole (Pipeline.Apply).
+type Rules struct {
+	Tree *routing.Tree
+	// Flapping is the default detection; routes override it.
+	Flapping flapping.Config
+	// FlappingReceiver gets flapping notices; "" logs them only.
+	FlappingReceiver string
+	// Override turns a route's flapping block into the package's override.
+	Override func(routing.FlappingOverride) *flapping.Override
+}
+
+// Index names in the store.
+const (
+	indexFlapping = "flapping" // flap keys flapping or with work pending
+	indexOutbox   = "outbox"   // notifications waiting (score: due time)
+)
+
+// outboxLease is how long a replica may take to deliver an outbox item it
+// claimed before another replica takes it over.
+const outboxLease = 2 * time.Minute
+
+// flapRecord is what the store keeps per flap key.
+type flapRecord struct {
+	State    flapping.State  `json:"state"`
+	Config   flapping.Config `json:"config"`
+	Suppress bool            `json:"suppress"`
+	// Held are the latest observations of alerts whose notifications were
+	// held back while flapping, by fingerprint: delivered when it stops, so
+	// a resolve that came during the flap is never lost.
+	Held map[string]heldAlert `json:"held,omitempty"`
+	// Pending notifications still to be written to the outbox (a notice,
+	// the held alerts' release). They leave the record only once written,
+	// so a crash in between loses nothing.
+	Pending []notifiers.Notification `json:"pending,omitempty"`
+}
+
+type heldAlert struct {
+	Alert       template.Alert `json:"alert"`
+	GroupKey    string         `json:"groupKey,omitempty"`
+	ExternalURL string         `json:"externalURL,omitempty"`
+}
+
+// maxHeld bounds the alerts held under one flap key; past it alerts are
+// delivered as they come rather than held (never dropped).
+const maxHeld = 1000
+
+// outboxItem is a notification waiting in the store for its due time.
+type outboxItem struct {
+	N     notifiers.Notification `json:"n"`
+	Due   time.Time              `json:"due"`
+	Lease time.Time              `json:"lease,omitzero"`
+}
+
+func (p *Pipeline) flapTTL(c flapping.Config) time.Duration {
+	return 2*max(time.Duration(c.Window), time.Duration(c.StableFor)) + 24*time.Hour
+}
+
+// decide runs one entry's alerts through flap detection and routing and
+// hands the resulting notifications over. It reports an error when the
+// store failed; the entry is then retried.
+func (p *Pipeline) decide(ctx context.Context, e *alert.Entry, log zerolog.Logger) error {
+	r := p.rules.Load()
+	if r == nil || r.Tree == nil {
+		return nil
+	}
+	now := p.o.Now()
+	// Alerts bound for the same target go out together, as Alertmanager
+	// grouped them.
+	type group struct {
+		t      routing.Target
+		alerts template.Alerts
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, a := range e.Message.Alerts {
+		res := r.Tree.Match(a.Labels, now)
+		ov := res.Flapping
+		cfg := flapping.Merge(r.Flapping, r.Override(ov))
+		key := flapping.Key(cfg, a.Fingerprint, a.Labels)
+		held, err := p.observe(ctx, r, key, cfg, ov.SuppressNotifications(), a, e, log)
+		if err != nil {
+			return err
+		}
+		if held {
+			continue
+		}
+		for _, t := range res.Targets {
+			g := groups[t.Key()]
+			if g == nil {
+				g = &group{t: t}
+				groups[t.Key()] = g
+				order = append(order, t.Key())
+			}
+			g.alerts = append(g.alerts, a)
+		}
+	}
+	for _, k := range order {
+		g := groups[k]
+		if err := p.send(ctx, r, g.t, g.alerts, e.Message.GroupKey, e.Message.ExternalURL, "entry:"+e.ID, now, log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// observe updates the alert's flap state and reports whether its
+// notifications are held back.
+func (p *Pipeline) observe(ctx context.Context, r *Rules, key string, cfg flapping.Config, suppress bool, a template.Alert, e *alert.Entry, log zerolog.Logger) (bool, error) {
+	var d flapping.Decision
+	var held bool
+	var rec flapRecord
+	_, err := p.o.Store.UpdateState(ctx, "flap:"+key, p.flapTTL(cfg), func(old []byte) ([]byte, error) {
+		rec = flapRecord{}
+		if old != nil {
+			if err := json.Unmarshal(old, &rec); err != nil {
+				// A record we cannot read is started afresh rather than
+				// blocking the alert's notifications.
+				rec = flapRecord{}
+			}
+		}
+		rec.Config, rec.Suppress = cfg, suppress
+		d = flapping.Observe(cfg, &rec.State, a, e.ReceivedAt)
+		held = false
+		if d.Flapping && suppress {
+			if rec.Held == nil {
+				rec.Held = map[string]heldAlert{}
+			}
+			if _, ok := rec.Held[a.Fingerprint]; ok || len(rec.Held) < maxHeld {
+				rec.Held[a.Fingerprint] = heldAlert{Alert: a, GroupKey: e.Message.GroupKey, ExternalURL: e.Message.ExternalURL}
+				held = true
+			}
+		}
+		p.noticeFor(r, key, a.Labels, d, &rec)
+		return json.Marshal(rec)
+	})
+	if err != nil {
+		return false, fmt.Errorf("update flap state: %w", err)
+	}
+	if d.Event != flapping.None {
+		log.Warn().Str("flap_key", key).Str("alertname", a.Labels["alertname"]).Str("event", string(d.Event)).
+			Int("changes", d.Changes).Str("window", d.Window.String()).Float64("percent", d.Percent).Str("reason", d.Reason).
+			Msg("flapping " + string(d.Event))
+	}
+	if held {
+		p.m.held.Inc()
+		log.Info().Str("flap_key", key).Str("fingerprint", a.Fingerprint).Str("status", a.Status).Msg("alert is flapping; its notification is held back")
+	}
+	if rec.State.Flapping || len(rec.Pending) > 0 {
+		if err := p.o.Store.Mark(ctx, indexFlapping, key, float64(p.o.Now().Unix())); err != nil {
+			return false, err
+		}
+	}
+	if len(rec.Pending) > 0 {
+		if err := p.flushPending(ctx, key, cfg, log); err != nil {
+			return false, err
+		}
+	}
+	return held, nil
+}
+
+// noticeFor adds to rec what an event calls for: a notice to the flapping
+// receiver, and when flapping stopped, the release of the held alerts. It
+// runs inside a state update, so it only changes rec.
+func (p *Pipeline) noticeFor(r *Rules, key string, labels template.KV, d flapping.Decision, rec *flapRecord) {
+	if d.Event == flapping.None {
+		return
+	}
+	name := labels["alertname"]
+	facts := map[string]string{
+		"flap_key":  key,
+		"alertname": name,
+		"changes":   strconv.Itoa(d.Changes),
+		"window":    d.Window.String(),
+		"percent":   strconv.FormatFloat(d.Percent, 'f', 1, 64),
+		"method":    rec.Config.Method,
+	}
+	kind, text := notifiers.KindFlappingStarted, fmt.Sprintf("%s is flapping: %s. Its notifications are held back until it is stable for %s.", describe(labels, rec.Config), d.Reason, time.Duration(rec.Config.StableFor))
+	if !rec.Suppress {
+		text = fmt.Sprintf("%s is flapping: %s.", describe(labels, rec.Config), d.Reason)
+	}
+	if d.Event == flapping.Stopped {
+		kind, text = notifiers.KindFlappingStopped, fmt.Sprintf("%s stopped flapping: %s. Its current state follows.", describe(labels, rec.Config), d.Reason)
+	}
+	id := fmt.Sprintf("flap:%s:%s:%d", key, d.Event, d.Since.UnixNano())
+	if r.FlappingReceiver != "" {
+		for _, t := range r.Tree.ReceiverTargets(r.FlappingReceiver) {
+			n := notifiers.Notification{Key: id + ":" + t.Key(), Kind: kind, Target: toTarget(t), Text: text, Facts: facts}
+			for _, h := range rec.Held {
+				n.Alerts = append(n.Alerts, h.Alert)
+			}
+			if len(n.Alerts) == 0 {
+				n.Alerts = template.Alerts{{Labels: labels, Status: alert.StatusFiring}}
+			}
+			sortAlerts(n.Alerts)
+			rec.Pending = append(rec.Pending, n)
+		}
+	}
+	if d.Event == flapping.Stopped && len(rec.Held) > 0 {
+		// The held alerts are released as "release" markers; flushPending
+		// routes them at release time, when muting is decided anew.
+		for fp, h := range rec.Held {
+			b, _ := json.Marshal(h)
+			rec.Pending = append(rec.Pending, notifiers.Notification{
+				Key:   fmt.Sprintf("release:%s:%d:%s", key, d.Since.UnixNano(), fp),
+				Kind:  kindRelease,
+				Facts: map[string]string{"held": string(b)},
+			})
+		}
+		rec.Held = nil
+	}
+}
+
+// kindRelease marks a held alert to route and deliver once flapping stopped.
+const kindRelease = "release"
+
+func describe(labels template.KV, c flapping.Config) string {
+	if len(c.By) == 0 {
+		return fmt.Sprintf("alert %s %s", labels["alertname"], labelString(labels))
+	}
+	sub := template.KV{}
+	for _, l := range c.By {
+		sub[l] = labels[l]
+	}
+	return "alerts with " + labelString(sub)
+}
+
+func labelString(kv template.KV) string {
+	ps := kv.SortedPairs()
+	s := "{"
+	for i, p := range ps {
+		if i > 0 {
+			s += ", "
+		}
+		s += p.Name + "=" + strconv.Quote(p.Value)
+	}
+	return s + "}"
+}
+
+func sortAlerts(as template.Alerts) {
+	sort.Slice(as, func(i, j int) bool { return as[i].Fingerprint < as[j].Fingerprint })
+}
+
+func toTarget(t routing.Target) notifiers.Target {
+	return notifiers.Target{Receiver: t.Receiver, Integration: t.Integration, Name: t.Name, Settings: t.Settings}
+}
+
+// flushPending moves a flap record's pending notifications into the outbox
+// (or, for released alerts, routes them), then removes them from the record.
+// Writing is idempotent by key, so a crash in between writes them again.
+func (p *Pipeline) flushPending(ctx context.Context, key string, cfg flapping.Config, log zerolog.Logger) error {
+	var pending []notifiers.Notification
+	_, err := p.o.Store.UpdateState(ctx, "flap:"+key, p.flapTTL(cfg), func(old []byte) ([]byte, error) {
+		pending = nil
+		if old == nil {
+			return nil, nil
+		}
+		var rec flapRecord
+		if err := json.Unmarshal(old, &rec); err != nil {
+			return old, nil
+		}
+		pending = rec.Pending
+		return old, nil
+	})
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	r := p.rules.Load()
+	now := p.o.Now()
+	for _, n := range pending {
+		if n.Kind == kindRelease {
+			var h heldAlert
+			if err := json.Unmarshal([]byte(n.Facts["held"]), &h); err != nil {
+				continue
+			}
+			res := r.Tree.Match(h.Alert.Labels, now)
+			for _, t := range res.Targets {
+				if err := p.send(ctx, r, t, template.Alerts{h.Alert}, h.GroupKey, h.ExternalURL, n.Key, now, log); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := p.putOutbox(ctx, n, now); err != nil {
+			return err
+		}
+		// Durable first, then sent at once rather than at the next check.
+		if err := p.sendOutbox(ctx, n.Key, now, log); err != nil {
+			return err
+		}
+	}
+	done := map[string]bool{}
+	for _, n := range pending {
+		done[n.Key] = true
+	}
+	var rec flapRecord
+	_, err = p.o.Store.UpdateState(ctx, "flap:"+key, p.flapTTL(cfg), func(old []byte) ([]byte, error) {
+		if old == nil {
+			return nil, nil
+		}
+		rec = flapRecord{}
+		if err := json.Unmarshal(old, &rec); err != nil {
+			return old, nil
+		}
+		keep := rec.Pending[:0]
+		for _, n := range rec.Pending {
+			if !done[n.Key] {
+				keep = append(keep, n)
+			}
+		}
+		rec.Pending = keep
+		return json.Marshal(rec)
+	})
+	if err != nil {
+		return err
+	}
+	if !rec.State.Flapping && len(rec.Pending) == 0 {
+		return p.o.Store.Unmark(ctx, indexFlapping, key)
+	}
+	return nil
+}
+
+// send delivers alerts to one target now, or defers or drops them while
+// the target is muted.
+func (p *Pipeline) send(ctx context.Context, r *Rules, t routing.Target, as template.Alerts, groupKey, extURL, cause string, now time.Time, log zerolog.Logger) error {
+	n := notifiers.Notification{
+		Key:         cause + ":" + t.Key(),
+		Kind:        notifiers.KindAlerts,
+		Target:      toTarget(t),
+		Alerts:      as,
+		GroupKey:    groupKey,
+		ExternalURL: extURL,
+	}
+	if t.Muted {
+		if t.Action == routing.Defer && !t.Until.IsZero() {
+			p.m.muted.WithLabelValues(string(routing.Defer)).Add(float64(len(as)))
+			log.Info().Str("target", t.Key()).Str("interval", t.MutedBy).Time("until", t.Until).Int("alerts", len(as)).Msg("target muted; deferred to its digest")
+			return p.addToDigest(ctx, t, as, now)
+		}
+		p.m.muted.WithLabelValues(string(routing.Drop)).Add(float64(len(as)))
+		log.Info().Str("target", t.Key()).Str("interval", t.MutedBy).Int("alerts", len(as)).Msg("target muted; notification dropped")
+		return nil
+	}
+	return p.deliver(ctx, &n, log)
+}
+
+// deliver hands a notification to the notifier. Failures are logged;
+// retries and dead letters are the delivery layer's (issue 4).
+func (p *Pipeline) deliver(ctx context.Context, n *notifiers.Notification, log zerolog.Logger) error {
+	if p.o.Notifier == nil {
+		return nil
+	}
+	if _, err := p.o.Notifier.Notify(ctx, n); err != nil {
+		log.Error().Err(err).Str("target", n.Target.Key()).Str("kind", n.Kind).Msg("notification failed")
+		p.m.notifyErrors.Inc()
+		return nil
+	}
+	p.m.notified.WithLabelValues(n.Kind).Inc()
+	return nil
+}
+
+// addToDigest keeps the latest observation of each alert for a muted
+// target until the mute ends; a resolve during the mute replaces the firing.
+func (p *Pipeline) addToDigest(ctx context.Context, t routing.Target, as template.Alerts, now time.Time) error {
+	id := "digest:" + t.Key()
+	var due time.Time
+	_, err := p.o.Store.UpdateState(ctx, "outbox:"+id, t.Until.Sub(now)+7*24*time.Hour, func(old []byte) ([]byte, error) {
+		var it outboxItem
+		if old != nil {
+			_ = json.Unmarshal(old, &it)
+		}
+		if it.N.Key == "" || !it.Lease.IsZero() {
+			// New digest, or the previous one is being sent: start another.
+			it = outboxItem{N: notifiers.Notification{Kind: notifiers.KindDigest, Target: toTarget(t)}, Due: t.Until}
+			it.N.Key = fmt.Sprintf("%s:%d", id, t.Until.UnixNano())
+		}
+		for _, a := range as {
+			replaced := false
+			for i, o := range it.N.Alerts {
+				if o.Fingerprint == a.Fingerprint {
+					it.N.Alerts[i], replaced = a, true
+				}
+			}
+			if !replaced {
+				it.N.Alerts = append(it.N.Alerts, a)
+			}
+		}
+		due = it.Due
+		return json.Marshal(it)
+	})
+	if err != nil {
+		return fmt.Errorf("defer to digest: %w", err)
+	}
+	return p.o.Store.Mark(ctx, indexOutbox, id, float64(due.Unix()))
+}
+
+// putOutbox stores a notification for delivery at now by the checker.
+func (p *Pipeline) putOutbox(ctx context.Context, n notifiers.Notification, now time.Time) error {
+	_, err := p.o.Store.UpdateState(ctx, "outbox:"+n.Key, 7*24*time.Hour, func(old []byte) ([]byte, error) {
+		if old != nil {
+			return old, nil // already there: writing again changes nothing
+		}
+		return json.Marshal(outboxItem{N: n, Due: now})
+	})
+	if err != nil {
+		return fmt.Errorf("put outbox: %w", err)
+	}
+	return p.o.Store.Mark(ctx, indexOutbox, n.Key, float64(now.Unix()))
+}
+
+// check is the periodic work of every replica: flapping that ended by
+// stability, and outbox items that fell due. Every step is an atomic state
+// update, so replicas running it at once act once.
+func (p *Pipeline) check(ctx context.Context) error {
+	r := p.rules.Load()
+	if r == nil || r.Tree == nil {
+		return nil
+	}
+	log := p.o.Logger
+	now := p.o.Now()
+	keys, err := p.o.Store.Marked(ctx, indexFlapping, math.Inf(1))
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
+		var rec flapRecord
+		var d flapping.Decision
+		var gone bool
+		_, err := p.o.Store.UpdateState(ctx, "flap:"+key, p.flapTTL(r.Flapping), func(old []byte) ([]byte, error) {
+			gone, rec, d = old == nil, flapRecord{}, flapping.Decision{}
+			if old == nil {
+				return nil, nil
+			}
+			if err := json.Unmarshal(old, &rec); err != nil {
+				return nil, nil // unreadable: drop it, as observe would start afresh
+			}
+			d = flapping.Check(rec.Config, &rec.State, now)
+			labels := template.KV{}
+			for _, h := range rec.Held {
+				labels = h.Alert.Labels
+				break
+			}
+			if labels["alertname"] == "" {
+				labels = template.KV{"alertname": key}
+			}
+			p.noticeFor(r, key, labels, d, &rec)
+			return json.Marshal(rec)
+		})
+		if err != nil {
+			return err
+		}
+		if gone {
+			_ = p.o.Store.Unmark(ctx, indexFlapping, key)
+			continue
+		}
+		if d.Event != flapping.None {
+			log.Warn().Str("flap_key", key).Str("event", string(d.Event)).Str("reason", d.Reason).Msg("flapping " + string(d.Event))
+		}
+		if len(rec.Pending) > 0 {
+			if err := p.flushPending(ctx, key, rec.Config, log); err != nil {
+				return err
+			}
+		} else if !rec.State.Flapping {
+			_ = p.o.Store.Unmark(ctx, indexFlapping, key)
+		}
+	}
+
+	ids, err := p.o.Store.Marked(ctx, indexOutbox, float64(now.Unix()))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := p.sendOutbox(ctx, id, now, log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendOutbox claims the outbox item id if it is due and nobody holds it,
+// delivers it and deletes it. The claim is a lease: a replica that dies
+// while delivering leaves it to another after outboxLease.
+func (p *Pipeline) sendOutbox(ctx context.Context, id string, now time.Time, log zerolog.Logger) error {
+	var it outboxItem
+	var claimed, gone bool
+	_, err := p.o.Store.UpdateState(ctx, "outbox:"+id, 7*24*time.Hour, func(old []byte) ([]byte, error) {
+		claimed, gone, it = false, old == nil, outboxItem{}
+		if old == nil {
+			return nil, nil
+		}
+		if err := json.Unmarshal(old, &it); err != nil {
+			gone = true
+			return nil, nil
+		}
+		if it.Due.After(now) || it.Lease.After(now) {
+			return old, nil
+		}
+		it.Lease, claimed = now.Add(outboxLease), true
+		return json.Marshal(it)
+	})
+	if err != nil {
+		return err
+	}
+	if gone {
+		return p.o.Store.Unmark(ctx, indexOutbox, id)
+	}
+	if !claimed {
+		return nil
+	}
+	n := it.N
+	if n.Kind == notifiers.KindDigest {
+		sortAlerts(n.Alerts)
+		log.Info().Str("target", n.Target.Key()).Int("alerts", len(n.Alerts)).Msg("mute ended; sending the deferred digest")
+	}
+	if err := p.deliver(ctx, &n, log); err != nil {
+		return err
+	}
+	// Delete only what was delivered: a digest started anew meanwhile
+	// under the same id stays.
+	_, err = p.o.Store.UpdateState(ctx, "outbox:"+id, 7*24*time.Hour, func(old []byte) ([]byte, error) {
+		if old == nil {
+			return nil, nil
+		}
+		var cur outboxItem
+		if json.Unmarshal(old, &cur) == nil && cur.N.Key != n.Key {
+			return old, nil
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return err
+	}
+	var still bool
+	_, _ = p.o.Store.UpdateState(ctx, "outbox:"+id, 7*24*time.Hour, func(old []byte) ([]byte, error) {
+		still = old != nil
+		return old, nil
+	})
+	if !still {
+		_ = p.o.Store.Unmark(ctx, indexOutbox, id)
+	}
+	return nil
+}

@@ -1,0 +1,300 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/rs/zerolog"
+
+	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/config"
+	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/routing"
+	"github.com/alertmedic/alertmedic/store/memory"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time)     { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// recorder stands in for the integrations: it keeps what it was given.
+type recorder struct {
+	mu   sync.Mutex
+	sent []notifiers.Notification
+}
+
+func (r *recorder) Notify(_ context.Context, n *notifiers.Notification) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, *n)
+	return false, nil
+}
+
+func (r *recorder) take() []notifiers.Notification {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sent
+	r.sent = nil
+	return s
+}
+
+func kinds(ns []notifiers.Notification) map[string]int {
+	m := map[string]int{}
+	for _, n := range ns {
+		m[n.Kind+" "+n.Target.Key()]++
+	}
+	return m
+}
+
+func rulesFrom(t *testing.T, yml string) *Rules {
+	t.Helper()
+	c, err := config.Parse([]byte(yml), "")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	tree, errs := routing.Compile(c.Routing())
+	if len(errs) > 0 {
+		t.Fatalf("routes: %v", errs)
+	}
+	return &Rules{Tree: tree, Flapping: c.Flapping, FlappingReceiver: c.Notices.FlappingReceiver, Override: config.FlappingOverride}
+}
+
+// example is the shipped configuration, as make run uses it.
+func example(t *testing.T) *Rules { return rulesFrom(t, string(config.Example)) }
+
+type rig struct {
+	p   *Pipeline
+	st  Store
+	clk *clock
+	rec *recorder
+	n   int
+}
+
+func newRig(t *testing.T, st Store, r *Rules, clk *clock) *rig {
+	rec := &recorder{}
+	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r1", Notifier: rec, Rules: r, Now: clk.Now})
+	return &rig{p: p, st: st, clk: clk, rec: rec}
+}
+
+// feed processes one message as a worker would, at the clock's time.
+func (g *rig) feed(t *testing.T, as ...template.Alert) {
+	t.Helper()
+	g.n++
+	e := &alert.Entry{ID: fmt.Sprintf("e%d-%d", g.n, g.clk.Now().UnixNano()), ReceivedAt: g.clk.Now(),
+		Message: &alert.Message{Version: "4", GroupKey: "{}:{}", Data: &template.Data{Receiver: "alertmedic", Status: as[0].Status, Alerts: as}}}
+	if !g.p.process(context.Background(), e) {
+		t.Fatal("process failed")
+	}
+}
+
+func mk(status string, starts time.Time, kv ...string) template.Alert {
+	l := template.KV{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		l[kv[i]] = kv[i+1]
+	}
+	a := template.Alert{Status: status, Labels: l, Annotations: template.KV{"summary": "s"}, StartsAt: starts, Fingerprint: alert.Fingerprint(l)}
+	if status == alert.StatusResolved {
+		a.EndsAt = starts.Add(10 * time.Second)
+	}
+	return a
+}
+
+var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// The seed's defect: a steady alert that Alertmanager re-sends every 5
+// minutes for an hour was called flapping within 30 minutes. Not here.
+func TestSteadyAlertNeverFlaps(t *testing.T) {
+	clk := &clock{t: t0}
+	g := newRig(t, memory.New(memory.Options{Now: clk.Now}), example(t), clk)
+	a := mk(alert.StatusFiring, t0, "alertname", "HighErrorRate", "severity", "critical", "instance", "api-1")
+	for i := 0; i <= 12; i++ {
+		g.feed(t, a)
+		clk.Add(5 * time.Minute)
+		if err := g.p.Check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := kinds(g.rec.take())
+	// 13 resends, each to the critical channel, PagerDuty and email: never a
+	// flapping notice, never held back.
+	want := map[string]int{"alerts critical-alerts/slack[0]": 13, "alerts oncall/pagerduty[0]": 13, "alerts oncall/email[1]": 13}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("notifications %v, want %v", got, want)
+	}
+}
+
+// Every 20 seconds a state change: flapping at the sixth (count method,
+// defaults), one start notice, the alert's own notifications held, and once
+// it stays still for stable_for one stop notice and its current state.
+func TestFlappingStartsAtSixthChangeAndStops(t *testing.T) {
+	clk := &clock{t: t0}
+	g := newRig(t, memory.New(memory.Options{Now: clk.Now}), example(t), clk)
+	labels := []string{"alertname", "ExternalAPIFailure", "severity", "warning", "api", "bright_data"}
+	start := t0
+	status := alert.StatusFiring
+	for change := 0; change <= 7; change++ { // the first observation, then 7 changes; the last a resolve
+		g.feed(t, mk(status, start, labels...))
+		got := g.rec.take()
+		k := kinds(got)
+		switch {
+		case change < 6:
+			if k["alerts warning-alerts/slack[0]"] != 1 || len(got) != 1 {
+				t.Fatalf("change %d: %v, want the alert delivered", change, k)
+			}
+		case change == 6:
+			if k["flapping_started ops/slack[0]"] != 1 || len(got) != 1 {
+				t.Fatalf("change 6: %v, want exactly one start notice and the alert held", k)
+			}
+			if !strings.Contains(got[0].Text, "6 state changes within 30m") || got[0].Target.Settings["channel"] != "#ops-alerts" {
+				t.Errorf("start notice: %q to %v", got[0].Text, got[0].Target.Settings)
+			}
+		default:
+			if len(got) != 0 {
+				t.Fatalf("change %d while flapping: %v, want nothing", change, k)
+			}
+		}
+		clk.Add(20 * time.Second)
+		if status == alert.StatusFiring {
+			status = alert.StatusResolved
+		} else {
+			status, start = alert.StatusFiring, clk.Now()
+		}
+	}
+	last := clk.Now().Add(-20 * time.Second) // the 7th change: a resolve
+	ctx := context.Background()
+	clk.Set(last.Add(15*time.Minute - time.Second))
+	if err := g.p.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.rec.take(); len(got) != 0 {
+		t.Fatalf("before stable_for: %v", kinds(got))
+	}
+	clk.Set(last.Add(15 * time.Minute))
+	if err := g.p.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.p.Check(ctx); err != nil { // the outbox is delivered by the check too
+		t.Fatal(err)
+	}
+	got := g.rec.take()
+	k := kinds(got)
+	if k["flapping_stopped ops/slack[0]"] != 1 || k["alerts warning-alerts/slack[0]"] != 1 || len(got) != 2 {
+		t.Fatalf("after stable_for: %v, want one stop notice and the current state", k)
+	}
+	for _, n := range got {
+		if n.Kind == notifiers.KindAlerts && n.Alerts[0].Status != alert.StatusResolved {
+			t.Errorf("the resolve that came during the flap was not delivered: %v", n.Alerts[0].Status)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		clk.Add(time.Minute)
+		g.p.Check(ctx)
+	}
+	if got := g.rec.take(); len(got) != 0 {
+		t.Errorf("stop announced again: %v", kinds(got))
+	}
+}
+
+// Two instances of one alertname flap independently by default.
+func TestInstancesFlapIndependently(t *testing.T) {
+	clk := &clock{t: t0}
+	g := newRig(t, memory.New(memory.Options{Now: clk.Now}), example(t), clk)
+	status, start := alert.StatusFiring, t0
+	for change := 0; change <= 6; change++ {
+		g.feed(t, mk(status, start, "alertname", "X", "severity", "warning", "instance", "a"))
+		// b fires once and stays: never flapping, always delivered.
+		g.feed(t, mk(alert.StatusFiring, t0, "alertname", "X", "severity", "warning", "instance", "b"))
+		clk.Add(20 * time.Second)
+		if status == alert.StatusFiring {
+			status = alert.StatusResolved
+		} else {
+			status, start = alert.StatusFiring, clk.Now()
+		}
+	}
+	var started, bDelivered int
+	for _, n := range g.rec.take() {
+		if n.Kind == notifiers.KindFlappingStarted {
+			started++
+		}
+		if n.Kind == notifiers.KindAlerts && n.Alerts[0].Labels["instance"] == "b" {
+			bDelivered++
+		}
+	}
+	if started != 1 || bDelivered != 7 {
+		t.Errorf("start notices %d (want 1, for a only), b delivered %d times (want 7)", started, bDelivered)
+	}
+}
+
+const deferYAML = `
+time_intervals:
+  - name: night
+    time_intervals:
+      - times: [{start_time: "23:00", end_time: "24:00"}, {start_time: "00:00", end_time: "08:00"}]
+route:
+  receiver: team
+receivers:
+  - name: team
+    integrations:
+      - type: email
+        settings: {to: team@example.com}
+        mute_time_intervals: [night]
+        mute_action: defer
+        bypass_mute_matchers: ['severity="critical"']
+      - type: slack
+        settings: {channel: "#team"}
+        mute_time_intervals: [night]
+        mute_action: drop
+`
+
+// defer holds notifications of a muted target and sends them as one digest
+// when the interval ends, with an alert that resolved meanwhile shown as
+// resolved; drop loses nothing but the message; critical bypasses.
+func TestDeferredDigest(t *testing.T) {
+	night := time.Date(2026, 11, 26, 23, 30, 0, 0, time.UTC)
+	clk := &clock{t: night}
+	g := newRig(t, memory.New(memory.Options{Now: clk.Now}), rulesFrom(t, deferYAML), clk)
+	a := mk(alert.StatusFiring, night, "alertname", "DiskFull", "severity", "warning", "instance", "db-1")
+	b := mk(alert.StatusFiring, night, "alertname", "DiskFull", "severity", "warning", "instance", "db-2")
+	g.feed(t, a, b)
+	clk.Add(time.Hour)
+	g.feed(t, mk(alert.StatusResolved, night, "alertname", "DiskFull", "severity", "warning", "instance", "db-1"))
+	g.feed(t, mk(alert.StatusFiring, night, "alertname", "Down", "severity", "critical"))
+	got := kinds(g.rec.take())
+	if fmt.Sprint(got) != fmt.Sprint(map[string]int{"alerts team/email[0]": 1}) {
+		t.Fatalf("during the night: %v, want only the critical alert's email", got)
+	}
+	ctx := context.Background()
+	clk.Set(time.Date(2026, 11, 27, 7, 59, 0, 0, time.UTC))
+	g.p.Check(ctx)
+	if got := g.rec.take(); len(got) != 0 {
+		t.Fatalf("digest sent before 08:00: %v", kinds(got))
+	}
+	clk.Set(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC))
+	g.p.Check(ctx)
+	sent := g.rec.take()
+	if len(sent) != 1 || sent[0].Kind != notifiers.KindDigest || sent[0].Target.Key() != "team/email[0]" || len(sent[0].Alerts) != 2 {
+		t.Fatalf("at 08:00: %+v", sent)
+	}
+	st := map[string]string{}
+	for _, x := range sent[0].Alerts {
+		st[x.Labels["instance"]] = x.Status
+	}
+	if st["db-1"] != alert.StatusResolved || st["db-2"] != alert.StatusFiring {
+		t.Errorf("digest statuses %v: db-1 resolved meanwhile and must show so", st)
+	}
+	clk.Add(time.Minute)
+	g.p.Check(ctx)
+	if got := g.rec.take(); len(got) != 0 {
+		t.Errorf("digest sent twice: %v", kinds(got))
+	}
+}
