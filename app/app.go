@@ -156,6 +156,13 @@ func Run(ctx context.Context, o Options) error {
 		Version:    Version,
 		Settings:   settings(cfg),
 		Reload:     a.reload,
+		RouteTest: func(labels map[string]string, at time.Time) (any, error) {
+			kv, err := ParseLabels(labelArgs(labels))
+			if err != nil {
+				return nil, err
+			}
+			return RouteTest(a.currentConfig(), kv, at)
+		},
 	})
 
 	ln, err := net.Listen("tcp", o.ListenAddress)

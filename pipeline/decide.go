@@ -70,7 +70,13 @@ type outboxItem struct {
 	N     notifiers.Notification `json:"n"`
 	Due   time.Time              `json:"due"`
 	Lease time.Time              `json:"lease,omitzero"`
+	// Sent marks a delivered item, kept for sentTTL as a tombstone so that
+	// a replica writing the same item late does not make it new again.
+	Sent bool `json:"sent,omitempty"`
 }
+
+// sentTTL is how long a delivered outbox item is remembered.
+const sentTTL = 24 * time.Hour
 
 func (p *Pipeline) flapTTL(c flapping.Config) time.Duration {
 	return 2*max(time.Duration(c.Window), time.Duration(c.StableFor)) + 24*time.Hour
@@ -295,7 +301,20 @@ func (p *Pipeline) flushPending(ctx context.Context, key string, cfg flapping.Co
 			}
 			res := r.Tree.Match(h.Alert.Labels, now)
 			for _, t := range res.Targets {
-				if err := p.send(ctx, r, t, template.Alerts{h.Alert}, h.GroupKey, h.ExternalURL, n.Key, now, log); err != nil {
+				if t.Muted {
+					if err := p.send(ctx, r, t, template.Alerts{h.Alert}, h.GroupKey, h.ExternalURL, n.Key, now, log); err != nil {
+						return err
+					}
+					continue
+				}
+				// Through the outbox, so that replicas releasing the same
+				// held alert at once deliver it once.
+				rn := notifiers.Notification{Key: n.Key + ":" + t.Key(), Kind: notifiers.KindAlerts, Target: toTarget(t),
+					Alerts: template.Alerts{h.Alert}, GroupKey: h.GroupKey, ExternalURL: h.ExternalURL}
+				if err := p.putOutbox(ctx, rn, now); err != nil {
+					return err
+				}
+				if err := p.sendOutbox(ctx, rn.Key, now, log); err != nil {
 					return err
 				}
 			}
@@ -512,6 +531,10 @@ func (p *Pipeline) sendOutbox(ctx context.Context, id string, now time.Time, log
 			gone = true
 			return nil, nil
 		}
+		if it.Sent {
+			gone = true
+			return old, nil
+		}
 		if it.Due.After(now) || it.Lease.After(now) {
 			return old, nil
 		}
@@ -535,27 +558,23 @@ func (p *Pipeline) sendOutbox(ctx context.Context, id string, now time.Time, log
 	if err := p.deliver(ctx, &n, log); err != nil {
 		return err
 	}
-	// Delete only what was delivered: a digest started anew meanwhile
-	// under the same id stays.
-	_, err = p.o.Store.UpdateState(ctx, "outbox:"+id, 7*24*time.Hour, func(old []byte) ([]byte, error) {
-		if old == nil {
-			return nil, nil
-		}
+	// Mark only what was delivered: a digest started anew meanwhile under
+	// the same id stays as it is.
+	var ours bool
+	_, err = p.o.Store.UpdateState(ctx, "outbox:"+id, sentTTL, func(old []byte) ([]byte, error) {
+		ours = false
 		var cur outboxItem
-		if json.Unmarshal(old, &cur) == nil && cur.N.Key != n.Key {
+		if old == nil || json.Unmarshal(old, &cur) != nil || cur.N.Key != n.Key {
 			return old, nil
 		}
-		return nil, nil
+		ours, cur.Sent = true, true
+		cur.N.Alerts = nil // the tombstone needs the key only
+		return json.Marshal(cur)
 	})
 	if err != nil {
 		return err
 	}
-	var still bool
-	_, _ = p.o.Store.UpdateState(ctx, "outbox:"+id, 7*24*time.Hour, func(old []byte) ([]byte, error) {
-		still = old != nil
-		return old, nil
-	})
-	if !still {
+	if ours {
 		_ = p.o.Store.Unmark(ctx, indexOutbox, id)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,8 +78,9 @@ type rig struct {
 	st  Store
 	clk *clock
 	rec *recorder
-	n   int
 }
+
+var entrySeq atomic.Int64
 
 func newRig(t *testing.T, st Store, r *Rules, clk *clock) *rig {
 	rec := &recorder{}
@@ -89,10 +91,22 @@ func newRig(t *testing.T, st Store, r *Rules, clk *clock) *rig {
 // feed processes one message as a worker would, at the clock's time.
 func (g *rig) feed(t *testing.T, as ...template.Alert) {
 	t.Helper()
-	g.n++
-	e := &alert.Entry{ID: fmt.Sprintf("e%d-%d", g.n, g.clk.Now().UnixNano()), ReceivedAt: g.clk.Now(),
+	// Entry ids are unique across rigs, as the receiver's random ids are.
+	e := &alert.Entry{ID: fmt.Sprintf("e%d", entrySeq.Add(1)), ReceivedAt: g.clk.Now(),
 		Message: &alert.Message{Version: "4", GroupKey: "{}:{}", Data: &template.Data{Receiver: "alertmedic", Status: as[0].Status, Alerts: as}}}
-	if !g.p.process(context.Background(), e) {
+	ctx := context.Background()
+	// Through the queue, as from the webhook; a 1ms dedup window keeps the
+	// same observation fed again (a resend) from being dropped here.
+	if _, err := g.st.(interface {
+		Enqueue(context.Context, *alert.Entry, time.Duration) (alert.EnqueueResult, error)
+	}).Enqueue(ctx, e, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	es, err := g.st.Dequeue(ctx, "test", 1, 0)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("dequeue: %v %v", es, err)
+	}
+	if !g.p.process(ctx, es[0]) {
 		t.Fatal("process failed")
 	}
 }

@@ -8,6 +8,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,9 +123,15 @@ func (p *Pipeline) Start(ctx context.Context) {
 	}()
 	for i := 0; i < p.o.Workers; i++ {
 		p.wg.Add(1)
+		// Each worker is its own queue consumer: a consumer's unacknowledged
+		// entries come back to it first, so two workers sharing a name
+		// would both take an entry one of them is still processing. A
+		// restart with the same replica id and worker count takes its
+		// entries back at once; others are claimed after claim_idle.
+		consumer := fmt.Sprintf("%s-%d", p.o.Consumer, i)
 		go func() {
 			defer p.wg.Done()
-			p.work(ctx)
+			p.work(ctx, consumer)
 		}()
 	}
 }
@@ -148,7 +155,7 @@ func (p *Pipeline) Wait(ctx context.Context) error {
 func (p *Pipeline) Drain(ctx context.Context) (int, error) {
 	n := 0
 	for ctx.Err() == nil {
-		es, err := p.o.Store.Dequeue(ctx, p.o.Consumer, 1, 0)
+		es, err := p.o.Store.Dequeue(ctx, p.o.Consumer+"-drain", 1, 0)
 		if err != nil {
 			return n, err
 		}
@@ -164,11 +171,11 @@ func (p *Pipeline) Drain(ctx context.Context) (int, error) {
 	return n, ctx.Err()
 }
 
-func (p *Pipeline) work(ctx context.Context) {
+func (p *Pipeline) work(ctx context.Context, consumer string) {
 	log := p.o.Logger
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
-		es, err := p.o.Store.Dequeue(ctx, p.o.Consumer, 1, p.o.Block)
+		es, err := p.o.Store.Dequeue(ctx, consumer, 1, p.o.Block)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

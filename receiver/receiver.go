@@ -67,7 +67,10 @@ type Options struct {
 	Settings   Settings
 	// Reload re-reads the configuration; nil disables POST /-/reload.
 	Reload func(ctx context.Context) error
-	Now    func() time.Time
+	// RouteTest answers GET /api/v1/routes/test: where an alert with these
+	// labels goes at that instant. An error means bad input (400).
+	RouteTest func(labels map[string]string, at time.Time) (any, error)
+	Now       func() time.Time
 }
 
 // Receiver serves HTTP.
@@ -106,6 +109,7 @@ func New(o Options) *Receiver {
 	e.PUT("/-/reload", r.auth(true), r.reload)
 	e.GET("/api/v1/health", r.health)
 	e.GET("/api/v1/health/detailed", r.healthDetailed)
+	e.GET("/api/v1/routes/test", r.routeTest)
 	g := o.Gatherer
 	if g == nil {
 		g = prometheus.DefaultGatherer

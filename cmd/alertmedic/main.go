@@ -4,10 +4,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,6 +53,14 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	check := a.Command("check-config", "Check configuration files and print every error found.")
 	checkFiles := check.Arg("file", "Configuration files to check.").Required().ExistingFiles()
 
+	routes := a.Command("routes", "Inspect the route tree.")
+	routesTest := routes.Command("test", "Show where an alert with the given labels goes, and what quiet hours do to it.")
+	rtConfig := routesTest.Flag("config.file", "alertmedic configuration file; without it the embedded example is used.").String()
+	rtAt := routesTest.Flag("at", "The instant to route at (RFC 3339); default now.").String()
+	rtVerify := routesTest.Flag("verify.receivers", "Exit 1 unless the receivers notified (not muted) are exactly these, comma-separated.").String()
+	rtJSON := routesTest.Flag("json", "Print the answer as JSON, as GET /api/v1/routes/test does.").Bool()
+	rtLabels := routesTest.Arg("labels", "Labels of the alert, as name=value.").Required().Strings()
+
 	cmd, err := a.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
@@ -58,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	switch cmd {
 	case check.FullCommand():
 		return checkConfig(*checkFiles, stdout, stderr)
+	case routesTest.FullCommand():
+		return routeTest(*rtConfig, *rtAt, *rtVerify, *rtJSON, *rtLabels, stdout, stderr)
 	}
 
 	logger := newLogger(stderr, *logLevel, *logFormat)
@@ -128,4 +141,53 @@ func indent(s string) string {
 		}
 	}
 	return string(out)
+}
+
+// routeTest answers "where does this alert go?", as amtool config routes
+// test does for Alertmanager, with alertmedic's quiet hours on top.
+func routeTest(file, at, verify string, asJSON bool, labelArgs []string, stdout, stderr io.Writer) int {
+	var cfg *config.Config
+	var err error
+	if file == "" {
+		cfg, err = config.Parse(config.Example, "")
+	} else {
+		cfg, err = config.Load(file)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
+		return 2
+	}
+	when := time.Now()
+	if at != "" {
+		if when, err = time.Parse(time.RFC3339, at); err != nil {
+			fmt.Fprintf(stderr, "alertmedic: --at %q is not an RFC 3339 time (like 2026-11-26T23:30:00Z)\n", at)
+			return 2
+		}
+	}
+	labels, err := app.ParseLabels(labelArgs)
+	if err != nil {
+		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
+		return 2
+	}
+	res, err := app.RouteTest(cfg, labels, when)
+	if err != nil {
+		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
+		return 2
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		fmt.Fprint(stdout, res.Explanation)
+	}
+	if verify != "" {
+		want := strings.Split(verify, ",")
+		got := res.Notified
+		sort.Strings(want)
+		if strings.Join(want, ",") != strings.Join(got, ",") {
+			fmt.Fprintf(stderr, "WRONG: notified receivers %v, want %v\n", got, want)
+			return 1
+		}
+	}
+	return 0
 }

@@ -230,6 +230,11 @@ func TestQuickStart(t *testing.T) {
 	if d.log.count(`"message":"alert processed"`, `"status":"resolved"`) != 1 {
 		t.Errorf("the resolved alert of the group was not processed as resolved")
 	}
+	// Routed by the shipped example (the seed's routing): the warning group
+	// is one message to #alerts-warning, rendered into the log.
+	eventually(t, 5*time.Second, "the routed notification", func() bool {
+		return d.log.count(`"message":"would notify"`, `"settings.channel":"#alerts-warning"`, `"alerts":3`) == 1
+	})
 	for _, p := range []string{"/-/healthy", "/-/ready", "/api/v1/health"} {
 		if code, body := get(t, d.url(p)); code != 200 {
 			t.Errorf("%s: %d %s", p, code, body)
@@ -247,6 +252,13 @@ func TestQuickStart(t *testing.T) {
 	}
 	if d.log.count(`"message":"stopped"`) != 1 {
 		t.Error("no clean stop in the log")
+	}
+	// Several workers: none may take an entry another is processing.
+	if n := d.log.count(`"message":"would notify"`); n != 1 {
+		t.Errorf("%d notifications for one message, want 1", n)
+	}
+	if d.log.count("already processed") != 0 {
+		t.Error("an entry was handed to two workers")
 	}
 }
 
@@ -378,3 +390,94 @@ func TestCheckConfig(t *testing.T) {
 }
 
 var _ = context.Background
+
+const quietRoutes = `
+time_intervals:
+  - name: quiet-hours
+    time_intervals:
+      - times: [{start_time: "23:00", end_time: "24:00"}, {start_time: "00:00", end_time: "08:00"}]
+route:
+  receiver: team
+receivers:
+  - name: team
+    integrations:
+      - type: email
+        settings: {to: team@example.com}
+        mute_time_intervals: [quiet-hours]
+        mute_action: defer
+        bypass_mute_matchers: ['severity="critical"']
+      - type: slack
+        settings: {channel: "#team"}
+`
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String(), errb.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String(), errb.String()
+}
+
+func TestRoutesTest(t *testing.T) {
+	// The shipped example: the seed's routing.
+	code, out, _ := runCLI(t, "routes", "test", "--at", "2026-11-26T23:30:00Z", "alertname=HighErrorRate", "severity=critical", "team=business", "--verify.receivers=oncall,business-alerts")
+	for _, want := range []string{
+		`matched route.routes[0] {severity="critical"} (continue) -> receiver "oncall"`,
+		"oncall/pagerduty[0] (pagerduty): notify (bypass_mute_matchers match",
+		`business-alerts/slack[0] (slack channel=#business-metrics): notify`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if code, _, errOut := runCLI(t, "routes", "test", "alertname=X", "--verify.receivers=oncall"); code != 1 || !strings.Contains(errOut, "WRONG: notified receivers [default], want [oncall]") {
+		t.Errorf("verify mismatch: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "routes", "test", "--at", "tonight", "alertname=X"); code != 2 || !strings.Contains(errOut, "is not an RFC 3339 time") {
+		t.Errorf("bad --at: exit %d, %s", code, errOut)
+	}
+
+	// Quiet hours: muted and deferred at 23:30, notified at 08:00.
+	cfg := writeConfig(t, quietRoutes)
+	_, out, _ = runCLI(t, "routes", "test", "--config.file="+cfg, "--at", "2026-11-26T23:30:00Z", "alertname=DiskFull", "severity=warning")
+	if !strings.Contains(out, `team/email[0] (email to=team@example.com): muted by time interval "quiet-hours", deferred until 2026-11-27T08:00:00Z`) {
+		t.Errorf("23:30:\n%s", out)
+	}
+	_, out, _ = runCLI(t, "routes", "test", "--config.file="+cfg, "--at", "2026-11-27T08:00:00Z", "alertname=DiskFull", "severity=warning")
+	if strings.Contains(out, "muted") {
+		t.Errorf("08:00 is not quiet:\n%s", out)
+	}
+
+	// The same answer from the API.
+	d := start(t, "--config.file="+cfg)
+	code, body := get(t, d.url("/api/v1/routes/test?alertname=DiskFull&severity=warning&at=2026-11-26T23:30:00Z"))
+	var ans struct {
+		Targets []struct {
+			Name    string    `json:"name"`
+			Action  string    `json:"action"`
+			MutedBy string    `json:"muted_by"`
+			Until   time.Time `json:"until"`
+		} `json:"targets"`
+		Notified []string `json:"notified_receivers"`
+	}
+	if err := json.Unmarshal([]byte(body), &ans); err != nil || code != 200 {
+		t.Fatalf("%d %s %v", code, body, err)
+	}
+	if len(ans.Targets) != 2 || ans.Targets[0].Action != "defer" || ans.Targets[0].MutedBy != "quiet-hours" ||
+		!ans.Targets[0].Until.Equal(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)) || ans.Targets[1].Action != "notify" {
+		t.Errorf("API answer: %s", body)
+	}
+	if code, body := get(t, d.url("/api/v1/routes/test?at=2026-11-26T23:30:00Z")); code != 400 || !strings.Contains(body, "give the alert's labels") {
+		t.Errorf("no labels: %d %s", code, body)
+	}
+}

@@ -1,0 +1,108 @@
+package app
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/common/model"
+
+	"github.com/alertmedic/alertmedic/config"
+	"github.com/alertmedic/alertmedic/flapping"
+	"github.com/alertmedic/alertmedic/routing"
+)
+
+// RouteAnswer is the answer of `alertmedic routes test` and of
+// GET /api/v1/routes/test.
+type RouteAnswer struct {
+	Labels   map[string]string `json:"labels"`
+	At       time.Time         `json:"at"`
+	Routes   []string          `json:"routes"`
+	Targets  []RouteTarget     `json:"targets"`
+	Notified []string          `json:"notified_receivers"`
+	Flapping flapping.Config   `json:"flapping"`
+	// Explanation is the same answer for people.
+	Explanation string `json:"explanation"`
+}
+
+// RouteTarget is one target and its fate at that instant.
+type RouteTarget struct {
+	Receiver    string     `json:"receiver"`
+	Integration string     `json:"integration"`
+	Name        string     `json:"name"`
+	Route       string     `json:"route"`
+	Action      string     `json:"action"` // notify, drop or defer
+	MutedBy     string     `json:"muted_by,omitempty"`
+	Until       *time.Time `json:"until,omitempty"`
+}
+
+// ParseLabels reads name=value arguments; a value may be quoted.
+func ParseLabels(args []string) (template.KV, error) {
+	kv := template.KV{}
+	for _, a := range args {
+		name, value, ok := strings.Cut(a, "=")
+		if !ok || !model.LabelName(name).IsValid() {
+			return nil, fmt.Errorf("label %q must be name=value with a valid label name", a)
+		}
+		if len(value) >= 2 && (value[0] == '"' || value[0] == '\'') && value[len(value)-1] == value[0] {
+			value = value[1 : len(value)-1]
+		}
+		kv[name] = value
+	}
+	if len(kv) == 0 {
+		return nil, fmt.Errorf("give at least one label, such as alertname=HighErrorRate")
+	}
+	return kv, nil
+}
+
+// RouteTest routes labels through cfg's tree at the instant at.
+func RouteTest(cfg *config.Config, labels template.KV, at time.Time) (*RouteAnswer, error) {
+	if cfg.Route == nil {
+		return nil, fmt.Errorf("the configuration has no route tree")
+	}
+	tree, errs := routing.Compile(cfg.Routing())
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("compile routes: %v", errs)
+	}
+	res := tree.Match(labels, at)
+	ans := &RouteAnswer{
+		Labels:      labels,
+		At:          at.UTC(),
+		Flapping:    flapping.Merge(cfg.Flapping, config.FlappingOverride(res.Flapping)),
+		Explanation: routing.Explain(res),
+		Targets:     []RouteTarget{},
+		Notified:    []string{},
+	}
+	notified := map[string]bool{}
+	for _, r := range res.Routes {
+		ans.Routes = append(ans.Routes, r.Path)
+	}
+	for _, t := range res.Targets {
+		rt := RouteTarget{Receiver: t.Receiver, Integration: t.Integration, Name: t.Name, Route: t.RoutePath, Action: "notify"}
+		if t.Muted {
+			rt.Action, rt.MutedBy = string(t.Action), t.MutedBy
+			if !t.Until.IsZero() {
+				u := t.Until.UTC()
+				rt.Until = &u
+			}
+		} else {
+			notified[t.Receiver] = true
+		}
+		ans.Targets = append(ans.Targets, rt)
+	}
+	for r := range notified {
+		ans.Notified = append(ans.Notified, r)
+	}
+	sort.Strings(ans.Notified)
+	return ans, nil
+}
+
+func labelArgs(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}

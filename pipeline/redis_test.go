@@ -1,0 +1,135 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/notifiers"
+	redisstore "github.com/alertmedic/alertmedic/store/redis"
+)
+
+// twoReplicas opens two stores on one Redis prefix: two daemons' views.
+func twoReplicas(t *testing.T) (Store, Store) {
+	t.Helper()
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/15"
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "alertmedic-pipeline-" + hex.EncodeToString(b)
+	open := func() *redisstore.Store {
+		c, err := redisstore.NewClient(redisstore.ClientOptions{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := c.Ping(ctx).Err(); err != nil {
+			c.Close()
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("redis at %s is unreachable: %v", url, err)
+			}
+			t.Skipf("redis at %s is unreachable (%v); CI=true makes this a failure", url, err)
+		}
+		s, err := redisstore.New(ctx, redisstore.Options{Client: c, Prefix: prefix, ClaimIdle: time.Second, HistoryRetention: 24 * time.Hour, HistoryMax: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b2 := open(), open()
+	t.Cleanup(func() {
+		if _, err := a.Purge(context.Background()); err != nil {
+			t.Errorf("purge: %v", err)
+		}
+		a.Close()
+		b2.Close()
+	})
+	return a, b2
+}
+
+// Flapping is judged on state shared by the replicas: changes that reach
+// either count together, and the start is announced once.
+func TestFlappingSharedAcrossReplicasRedis(t *testing.T) {
+	sa, sb := twoReplicas(t)
+	clk := &clock{t: t0}
+	rules := example(t)
+	a, b := newRig(t, sa, rules, clk), newRig(t, sb, rules, clk)
+	status, start := alert.StatusFiring, t0
+	for change := 0; change <= 7; change++ {
+		g := a
+		if change%2 == 1 {
+			g = b
+		}
+		g.feed(t, mk(status, start, "alertname", "ExternalAPIFailure", "severity", "warning", "api", "crawl4ai"))
+		clk.Add(20 * time.Second)
+		if status == alert.StatusFiring {
+			status = alert.StatusResolved
+		} else {
+			status, start = alert.StatusFiring, clk.Now()
+		}
+	}
+	all := append(a.rec.take(), b.rec.take()...)
+	k := kinds(all)
+	if k["flapping_started ops/slack[0]"] != 1 || k["alerts warning-alerts/slack[0]"] != 6 || len(all) != 7 {
+		t.Fatalf("notifications %v: want 6 deliveries, then one start notice and the 7th held", k)
+	}
+	// Both replicas check at the same instant after stable_for: one stop.
+	clk.Add(16 * time.Minute)
+	checkBoth(t, a, b)
+	all = append(a.rec.take(), b.rec.take()...)
+	k = kinds(all)
+	if k["flapping_stopped ops/slack[0]"] != 1 || k["alerts warning-alerts/slack[0]"] != 1 || len(all) != 2 {
+		t.Errorf("after stable_for: %v, want one stop notice and the held resolve", k)
+	}
+}
+
+func checkBoth(t *testing.T, a, b *rig) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, g := range []*rig{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.p.Check(context.Background()); err != nil {
+				t.Errorf("check: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// A deferred digest filled by both replicas is sent once, however many
+// replicas check when the mute ends.
+func TestDeferredDigestOnceAcrossReplicasRedis(t *testing.T) {
+	sa, sb := twoReplicas(t)
+	night := time.Date(2026, 11, 26, 23, 30, 0, 0, time.UTC)
+	clk := &clock{t: night}
+	rules := rulesFrom(t, deferYAML)
+	a, b := newRig(t, sa, rules, clk), newRig(t, sb, rules, clk)
+	for i := 0; i < 10; i++ {
+		g := a
+		if i%2 == 1 {
+			g = b
+		}
+		g.feed(t, mk(alert.StatusFiring, night, "alertname", "DiskFull", "severity", "warning", "instance", string(rune('a'+i))))
+	}
+	if got := append(a.rec.take(), b.rec.take()...); len(got) != 0 {
+		t.Fatalf("sent during quiet hours: %v", kinds(got))
+	}
+	clk.Set(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC))
+	for i := 0; i < 5; i++ {
+		checkBoth(t, a, b)
+	}
+	all := append(a.rec.take(), b.rec.take()...)
+	if len(all) != 1 || all[0].Kind != notifiers.KindDigest || len(all[0].Alerts) != 10 {
+		t.Fatalf("digests sent: %d (%v) with %d alerts; want exactly one with all 10 alerts", len(all), kinds(all), len(all[0].Alerts))
+	}
+}
