@@ -7,8 +7,8 @@
 package memory
 
 import (
+	"container/list"
 	"context"
-	"maps"
 	"sort"
 	"strconv"
 	"sync"
@@ -26,6 +26,8 @@ type Options struct {
 	HistoryRetention time.Duration // default 24h
 	HistoryMax       int           // observations per alert; default 100
 	DoneTTL          time.Duration // how long a processed entry id is remembered; default 24h
+	MaxDedupKeys     int           // dedup keys and done markers kept at most; default 1,000,000
+	MaxFingerprints  int           // alert histories kept at most; default 200,000
 	Now              func() time.Time
 }
 
@@ -45,6 +47,12 @@ func (o *Options) defaults() {
 	if o.DoneTTL <= 0 {
 		o.DoneTTL = 24 * time.Hour
 	}
+	if o.MaxDedupKeys <= 0 {
+		o.MaxDedupKeys = 1_000_000
+	}
+	if o.MaxFingerprints <= 0 {
+		o.MaxFingerprints = 200_000
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -59,6 +67,43 @@ type inflight struct {
 type history struct {
 	obs    []alert.Observation // oldest first
 	newest time.Time
+	// touched is when it was last written: like a Redis key's TTL, the
+	// history is forgotten HistoryRetention after its last write.
+	touched time.Time
+	elem    *list.Element // in Store.byAge
+}
+
+// expiring is a key with the expiry it was given, in the order written.
+type expiring struct {
+	key string
+	exp time.Time
+}
+
+// expiryQueue forgets keys in the order they were written, at a cost
+// proportional to what expires: nothing scans a whole map while holding the
+// lock the webhook needs. A key written again has a later entry; the earlier
+// one is skipped when it comes up.
+type expiryQueue struct {
+	q []expiring
+}
+
+func (e *expiryQueue) push(k string, exp time.Time) { e.q = append(e.q, expiring{k, exp}) }
+
+// pop removes expired entries (or, with force, the oldest regardless) and
+// calls drop for each; drop checks the key still has that expiry.
+func (e *expiryQueue) pop(now time.Time, force int, drop func(k string, exp time.Time)) {
+	i := 0
+	for i < len(e.q) && (i < force || !now.Before(e.q[i].exp)) {
+		drop(e.q[i].key, e.q[i].exp)
+		i++
+	}
+	if i > 0 {
+		clear(e.q[:i])
+		e.q = e.q[i:]
+		if cap(e.q) > 1024 && len(e.q) < cap(e.q)/4 {
+			e.q = append([]expiring(nil), e.q...)
+		}
+	}
 }
 
 // Store is safe for concurrent use.
@@ -72,11 +117,14 @@ type Store struct {
 	dedup     map[string]time.Time // observation key → expiry
 	done      map[string]time.Time // entry id → expiry
 	histories map[string]*history
+	byAge     *list.List // of fingerprints, least recently recorded first
+	dedupQ    expiryQueue
+	doneQ     expiryQueue
+	stateQ    expiryQueue
 	state     map[string]stateVal
 	index     map[string]map[string]float64
 	processed int64
 	seq       uint64
-	lastSweep time.Time
 }
 
 // New returns an empty store.
@@ -89,6 +137,7 @@ func New(o Options) *Store {
 		dedup:     map[string]time.Time{},
 		done:      map[string]time.Time{},
 		histories: map[string]*history{},
+		byAge:     list.New(),
 		state:     map[string]stateVal{},
 		index:     map[string]map[string]float64{},
 	}
@@ -123,6 +172,7 @@ func (s *Store) Enqueue(_ context.Context, e *alert.Entry, dedupTTL time.Duratio
 	}
 	for _, k := range keys {
 		s.dedup[k] = now.Add(dedupTTL)
+		s.dedupQ.push(k, now.Add(dedupTTL))
 	}
 	s.ready = append(s.ready, withAlerts(e, fresh))
 	res.Queued, res.Accepted = true, len(fresh)
@@ -222,6 +272,7 @@ func (s *Store) Record(_ context.Context, e *alert.Entry) (bool, error) {
 		return false, nil
 	}
 	s.done[e.ID] = now.Add(s.o.DoneTTL)
+	s.doneQ.push(e.ID, now.Add(s.o.DoneTTL))
 	for _, a := range e.Message.Alerts {
 		s.addLocked(a.Fingerprint, alert.ObservationOf(a, e.ReceivedAt))
 	}
@@ -234,7 +285,11 @@ func (s *Store) addLocked(fp string, o alert.Observation) {
 	if h == nil {
 		h = &history{}
 		s.histories[fp] = h
+		h.elem = s.byAge.PushBack(fp)
+	} else {
+		s.byAge.MoveToBack(h.elem)
 	}
+	h.touched = s.o.Now()
 	for i, old := range h.obs {
 		if sameObservation(old, o) {
 			h.obs = append(h.obs[:i], h.obs[i+1:]...)
@@ -308,18 +363,38 @@ func (s *Store) Stats() map[string]int {
 	}
 }
 
-// sweepLocked drops expired dedup keys, done markers and histories, at most
-// once a second so that a burst of enqueues does not scan the maps each time.
+// sweepLocked drops expired dedup keys, done markers, state and histories.
+// Each structure is ordered by age, so the work is what expired, not the
+// size of the store. The counts are also capped (MaxDedupKeys,
+// MaxFingerprints): past them the oldest go first, so memory stays bounded
+// under any alert rate (a dedup key forgotten early at worst lets a repeat
+// through, which the pipeline handles as an ordinary repeat).
 func (s *Store) sweepLocked(now time.Time) {
-	if now.Sub(s.lastSweep) < time.Second {
-		return
-	}
-	s.lastSweep = now
-	maps.DeleteFunc(s.dedup, func(_ string, exp time.Time) bool { return !now.Before(exp) })
-	maps.DeleteFunc(s.done, func(_ string, exp time.Time) bool { return !now.Before(exp) })
+	s.dedupQ.pop(now, len(s.dedup)-s.o.MaxDedupKeys, func(k string, exp time.Time) {
+		if s.dedup[k].Equal(exp) {
+			delete(s.dedup, k)
+		}
+	})
+	s.doneQ.pop(now, len(s.done)-s.o.MaxDedupKeys, func(k string, exp time.Time) {
+		if s.done[k].Equal(exp) {
+			delete(s.done, k)
+		}
+	})
+	s.stateQ.pop(now, 0, func(k string, exp time.Time) {
+		if v, ok := s.state[k]; ok && v.exp.Equal(exp) {
+			delete(s.state, k)
+		}
+	})
 	cut := now.Add(-s.o.HistoryRetention)
-	maps.DeleteFunc(s.histories, func(_ string, h *history) bool { return h.newest.Before(cut) })
-	maps.DeleteFunc(s.state, func(_ string, v stateVal) bool { return !now.Before(v.exp) })
+	for e := s.byAge.Front(); e != nil; e = s.byAge.Front() {
+		fp := e.Value.(string)
+		h := s.histories[fp]
+		if !h.touched.Before(cut) && len(s.histories) <= s.o.MaxFingerprints {
+			break
+		}
+		s.byAge.Remove(e)
+		delete(s.histories, fp)
+	}
 }
 
 type stateVal struct {
@@ -346,6 +421,7 @@ func (s *Store) UpdateState(_ context.Context, key string, ttl time.Duration, fn
 		return nil, nil
 	}
 	s.state[key] = stateVal{v: v, exp: now.Add(ttl)}
+	s.stateQ.push(key, now.Add(ttl))
 	return v, nil
 }
 

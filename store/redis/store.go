@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"github.com/rs/zerolog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
@@ -83,6 +84,10 @@ type Store struct {
 	histMax   int
 	keyTTL    time.Duration
 	log       zerolog.Logger
+
+	mu        sync.Mutex
+	consumers map[string]*consumerState
+	receipts  map[string]string // receipt → consumer, while handed out
 }
 
 // New checks o and creates the consumer group (and the stream) if missing.
@@ -129,6 +134,8 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		histMax:   o.HistoryMax,
 		keyTTL:    o.KeyTTL,
 		log:       o.Logger,
+		consumers: map[string]*consumerState{},
+		receipts:  map[string]string{},
 	}
 	if err := s.createGroup(ctx); err != nil {
 		// Redis being down at start is a temporary fault like any other: the
@@ -301,17 +308,35 @@ func (s *Store) Dequeue(ctx context.Context, consumer string, max int, block tim
 
 func (s *Store) dequeue(ctx context.Context, consumer string, count int64, block time.Duration) ([]*alert.Entry, error) {
 	// This consumer's own unacknowledged entries first: after a restart
-	// they are back at once, without waiting for ClaimIdle.
-	msgs, err := s.read(ctx, consumer, "0", count, -1)
-	if err != nil {
-		return nil, err
-	}
-	if entries := s.decode(ctx, msgs); len(entries) > 0 {
-		return entries, nil
+	// they are back at once, without waiting for ClaimIdle. A consumer this
+	// handle knows to hold nothing unacknowledged skips the round trip.
+	var msgs []redis.XMessage
+	var err error
+	if s.mayHavePending(consumer) {
+		msgs, err = s.read(ctx, consumer, "0", count, -1)
+		if err != nil {
+			return nil, err
+		}
+		if entries := s.decode(ctx, msgs); len(entries) > 0 {
+			s.handedOut(consumer, entries)
+			return entries, nil
+		}
+		s.noPending(consumer)
 	}
 
-	// Then what another consumer took and left. Starting from the beginning
-	// every time is fine for a pending list this short-lived.
+	// Then what another consumer took and left, looked for at most a few
+	// times per ClaimIdle: an entry becomes claimable only after ClaimIdle
+	// anyway. Starting from the beginning every time is fine for a pending
+	// list this short-lived.
+	if !s.claimDue(consumer) {
+		msgs, err = s.readNew(ctx, consumer, count, block)
+		if err != nil {
+			return nil, err
+		}
+		entries := s.decode(ctx, msgs)
+		s.handedOut(consumer, entries)
+		return entries, nil
+	}
 	err = s.withGroup(ctx, func() error {
 		msgs, _, err = s.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 			Stream:   s.stream,
@@ -327,6 +352,7 @@ func (s *Store) dequeue(ctx context.Context, consumer string, count int64, block
 		return nil, fmt.Errorf("claim idle entries: %w", err)
 	}
 	if entries := s.decode(ctx, msgs); len(entries) > 0 {
+		s.handedOut(consumer, entries)
 		return entries, nil
 	}
 
@@ -334,7 +360,76 @@ func (s *Store) dequeue(ctx context.Context, consumer string, count int64, block
 	if err != nil {
 		return nil, err
 	}
-	return s.decode(ctx, msgs), nil
+	entries := s.decode(ctx, msgs)
+	s.handedOut(consumer, entries)
+	return entries, nil
+}
+
+// consumerState is what this handle knows of a consumer, to save round
+// trips: which entries it handed out and that are not acknowledged yet, and
+// when it last looked for entries to claim.
+type consumerState struct {
+	known     bool // its pending list was read since this handle opened
+	out       map[string]bool
+	lastClaim time.Time
+}
+
+func (s *Store) consumer(name string) *consumerState {
+	c := s.consumers[name]
+	if c == nil {
+		c = &consumerState{out: map[string]bool{}}
+		s.consumers[name] = c
+	}
+	return c
+}
+
+func (s *Store) mayHavePending(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.consumer(name)
+	return !c.known || len(c.out) > 0
+}
+
+func (s *Store) noPending(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.consumer(name)
+	c.known = true
+	clear(c.out)
+}
+
+func (s *Store) handedOut(name string, es []*alert.Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.consumer(name)
+	for _, e := range es {
+		c.out[e.Receipt] = true
+		s.receipts[e.Receipt] = name
+	}
+}
+
+func (s *Store) acked(receipts ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range receipts {
+		if name, ok := s.receipts[r]; ok {
+			delete(s.consumers[name].out, r)
+			delete(s.receipts, r)
+		}
+	}
+}
+
+// claimDue says whether it is time for name to look for idle entries.
+func (s *Store) claimDue(name string) bool {
+	every := min(max(s.claimIdle/4, 100*time.Millisecond), 5*time.Second)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.consumer(name)
+	if now := time.Now(); now.Sub(c.lastClaim) >= every {
+		c.lastClaim = now
+		return true
+	}
+	return false
 }
 
 // readNew reads new entries, blocking up to block, and returns as soon as
@@ -364,6 +459,11 @@ func (s *Store) readNew(ctx context.Context, consumer string, count int64, block
 	case r := <-done:
 		return r.msgs, r.err
 	case <-ctx.Done():
+		// The abandoned read may still take an entry for this consumer:
+		// its next Dequeue must look at its pending list again.
+		s.mu.Lock()
+		s.consumer(consumer).known = false
+		s.mu.Unlock()
 		return nil, ctx.Err()
 	}
 }
@@ -441,6 +541,7 @@ func (s *Store) ack(ctx context.Context, ids ...string) error {
 		return nil
 	})
 	if err == nil {
+		s.acked(ids...)
 		return nil
 	}
 	// Without the group (the stream expired) there is nothing to

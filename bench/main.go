@@ -1,0 +1,277 @@
+// Command bench measures how fast alertmedic acknowledges Alertmanager
+// webhooks, next to a ceiling: a bare net/http handler that only decodes the
+// same payload with encoding/json. Every target runs as its own process on
+// 127.0.0.1 and gets the same pre-generated bodies, so the rows of one run
+// are comparable. It prints a markdown table (and, with -write, a
+// BENCHMARKS.md); it asserts nothing, because timings on a shared machine
+// are not a test.
+//
+//	make bench                        # go run ./bench -binary bin/alertmedic
+//	go run ./bench -binary bin/alertmedic -duration 5s
+//	go run ./bench -binary bin/alertmedic -write BENCHMARKS.md
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command line; every bound the run respects comes from here.
+type options struct {
+	binary      string
+	testdata    string
+	duration    time.Duration
+	warmup      time.Duration
+	concurrency int
+	rate        int
+	workers     int
+	redisURL    string
+	poolMB      int
+	maxRequests int
+	write       string
+	targets     map[string]bool
+	vary        string
+	retries     int
+	// serveCeiling is set only when the bench re-executes itself as the
+	// ceiling server.
+	serveCeiling string
+	args         []string
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if o.serveCeiling != "" {
+		err = serveCeiling(ctx, o.serveCeiling)
+	} else {
+		err = run(ctx, o, os.Stdout, os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	o := options{args: args}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.binary, "binary", "bin/alertmedic", "alertmedic binary to benchmark (make build makes it)")
+	fs.StringVar(&o.testdata, "testdata", "testdata/alertmanager", "directory holding the captured firing.json and group_50.json")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each scenario (each also runs -warmup first)")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each scenario, so that connections and the daemon's caches are warm")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "keep-alive connections of the closed loop that finds the maximum rate")
+	fs.IntVar(&o.rate, "rate", 1000, "requests per second of the open loop that measures ack latency")
+	fs.IntVar(&o.workers, "open-loop-conns", 256, "most connections the open loop may use when the server falls behind")
+	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/15", "Redis for the redis-store rows; must be on 127.0.0.1 (keys under a per-run prefix are deleted afterwards)")
+	fs.IntVar(&o.poolMB, "pool-mb", 2048, "memory for the pre-generated bodies of each payload, in MiB; it bounds the requests of a scenario")
+	fs.IntVar(&o.maxRequests, "max-requests", 600_000, "most requests of one scenario (with -pool-mb, this bounds the bench's memory)")
+	fs.StringVar(&o.vary, "vary", varyLabel, "how each body is made distinct: label (a unique bench_seq label on every alert: new alerts, as in a large fleet) or startsAt (the same alerts, a new startsAt per request: histories stay full)")
+	fs.IntVar(&o.retries, "retries", 3, "how many scenarios, in all, may be run again because other processes took a share of the CPU during them")
+	targets := fs.String("targets", "ceiling,memory,redis", "comma-separated targets to run; a subset helps when profiling one")
+	fs.StringVar(&o.write, "write", "", "also write the results, with targets and PASS/MISS, to this file (e.g. BENCHMARKS.md)")
+	fs.StringVar(&o.serveCeiling, "serve-ceiling", "", "")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./bench [flags]\n\nMeasures alertmedic's webhook ingest against a bare encoding/json handler.\n\n")
+		// -serve-ceiling is how the bench starts its own ceiling process;
+		// it is not for people.
+		fs.VisitAll(func(f *flag.Flag) {
+			if f.Name == "serve-ceiling" {
+				return
+			}
+			fmt.Fprintf(stderr, "  -%s\n    \t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return o, errors.New("unexpected arguments")
+	}
+	if o.serveCeiling != "" {
+		return o, nil
+	}
+	var bad []string
+	if o.duration <= 0 || o.duration > 10*time.Minute {
+		bad = append(bad, "-duration must be in (0, 10m]")
+	}
+	if o.warmup < 0 || o.warmup > time.Minute {
+		bad = append(bad, "-warmup must be in [0, 1m]")
+	}
+	if o.concurrency < 1 || o.concurrency > 4096 {
+		bad = append(bad, "-concurrency must be in [1, 4096]")
+	}
+	if o.rate < 1 || o.rate > 100_000 {
+		bad = append(bad, "-rate must be in [1, 100000]")
+	}
+	if o.workers < 1 || o.workers > 4096 {
+		bad = append(bad, "-open-loop-conns must be in [1, 4096]")
+	}
+	if o.retries < 0 || o.retries > 12 {
+		bad = append(bad, "-retries must be in [0, 12]")
+	}
+	if o.poolMB < 1 || o.maxRequests < 1 {
+		bad = append(bad, "-pool-mb and -max-requests must be positive")
+	}
+	if o.vary != varyLabel && o.vary != varyStartsAt {
+		bad = append(bad, "-vary must be label or startsAt")
+	}
+	o.targets = map[string]bool{}
+	for _, t := range strings.Split(*targets, ",") {
+		switch t = strings.TrimSpace(t); t {
+		case kindCeiling, kindMemory, kindRedis:
+			o.targets[t] = true
+		default:
+			bad = append(bad, fmt.Sprintf("-targets: unknown target %q (want ceiling, memory, redis)", t))
+		}
+	}
+	if err := checkLoopbackURL(o.redisURL); err != nil {
+		bad = append(bad, "-redis-url: "+err.Error())
+	}
+	if len(bad) > 0 {
+		for _, b := range bad {
+			fmt.Fprintf(stderr, "bench: %s\n", b)
+		}
+		return o, errors.New("bad flags")
+	}
+	return o, nil
+}
+
+// checkLoopbackURL keeps the bench's promise that no traffic leaves the
+// machine: a Redis elsewhere would also be someone else's Redis.
+func checkLoopbackURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	if u.Scheme != "redis" {
+		return fmt.Errorf("scheme must be redis://, got %q", u.Scheme)
+	}
+	ip := net.ParseIP(u.Hostname())
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("host must be a loopback address such as 127.0.0.1, got %q", u.Hostname())
+	}
+	return nil
+}
+
+// commandLine is how the run was started, as someone would type it again,
+// with a Redis password left out.
+func commandLine(args []string) string {
+	out := []string{"go", "run", "./bench"}
+	for _, a := range args {
+		if strings.Contains(a, "redis://") {
+			k, v, ok := strings.Cut(a, "=")
+			if !ok {
+				k, v = "", a
+			}
+			if u, err := url.Parse(v); err == nil {
+				v = u.Redacted()
+			}
+			if ok {
+				a = k + "=" + v
+			} else {
+				a = v
+			}
+		}
+		if strings.ContainsAny(a, " \t'\"") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
+}
+
+// run does the whole benchmark. Everything it starts is stopped by its
+// defers, which also run when ctx is cancelled by Ctrl-C.
+func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	binary, err := filepath.Abs(o.binary)
+	if err != nil {
+		return fmt.Errorf("resolve binary: %w", err)
+	}
+	if fi, err := os.Stat(binary); err != nil || fi.IsDir() {
+		return fmt.Errorf("daemon binary %s not found: run make build first", o.binary)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "alertmedic-bench-")
+	if err != nil {
+		return fmt.Errorf("create temp dir: %w", err)
+	}
+	keepTmp := false
+	defer func() {
+		if keepTmp {
+			fmt.Fprintf(stderr, "bench: logs kept in %s\n", tmp)
+			return
+		}
+		os.RemoveAll(tmp)
+	}()
+
+	procs := newProcSet(stderr)
+	defer procs.stopAll()
+
+	b := &bench{o: o, binary: binary, self: self, tmp: tmp, procs: procs, log: stderr, quietBudget: time.Minute, retries: o.retries}
+	b.info = machineInfo()
+	b.info.command = commandLine(o.args)
+	b.info.daemon = daemonVersion(binary)
+
+	rdb, prefix, skip := b.openRedis(ctx)
+	if rdb != nil {
+		defer func() {
+			// Defers run last-in first-out, so this runs before the
+			// procSet's: stop the daemons here, or one could write after
+			// the wipe.
+			procs.stopAll()
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			n, werr := wipePrefix(wctx, rdb, prefix)
+			if werr != nil {
+				fmt.Fprintf(stderr, "bench: delete Redis keys {%s}*: %v (they expire by their TTL)\n", prefix, werr)
+			} else {
+				fmt.Fprintf(stderr, "bench: deleted %d Redis keys {%s}*\n", n, prefix)
+			}
+			rdb.Close()
+		}()
+	}
+	b.redis, b.prefix = rdb, prefix
+
+	res, err := b.runAll(ctx)
+	keepTmp = b.keepLogs
+	if err != nil {
+		return err
+	}
+	report(stdout, b.info, o, res, b.notes, skip)
+	if o.write != "" {
+		f, err := os.Create(o.write)
+		if err != nil {
+			return fmt.Errorf("write results: %w", err)
+		}
+		writeFile(f, b.info, o, res, b.notes, skip)
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("write results: %w", err)
+		}
+		fmt.Fprintf(stderr, "bench: wrote %s\n", o.write)
+	}
+	return nil
+}

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Targets alertmedic is held to. They are relative to the ceiling where
+// possible, because absolute rates on a two-core machine shared with the
+// load generator say little on their own.
+var goals = map[string]struct {
+	pctOfCeiling float64
+	p99          time.Duration
+}{
+	kindMemory: {50, 5 * time.Millisecond},
+	kindRedis:  {25, 10 * time.Millisecond},
+}
+
+func header(o options) string {
+	return fmt.Sprintf("| target | payload | max req/s | max alerts/s | %% of ceiling | p50 @%s/s | p99 @%s/s | non-2xx |", thousands(float64(o.rate)), thousands(float64(o.rate)))
+}
+
+// ceilingRate is the ceiling's maximum rate for the row's payload, or 0.
+func ceilingRate(rows []*row, r *row) float64 {
+	for _, c := range rows {
+		if c.kind == kindCeiling && c.payload == r.payload && c.closed != nil {
+			return c.closed.rate
+		}
+	}
+	return 0
+}
+
+func cells(rows []*row, r *row, o options) []string {
+	if r.failed != "" {
+		return []string{r.target, r.payload.name, "failed", "", "", "", "", "see notes"}
+	}
+	c := []string{r.target, r.payload.name, "", "", "", "", "", ""}
+	if r.closed != nil {
+		c[2] = thousands(r.closed.rate)
+		c[3] = thousands(r.closed.rate * float64(r.payload.alerts))
+		if r.closed.exhausted {
+			c[2] += " ‡"
+		}
+		if cr := ceilingRate(rows, r); cr > 0 {
+			c[4] = fmt.Sprintf("%.0f %%", 100*r.closed.rate/cr)
+		}
+	}
+	if r.open != nil {
+		c[5], c[6] = ms(r.open.p50), ms(r.open.p99)
+		if r.open.achieved < 0.98*float64(o.rate) {
+			c[6] += fmt.Sprintf(" † (%s/s)", thousands(r.open.achieved))
+		}
+	}
+	var all counts
+	if r.closed != nil {
+		all.merge(r.closed.counts)
+	}
+	if r.open != nil {
+		all.merge(r.open.counts)
+	}
+	c[7] = badCell(all)
+	return c
+}
+
+func badCell(c counts) string {
+	s := strconv.Itoa(c.bad())
+	if c.bad() > 0 {
+		var codes []int
+		for k := range c.non2xx {
+			codes = append(codes, k)
+		}
+		sort.Ints(codes)
+		var parts []string
+		for _, k := range codes {
+			parts = append(parts, fmt.Sprintf("%d×%d", c.non2xx[k], k))
+		}
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if c.errs > 0 {
+		s += fmt.Sprintf(", %d errors (%s)", c.errs, c.firstErr)
+	}
+	return s
+}
+
+// verdict holds a daemon row against its goals; any non-2xx or transport
+// error is a miss too, since a fast answer that is not a 200 is no ingest.
+func verdict(rows []*row, r *row) string {
+	g, ok := goals[r.kind]
+	if !ok {
+		return "(reference)"
+	}
+	if r.failed != "" || r.closed == nil || r.open == nil {
+		return "MISS: not measured"
+	}
+	var miss []string
+	if cr := ceilingRate(rows, r); cr > 0 {
+		if pct := 100 * r.closed.rate / cr; pct < g.pctOfCeiling {
+			miss = append(miss, fmt.Sprintf("rate %.0f %% < %.0f %%", pct, g.pctOfCeiling))
+		}
+	} else {
+		miss = append(miss, "no ceiling to compare with")
+	}
+	if r.open.p99 >= g.p99 {
+		miss = append(miss, fmt.Sprintf("p99 %s ≥ %s", ms(r.open.p99), ms(g.p99)))
+	}
+	if n := r.closed.bad() + r.open.bad() + r.closed.errs + r.open.errs; n > 0 {
+		miss = append(miss, fmt.Sprintf("%d failed requests", n))
+	}
+	if len(miss) == 0 {
+		return "PASS"
+	}
+	return "MISS: " + strings.Join(miss, "; ")
+}
+
+func table(w io.Writer, rows []*row, o options, withVerdict bool) {
+	h := header(o)
+	sep := "|---|---|--:|--:|--:|--:|--:|--:|"
+	if withVerdict {
+		h += " vs target |"
+		sep += "---|"
+	}
+	fmt.Fprintln(w, h)
+	fmt.Fprintln(w, sep)
+	for _, r := range rows {
+		c := cells(rows, r, o)
+		if withVerdict {
+			c = append(c, verdict(rows, r))
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(c, " | "))
+	}
+}
+
+// scenarioTable is the other side of each scenario: how the machine's CPU
+// was shared, whether the daemon's workers kept up with what its receiver
+// accepted, and how long it took to stop.
+func scenarioTable(w io.Writer, rows []*row) {
+	fmt.Fprintln(w, "| target | payload | scenario | CPU: load generator / server / Redis / others | alerts accepted | alerts processed (per s) | queued at the end | shutdown |")
+	fmt.Fprintln(w, "|---|---|---|---|--:|--:|--:|--:|")
+	for _, r := range rows {
+		for _, sc := range r.scenarios {
+			acc, proc, queued, shut := "", "", "", ""
+			if st := sc.st; st != nil {
+				acc = thousands(st.received)
+				proc = fmt.Sprintf("%s (%s/s)", thousands(st.processed), thousands(st.processed/st.loadTime.Seconds()))
+				queued = thousands(st.depth)
+				shut = ms(st.shutdown)
+				if st.killed {
+					shut += " (killed)"
+				}
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.target, r.payload.name, sc.name, cpuCell(sc.cpu), acc, proc, queued, shut)
+		}
+	}
+}
+
+// cpuCell shows CPU use in percent of the whole machine (all cores).
+func cpuCell(c cpuShare) string {
+	redis := "–"
+	if v, ok := c.procs["redis"]; ok {
+		redis = fmt.Sprintf("%.0f %%", v)
+	}
+	return fmt.Sprintf("%.0f %% / %.0f %% / %s / %.0f %%", c.procs["bench"], c.procs["server"], redis, c.other)
+}
+
+func footnotes(w io.Writer, rows []*row, o options) {
+	var dagger, ddagger bool
+	for _, r := range rows {
+		dagger = dagger || (r.open != nil && r.open.achieved < 0.98*float64(o.rate))
+		ddagger = ddagger || (r.closed != nil && r.closed.exhausted)
+	}
+	if dagger {
+		fmt.Fprintf(w, "\n† the server answered fewer than %d requests/s, so requests queued behind each other; the latency is from each request's scheduled send time.\n", o.rate)
+	}
+	if ddagger {
+		fmt.Fprintln(w, "\n‡ the pre-generated bodies ran out before -duration ended; the rate is over the time measured (raise -pool-mb).")
+	}
+}
+
+func settings(o options) string {
+	return fmt.Sprintf("each scenario on a freshly started server: %s warm-up, then %s measured; max rate: closed loop, %d keep-alive connections; latency: open loop at %d requests/s; bodies made distinct by -vary %s",
+		o.warmup, o.duration, o.concurrency, o.rate, o.vary)
+}
+
+func report(w io.Writer, m machine, o options, rows []*row, notes []string, redisSkip string) {
+	fmt.Fprintf(w, "\n## alertmedic webhook ingest\n\n")
+	fmt.Fprintf(w, "- date: %s\n- machine: %s, %d CPUs (nproc), %s; %s\n- daemon: %s\n", m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
+	if m.redis != "" {
+		fmt.Fprintf(w, "- store: %s on 127.0.0.1\n", m.redis)
+	}
+	fmt.Fprintf(w, "- command: `%s`\n- %s\n\n", m.command, settings(o))
+	table(w, rows, o, false)
+	footnotes(w, rows, o)
+	if redisSkip != "" {
+		fmt.Fprintf(w, "\nRedis rows skipped: %s\n", redisSkip)
+	}
+	fmt.Fprintln(w)
+	scenarioTable(w, rows)
+	if len(notes) > 0 {
+		fmt.Fprintln(w, "\nNotes:")
+		for _, n := range notes {
+			fmt.Fprintf(w, "- %s\n", n)
+		}
+	}
+}
+
+func writeFile(w io.Writer, m machine, o options, rows []*row, notes []string, redisSkip string) {
+	vary := "`-vary label` (the default) adds a label `bench_seq`, unique to\n" +
+		"the request, to every alert: every alert is a new one with a history of its\n" +
+		"own, as in a large fleet. (`-vary startsAt` instead gives the same alerts a\n" +
+		"new startsAt on every request, which keeps their histories full: a flapping\n" +
+		"worst case.)"
+	if o.vary == varyStartsAt {
+		vary = "`-vary startsAt` gives the alerts a startsAt of their own on every\n" +
+			"request: the same 1 or 50 alerts start a new episode each time, so their\n" +
+			"histories stay at pipeline.history_max, a flapping worst case. (The\n" +
+			"default, `-vary label`, adds a unique label to every alert instead.)"
+	}
+	fmt.Fprintf(w, `# Benchmarks
+
+How fast alertmedic acknowledges Alertmanager webhooks (POST /webhook: read,
+decode, validate, deduplicate, enqueue, answer 200), next to a *ceiling*: a
+bare net/http handler in its own process that only decodes the same body into
+Alertmanager's template.Data with encoding/json and answers 200. The workers
+process entries after the answer; the first table does not time them, but
+they share the CPU, and the second table shows whether they kept up.
+
+Payloads are webhooks captured from a real Alertmanager
+(testdata/alertmanager/firing.json, 1 alert, and group_50.json, 50 alerts).
+alertmedic drops an alert observation it has seen within its dedup window, so
+no two requests may carry the same one. The bodies are generated before the
+clock starts, and the ceiling gets the same ones.
+
+%s
+
+- **max req/s**: closed loop, %d keep-alive connections each sending its next
+  request when the previous answer arrived, for %s after a %s warm-up;
+  200s per second. *max alerts/s* is that times the alerts per request;
+  *%% of ceiling* compares with the ceiling's max req/s for the same payload
+  in the same run.
+- **p50/p99**: open loop at a fixed %d requests/s for %s (after the warm-up),
+  each request timed from its scheduled send time, so a stall counts against
+  every request it delayed (no coordinated omission).
+- **non-2xx**: over both scenarios; the daemon's queue holds 1,000,000 entries
+  so that a 503 (queue full) would be a finding, not a setting.
+- Every scenario runs on a freshly started server, all on 127.0.0.1: the
+  daemon with `+"`pipeline.workers: 4`, `webhook.dedup_window: 10m`"+`,
+  `+"`pipeline.shutdown_timeout: 5s`, `--log.level=warn`"+`, and for Redis a key
+  prefix of its own per run whose keys are deleted between scenarios and at
+  the end.
+
+**Targets** (the *vs target* column): alertmedic with the memory store at
+least 50 %% of the ceiling's max req/s for the same payload and p99 below
+5 ms at %d requests/s; with the Redis store at least 25 %% and p99 below
+10 ms; no non-2xx answers in either case.
+
+**Caveat**: this machine has %d cores, shared by the load generator (Go's
+net/http client), the server under test and, for the Redis rows, Redis
+itself; absolute numbers are therefore low, and only the ratios to the
+ceiling of the same run are meant to be compared. Other processes on the
+machine are measured too (the *others* CPU share per scenario below): the
+bench waits for a quiet machine before each scenario, runs a scenario again
+when others took %.0f %% or more of the CPU during it (%d times per run at
+most) and keeps the quieter attempt; one that stayed noisy is called out in
+the notes.
+
+## Results
+
+- date: %s
+- machine: %s, %d CPUs (nproc), %s; %s
+- daemon: %s
+`, vary, o.concurrency, o.duration, o.warmup, o.rate, o.duration, o.rate, m.cpus, quietThreshold, o.retries, m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
+	if m.redis != "" {
+		fmt.Fprintf(w, "- store: %s on 127.0.0.1\n", m.redis)
+	}
+	fmt.Fprintf(w, "- command: `%s` (after `make build`; `make bench` runs the same with the defaults, without -write)\n- %s\n\n", m.command, settings(o))
+	table(w, rows, o, true)
+	footnotes(w, rows, o)
+	if redisSkip != "" {
+		fmt.Fprintf(w, "\nRedis rows skipped: %s\n", redisSkip)
+	}
+	fmt.Fprintf(w, "\n### Per scenario\n\n"+
+		"CPU is in percent of the whole machine (%d cores = 100 %%), from /proc over the\n"+
+		"load (warm-up included). *alerts accepted* and *processed* are the daemon's\n"+
+		"own counters at the end of the load, the rate over the load's whole time;\n"+
+		"*queued at the end* is what its workers had not yet taken: a rate the\n"+
+		"receiver accepts but the workers do not keep up with only lasts until the\n"+
+		"queue is full.\n\n", m.cpus)
+	scenarioTable(w, rows)
+	if len(notes) > 0 {
+		fmt.Fprint(w, "\n### Notes\n\n")
+		for _, n := range notes {
+			fmt.Fprintf(w, "- %s\n", n)
+		}
+	}
+}
+
+// thousands formats a rate for people: 12,345.
+func thousands(f float64) string {
+	n := int64(f + 0.5)
+	if f < 0 {
+		n = int64(f - 0.5)
+	}
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
