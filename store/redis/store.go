@@ -298,6 +298,12 @@ func (s *Store) Dequeue(ctx context.Context, consumer string, max int, block tim
 	}
 	entries, err := s.dequeue(ctx, consumer, int64(max), block)
 	if err != nil {
+		// A read that failed may still have handed entries to this
+		// consumer in Redis (the reply was lost): look at its pending list
+		// again next time instead of waiting for ClaimIdle.
+		s.mu.Lock()
+		s.consumer(consumer).known = false
+		s.mu.Unlock()
 		if ctx.Err() != nil {
 			return nil, nil
 		}
