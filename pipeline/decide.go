@@ -376,8 +376,21 @@ func (p *Pipeline) send(ctx context.Context, r *Rules, t routing.Target, as temp
 			log.Info().Str("target", t.Key()).Str("interval", t.MutedBy).Time("until", t.Until).Int("alerts", len(as)).Msg("target muted; deferred to its digest")
 			return p.addToDigest(ctx, t, as, now)
 		}
-		p.m.muted.WithLabelValues(string(routing.Drop)).Add(float64(len(as)))
-		log.Info().Str("target", t.Key()).Str("interval", t.MutedBy).Int("alerts", len(as)).Msg("target muted; notification dropped")
+		// drop loses the firing notifications, as the seed's quiet hours
+		// do, but never a resolve: a page sent before the quiet hours must
+		// still be closed, so resolves wait for the digest.
+		var resolved template.Alerts
+		for _, a := range as {
+			if a.Status == alert.StatusResolved {
+				resolved = append(resolved, a)
+			}
+		}
+		p.m.muted.WithLabelValues(string(routing.Drop)).Add(float64(len(as) - len(resolved)))
+		log.Info().Str("target", t.Key()).Str("interval", t.MutedBy).Int("alerts", len(as)-len(resolved)).Int("resolves_deferred", len(resolved)).Msg("target muted; notification dropped")
+		if len(resolved) > 0 && !t.Until.IsZero() {
+			p.m.muted.WithLabelValues(string(routing.Defer)).Add(float64(len(resolved)))
+			return p.addToDigest(ctx, t, resolved, now)
+		}
 		return nil
 	}
 	return p.deliver(ctx, &n, log)

@@ -295,9 +295,17 @@ func TestDeferredDigest(t *testing.T) {
 	}
 	clk.Set(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC))
 	g.p.Check(ctx)
-	sent := g.rec.take()
-	if len(sent) != 1 || sent[0].Kind != notifiers.KindDigest || sent[0].Target.Key() != "team/email[0]" || len(sent[0].Alerts) != 2 {
-		t.Fatalf("at 08:00: %+v", sent)
+	// The email digest holds both alerts; slack (drop) gets only db-1's
+	// resolve (see TestDropNeverLosesAResolve).
+	all := g.rec.take()
+	var sent []notifiers.Notification
+	for _, n := range all {
+		if n.Target.Key() == "team/email[0]" {
+			sent = append(sent, n)
+		}
+	}
+	if len(all) != 2 || len(sent) != 1 || sent[0].Kind != notifiers.KindDigest || len(sent[0].Alerts) != 2 {
+		t.Fatalf("at 08:00: %+v", all)
 	}
 	st := map[string]string{}
 	for _, x := range sent[0].Alerts {
@@ -310,5 +318,37 @@ func TestDeferredDigest(t *testing.T) {
 	g.p.Check(ctx)
 	if got := g.rec.take(); len(got) != 0 {
 		t.Errorf("digest sent twice: %v", kinds(got))
+	}
+}
+
+// With drop, firing notifications during quiet hours are lost on purpose,
+// but a resolve is not: a page sent before the quiet hours must be closed.
+func TestDropNeverLosesAResolve(t *testing.T) {
+	evening := time.Date(2026, 11, 26, 22, 30, 0, 0, time.UTC)
+	clk := &clock{t: evening}
+	g := newRig(t, memory.New(memory.Options{Now: clk.Now}), rulesFrom(t, deferYAML), clk)
+	a := mk(alert.StatusFiring, evening, "alertname", "DiskFull", "severity", "warning", "instance", "db-1")
+	g.feed(t, a)
+	if got := kinds(g.rec.take()); got["alerts team/slack[1]"] != 1 {
+		t.Fatalf("before quiet hours: %v", got)
+	}
+	clk.Set(time.Date(2026, 11, 26, 23, 30, 0, 0, time.UTC))
+	g.feed(t, mk(alert.StatusFiring, clk.Now(), "alertname", "DiskFull", "severity", "warning", "instance", "db-2"))
+	r := mk(alert.StatusResolved, evening, "alertname", "DiskFull", "severity", "warning", "instance", "db-1")
+	g.feed(t, r)
+	if got := g.rec.take(); len(got) != 0 {
+		t.Fatalf("during quiet hours: %v", kinds(got))
+	}
+	clk.Set(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC))
+	g.p.Check(context.Background())
+	var slackDigest *notifiers.Notification
+	for _, n := range g.rec.take() {
+		if n.Target.Key() == "team/slack[1]" {
+			slackDigest = &n
+		}
+	}
+	if slackDigest == nil || slackDigest.Kind != notifiers.KindDigest || len(slackDigest.Alerts) != 1 ||
+		slackDigest.Alerts[0].Status != alert.StatusResolved || slackDigest.Alerts[0].Labels["instance"] != "db-1" {
+		t.Fatalf("slack (drop) at 08:00: %+v, want a digest with only db-1's resolve", slackDigest)
 	}
 }
