@@ -146,16 +146,17 @@ func Run(ctx context.Context, o Options) error {
 	a.pl = pl
 
 	a.rcv = receiver.New(receiver.Options{
-		Logger:     a.log.With().Str("component", "receiver").Logger(),
-		Registerer: reg,
-		Gatherer:   reg,
-		Store:      st,
-		StoreType:  cfg.Store.Type,
-		StoreStats: stats,
-		Capacity:   capacity,
-		Version:    Version,
-		Settings:   settings(cfg),
-		Reload:     a.reload,
+		Logger:           a.log.With().Str("component", "receiver").Logger(),
+		Registerer:       reg,
+		Gatherer:         reg,
+		Store:            st,
+		StoreType:        cfg.Store.Type,
+		StoreStats:       stats,
+		Capacity:         capacity,
+		Version:          Version,
+		Settings:         settings(cfg),
+		Reload:           a.reload,
+		FailedDeliveries: func(ctx context.Context) (any, error) { return pl.FailedDeliveries(ctx) },
 		RouteTest: func(labels map[string]string, at time.Time) (any, error) {
 			kv, err := ParseLabels(labelArgs(labels))
 			if err != nil {

@@ -396,19 +396,109 @@ func (p *Pipeline) send(ctx context.Context, r *Rules, t routing.Target, as temp
 	return p.deliver(ctx, &n, log)
 }
 
-// deliver hands a notification to the notifier. Failures are logged;
-// retries and dead letters are the delivery layer's (issue 4).
+// deliver hands a notification to the notifier, at most once per key
+// across retries, restarts and replicas: a marker in the store says it is
+// being sent (a lease), was sent, or failed for good. A delivery that fails
+// for good becomes a dead letter (API, metric, log line), never a silent drop.
 func (p *Pipeline) deliver(ctx context.Context, n *notifiers.Notification, log zerolog.Logger) error {
 	if p.o.Notifier == nil {
 		return nil
 	}
-	if _, err := p.o.Notifier.Notify(ctx, n); err != nil {
-		log.Error().Err(err).Str("target", n.Target.Key()).Str("kind", n.Kind).Msg("notification failed")
-		p.m.notifyErrors.Inc()
+	now := p.o.Now()
+	var mine bool
+	var was deliveryMark
+	_, err := p.o.Store.UpdateState(ctx, "sent:"+n.Key, sentTTL, func(old []byte) ([]byte, error) {
+		mine, was = false, deliveryMark{}
+		if old != nil {
+			_ = json.Unmarshal(old, &was)
+			if was.State != "sending" || was.Until.After(now) {
+				return old, nil // sent, dead, or another replica is on it
+			}
+		}
+		mine = true
+		return json.Marshal(deliveryMark{State: "sending", Until: now.Add(p.o.Retrier.DeadlineOrDefault() + time.Minute)})
+	})
+	if err != nil {
+		return fmt.Errorf("claim delivery: %w", err)
+	}
+	if !mine {
+		log.Debug().Str("key", n.Key).Str("state", was.State).Msg("notification already handled; not sent again")
 		return nil
 	}
-	p.m.notified.WithLabelValues(n.Kind).Inc()
-	return nil
+	attempts, derr := p.o.Retrier.Deliver(ctx, p.o.Notifier, n)
+	state := "sent"
+	if derr != nil {
+		state = "dead"
+	}
+	if _, err := p.o.Store.UpdateState(ctx, "sent:"+n.Key, sentTTL, func([]byte) ([]byte, error) {
+		return json.Marshal(deliveryMark{State: state})
+	}); err != nil {
+		return fmt.Errorf("mark delivery: %w", err)
+	}
+	if derr == nil {
+		p.m.notified.WithLabelValues(n.Kind).Inc()
+		if len(attempts) > 0 {
+			log.Info().Str("target", n.Target.Key()).Int("attempts", len(attempts)+1).Msg("notification delivered after retries")
+		}
+		return nil
+	}
+	p.m.notifyErrors.Inc()
+	p.m.deadLetters.WithLabelValues(n.Target.Integration).Inc()
+	log.Error().Err(derr).Str("target", n.Target.Key()).Str("kind", n.Kind).Int("attempts", len(attempts)).Int("alerts", len(n.Alerts)).Msg("notification failed for good; kept as a dead letter")
+	dl := DeadLetter{Key: n.Key, Kind: n.Kind, Target: n.Target.Key(), Integration: n.Target.Integration, Alerts: len(n.Alerts), Attempts: len(attempts), Error: derr.Error(), At: now, Notification: *n}
+	if _, err := p.o.Store.UpdateState(ctx, "dead:"+n.Key, deadTTL, func([]byte) ([]byte, error) { return json.Marshal(dl) }); err != nil {
+		return fmt.Errorf("keep dead letter: %w", err)
+	}
+	return p.o.Store.Mark(ctx, indexDead, n.Key, float64(now.Unix()))
+}
+
+// deliveryMark is the per-notification-key marker of deliver.
+type deliveryMark struct {
+	State string    `json:"state"` // sending, sent, dead
+	Until time.Time `json:"until,omitzero"`
+}
+
+// DeadLetter is a notification that failed for good.
+type DeadLetter struct {
+	Key          string                 `json:"key"`
+	Kind         string                 `json:"kind"`
+	Target       string                 `json:"target"`
+	Integration  string                 `json:"integration"`
+	Alerts       int                    `json:"alerts"`
+	Attempts     int                    `json:"attempts"`
+	Error        string                 `json:"error"`
+	At           time.Time              `json:"at"`
+	Notification notifiers.Notification `json:"notification"`
+}
+
+const (
+	indexDead = "dead"
+	deadTTL   = 7 * 24 * time.Hour
+)
+
+// FailedDeliveries lists the dead letters kept, oldest first.
+func (p *Pipeline) FailedDeliveries(ctx context.Context) ([]DeadLetter, error) {
+	keys, err := p.o.Store.Marked(ctx, indexDead, math.Inf(1))
+	if err != nil {
+		return nil, err
+	}
+	out := []DeadLetter{}
+	for _, k := range keys {
+		var dl DeadLetter
+		var found bool
+		if _, err := p.o.Store.UpdateState(ctx, "dead:"+k, deadTTL, func(old []byte) ([]byte, error) {
+			found = old != nil && json.Unmarshal(old, &dl) == nil
+			return old, nil
+		}); err != nil {
+			return nil, err
+		}
+		if !found {
+			_ = p.o.Store.Unmark(ctx, indexDead, k)
+			continue
+		}
+		out = append(out, dl)
+	}
+	return out, nil
 }
 
 // addToDigest keeps the latest observation of each alert for a muted

@@ -352,3 +352,68 @@ func TestDropNeverLosesAResolve(t *testing.T) {
 		t.Fatalf("slack (drop) at 08:00: %+v, want a digest with only db-1's resolve", slackDigest)
 	}
 }
+
+// failing answers with scripted errors, then succeeds.
+type failing struct {
+	recorder
+	mu    sync.Mutex
+	errs  []error
+	retry []bool
+	calls int
+}
+
+func (f *failing) Notify(ctx context.Context, n *notifiers.Notification) (bool, error) {
+	f.mu.Lock()
+	i := f.calls
+	f.calls++
+	f.mu.Unlock()
+	if i < len(f.errs) {
+		return f.retry[i], f.errs[i]
+	}
+	return f.recorder.Notify(ctx, n)
+}
+
+func noSleep(context.Context, time.Duration) error { return nil }
+
+func TestDeliveryRetriesAndDeadLetters(t *testing.T) {
+	clk := &clock{t: t0}
+	st := memory.New(memory.Options{Now: clk.Now})
+	f := &failing{errs: []error{fmt.Errorf("unexpected status code 500"), fmt.Errorf("unexpected status code 502")}, retry: []bool{true, true}}
+	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r1", Notifier: f, Rules: example(t), Now: clk.Now, Retrier: Retrier{Sleep: noSleep}})
+	g := &rig{p: p, st: st, clk: clk, rec: &f.recorder}
+	g.feed(t, mk(alert.StatusFiring, t0, "alertname", "A", "severity", "warning"))
+	if got := g.rec.take(); len(got) != 1 || f.calls != 3 {
+		t.Fatalf("after two 5xx: %d delivered in %d calls, want 1 in 3", len(got), f.calls)
+	}
+	// 400: kept as a dead letter, listed with its reason.
+	f.errs, f.retry, f.calls = []error{fmt.Errorf("unexpected status code 400: invalid_payload")}, []bool{false}, 0
+	g.feed(t, mk(alert.StatusFiring, t0, "alertname", "B", "severity", "warning"))
+	if f.calls != 1 || len(g.rec.take()) != 0 {
+		t.Fatalf("400 was retried: %d calls", f.calls)
+	}
+	dls, err := p.FailedDeliveries(context.Background())
+	if err != nil || len(dls) != 1 || dls[0].Target != "warning-alerts/slack[0]" || !strings.Contains(dls[0].Error, "unexpected status code 400: invalid_payload") || dls[0].Notification.Alerts[0].Labels["alertname"] != "B" {
+		t.Fatalf("dead letters %+v %v", dls, err)
+	}
+}
+
+// Two replicas handed the same notification deliver it once.
+func TestDeliveryOnceAcrossReplicas(t *testing.T) {
+	clk := &clock{t: t0}
+	st := memory.New(memory.Options{Now: clk.Now})
+	rec := &recorder{}
+	mkp := func() *Pipeline {
+		return New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r", Notifier: rec, Rules: example(t), Now: clk.Now})
+	}
+	a, b := mkp(), mkp()
+	n := &notifiers.Notification{Key: "entry:x:warning-alerts/slack[0]", Kind: notifiers.KindAlerts, Target: notifiers.Target{Receiver: "warning-alerts", Name: "slack[0]"}}
+	var wg sync.WaitGroup
+	for _, p := range []*Pipeline{a, b, a, b} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = p.deliver(context.Background(), n, zerolog.Nop()) }()
+	}
+	wg.Wait()
+	if got := len(rec.take()); got != 1 {
+		t.Errorf("delivered %d times, want once", got)
+	}
+}

@@ -19,6 +19,7 @@ type metrics struct {
 	muted        *prometheus.CounterVec
 	notified     *prometheus.CounterVec
 	notifyErrors prometheus.Counter
+	deadLetters  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, s Store) *metrics {
@@ -62,6 +63,13 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 		Name: "alertmedic_notification_errors_total",
 		Help: "Notifications an integration failed to deliver.",
 	})
+	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "alertmedic_notifications_dead_letters_total",
+		Help: "Notifications that failed for good and were kept as dead letters, by integration.",
+	}, []string{"integration"})
+	for _, i := range []string{"slack", "email", "pagerduty", "webhook", "log"} {
+		m.deadLetters.WithLabelValues(i)
+	}
 	m.muted.WithLabelValues("drop")
 	m.muted.WithLabelValues("defer")
 	for _, k := range []string{"alerts", "digest", "flapping_started", "flapping_stopped"} {
@@ -85,7 +93,7 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 		return float64(d)
 	})
 	if reg != nil {
-		reg.MustRegister(m.processed, m.redelivered, m.duration, m.wait, m.storeErrors, depth, m.held, m.muted, m.notified, m.notifyErrors)
+		reg.MustRegister(m.processed, m.redelivered, m.duration, m.wait, m.storeErrors, depth, m.held, m.muted, m.notified, m.notifyErrors, m.deadLetters)
 	}
 	return m
 }

@@ -48,6 +48,8 @@ type Options struct {
 	Block time.Duration
 	// Notifier delivers what routing decided; nil delivers nothing.
 	Notifier notifiers.Notifier
+	// Retrier retries deliveries; the zero value takes its defaults.
+	Retrier Retrier
 	// Rules route and judge flapping; nil (until Apply) only records.
 	Rules *Rules
 	// CheckInterval paces the periodic check (flapping that ended, outbox
@@ -288,3 +290,6 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	}
 }
+
+// Retrier is the delivery retry policy (notifiers.Retrier).
+type Retrier = notifiers.Retrier

@@ -70,7 +70,9 @@ type Options struct {
 	// RouteTest answers GET /api/v1/routes/test: where an alert with these
 	// labels goes at that instant. An error means bad input (400).
 	RouteTest func(labels map[string]string, at time.Time) (any, error)
-	Now       func() time.Time
+	// FailedDeliveries answers GET /api/v1/deliveries/failed.
+	FailedDeliveries func(ctx context.Context) (any, error)
+	Now              func() time.Time
 }
 
 // Receiver serves HTTP.
@@ -110,6 +112,7 @@ func New(o Options) *Receiver {
 	e.GET("/api/v1/health", r.health)
 	e.GET("/api/v1/health/detailed", r.healthDetailed)
 	e.GET("/api/v1/routes/test", r.routeTest)
+	e.GET("/api/v1/deliveries/failed", r.failedDeliveries)
 	g := o.Gatherer
 	if g == nil {
 		g = prometheus.DefaultGatherer

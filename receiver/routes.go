@@ -53,3 +53,19 @@ func (r *Receiver) routeTest(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, ans)
 }
+
+// failedDeliveries lists the dead letters: notifications that failed for
+// good. Their errors carry no secret (integrations redact URLs and keys).
+func (r *Receiver) failedDeliveries(c *gin.Context) {
+	if r.o.FailedDeliveries == nil {
+		c.JSON(http.StatusOK, gin.H{"deliveries": []any{}})
+		return
+	}
+	v, err := r.o.FailedDeliveries(c.Request.Context())
+	if err != nil {
+		c.Header("Retry-After", "5")
+		fail(c, http.StatusServiceUnavailable, "store unavailable; retry later")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"deliveries": v})
+}
