@@ -21,7 +21,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/config"
-	lognotifier "github.com/alertmedic/alertmedic/notifiers/log"
 	"github.com/alertmedic/alertmedic/pipeline"
 	"github.com/alertmedic/alertmedic/receiver"
 	"github.com/alertmedic/alertmedic/routing"
@@ -64,6 +63,7 @@ type App struct {
 	rawCfg     []byte
 	rcv        *receiver.Receiver
 	pl         *pipeline.Pipeline
+	notifier   *swappable
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 }
@@ -131,15 +131,27 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	disp, live := newDispatcher(cfg, a.log.With().Str("component", "notify").Logger())
+	a.notifier = &swappable{}
+	a.notifier.set(disp)
+	if len(live) == 0 {
+		a.log.Info().Msg("no integration has credentials: every notification is rendered into the log")
+	} else {
+		a.log.Info().Strs("integrations", live).Msg("integrations with credentials deliver; the others render into the log")
+	}
 	pl := pipeline.New(pipeline.Options{
 		Store:      st,
 		Logger:     a.log.With().Str("component", "pipeline").Logger(),
 		Registerer: reg,
 		Workers:    cfg.Pipeline.Workers,
 		Consumer:   cfg.Global.ReplicaID,
-		// Until the integrations land (Slack, email, PagerDuty, webhook),
-		// every target renders what it would send into the log.
-		Notifier:      lognotifier.New(a.log.With().Str("component", "notify").Logger()),
+		Notifier:   a.notifier,
+		Retrier: pipeline.Retrier{
+			MinBackoff:     cfg.Delivery.MinBackoff.Std(),
+			MaxBackoff:     cfg.Delivery.MaxBackoff.Std(),
+			AttemptTimeout: cfg.Delivery.AttemptTimeout.Std(),
+			Deadline:       cfg.Delivery.Deadline.Std(),
+		},
 		Rules:         rules,
 		CheckInterval: cfg.Pipeline.CheckInterval.Std(),
 	})
@@ -341,8 +353,10 @@ func (a *App) reload(_ context.Context) error {
 		a.reloadOK.Set(0)
 		return err
 	}
+	disp, _ := newDispatcher(cfg, a.log.With().Str("component", "notify").Logger())
 	a.rcv.Apply(settings(cfg))
 	a.pl.Apply(rules)
+	a.notifier.set(disp)
 	changed := !bytes.Equal(raw, a.rawCfg)
 	a.cfg, a.rawCfg = cfg, raw
 	a.reloadOK.Set(1)

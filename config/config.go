@@ -21,6 +21,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/alertmedic/alertmedic/flapping"
+	"github.com/alertmedic/alertmedic/notifiers/email"
+	"github.com/alertmedic/alertmedic/notifiers/pagerduty"
+	"github.com/alertmedic/alertmedic/notifiers/slack"
+	"github.com/alertmedic/alertmedic/notifiers/webhook"
 	"github.com/alertmedic/alertmedic/routing"
 )
 
@@ -43,6 +47,28 @@ type Config struct {
 	TimeIntervals []routing.TimeInterval `yaml:"time_intervals"`
 	Route         *routing.Route         `yaml:"route"`
 	Receivers     []routing.Receiver     `yaml:"receivers"`
+	// Integrations hold each integration's credentials and templates; a
+	// receiver's integration entries name the type and the per-target
+	// settings (channel, to). An integration without credentials renders
+	// into the log instead.
+	Integrations IntegrationsConfig `yaml:"integrations"`
+	Delivery     DeliveryConfig     `yaml:"delivery"`
+}
+
+// IntegrationsConfig is one block per integration type.
+type IntegrationsConfig struct {
+	Slack     slack.Config     `yaml:"slack"`
+	Email     email.Config     `yaml:"email"`
+	PagerDuty pagerduty.Config `yaml:"pagerduty"`
+	Webhook   webhook.Config   `yaml:"webhook"`
+}
+
+// DeliveryConfig is the retry policy every integration shares.
+type DeliveryConfig struct {
+	MinBackoff     Duration `yaml:"min_backoff"`
+	MaxBackoff     Duration `yaml:"max_backoff"`
+	AttemptTimeout Duration `yaml:"attempt_timeout"`
+	Deadline       Duration `yaml:"deadline"`
 }
 
 // NoticesConfig says where alertmedic's own notices go.
@@ -175,6 +201,12 @@ func Default() Config {
 			CheckInterval:    Duration(30 * time.Second),
 		},
 		Flapping: flapping.DefaultConfig(),
+		Delivery: DeliveryConfig{
+			MinBackoff:     Duration(500 * time.Millisecond),
+			MaxBackoff:     Duration(30 * time.Second),
+			AttemptTimeout: Duration(45 * time.Second), // above every integration's own timeout
+			Deadline:       Duration(5 * time.Minute),
+		},
 	}
 }
 
@@ -496,6 +528,11 @@ func validate(c *Config, dir string) error {
 		errs = append(errs, Error{Path: "flapping." + fieldKey(e), Msg: fieldMsg(e)})
 	}
 	c.compileRouting(&errs)
+	c.loadIntegrations(dir, &errs)
+	positiveDur("delivery.min_backoff", c.Delivery.MinBackoff)
+	positiveDur("delivery.max_backoff", c.Delivery.MaxBackoff)
+	positiveDur("delivery.attempt_timeout", c.Delivery.AttemptTimeout)
+	positiveDur("delivery.deadline", c.Delivery.Deadline)
 
 	if len(errs) > 0 {
 		return errs
@@ -556,6 +593,40 @@ func (c *Config) compileRouting(errs *Errors) {
 		}
 		if !found {
 			*errs = append(*errs, Error{Path: "notices.flapping_receiver", Msg: fmt.Sprintf("unknown receiver %q", r)})
+		}
+	}
+}
+
+// loadIntegrations reads each integration's secrets and checks its block,
+// then checks every receiver's per-target settings against its type.
+func (c *Config) loadIntegrations(dir string, errs *Errors) {
+	add := func(prefix string, es []error) {
+		for _, e := range es {
+			*errs = append(*errs, Error{Path: prefix, Msg: e.Error()})
+		}
+	}
+	in := &c.Integrations
+	if in.Slack.Configured() {
+		add("integrations.slack", in.Slack.Load(dir))
+	}
+	add("integrations.email", in.Email.Load(dir))
+	add("integrations.pagerduty", in.PagerDuty.Load(dir))
+	add("integrations.webhook", in.Webhook.Load(dir))
+	for i, r := range c.Receivers {
+		for j, it := range r.Integrations {
+			path := fmt.Sprintf("receivers[%d].integrations[%d].settings", i, j)
+			switch it.Type {
+			case routing.Email:
+				add(path, email.ValidateSettings(it.Settings))
+			case routing.PagerDuty:
+				add(path, pagerduty.ValidateSettings(it.Settings))
+			case routing.Webhook:
+				add(path, webhook.ValidateSettings(it.Settings))
+			case routing.Slack:
+				if in.Slack.ChannelRequired() && it.Settings["channel"] == "" {
+					*errs = append(*errs, Error{Path: path + ".channel", Msg: "is required: integrations.slack posts with a bot token, which needs a channel"})
+				}
+			}
 		}
 	}
 }

@@ -32,9 +32,9 @@ func (t Target) Key() string { return t.Receiver + "/" + t.Name }
 // Notification is one message for one target.
 type Notification struct {
 	// Key makes delivery idempotent: the same key is delivered once.
-	Key    string         `json:"key"`
-	Kind   string         `json:"kind"`
-	Target Target         `json:"target"`
+	Key    string          `json:"key"`
+	Kind   string          `json:"kind"`
+	Target Target          `json:"target"`
 	Alerts template.Alerts `json:"alerts,omitempty"`
 	// GroupKey and ExternalURL come from the Alertmanager message, when one
 	// caused this notification.

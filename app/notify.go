@@ -1,0 +1,73 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/alertmedic/alertmedic/config"
+	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/notifiers/email"
+	lognotifier "github.com/alertmedic/alertmedic/notifiers/log"
+	"github.com/alertmedic/alertmedic/notifiers/pagerduty"
+	"github.com/alertmedic/alertmedic/notifiers/slack"
+	"github.com/alertmedic/alertmedic/notifiers/webhook"
+	"github.com/alertmedic/alertmedic/routing"
+)
+
+// dispatcher sends each notification through the integration its target
+// names. An integration without credentials renders into the log instead,
+// so a first run (make run) shows what would be sent and calls nobody.
+type dispatcher struct {
+	by  map[string]notifiers.Notifier
+	log notifiers.Notifier
+}
+
+func newDispatcher(c *config.Config, l zerolog.Logger) (*dispatcher, []string) {
+	client := &http.Client{} // each integration bounds its requests itself
+	d := &dispatcher{by: map[string]notifiers.Notifier{}, log: lognotifier.New(l)}
+	var live []string
+	in := c.Integrations
+	if in.Slack.Configured() {
+		d.by[routing.Slack] = slack.New(in.Slack, client)
+		live = append(live, routing.Slack)
+	}
+	if in.Email.Configured() {
+		d.by[routing.Email] = email.New(in.Email)
+		live = append(live, routing.Email)
+	}
+	if in.PagerDuty.Configured() {
+		d.by[routing.PagerDuty] = pagerduty.New(in.PagerDuty, client)
+		live = append(live, routing.PagerDuty)
+	}
+	if in.Webhook.Configured() {
+		d.by[routing.Webhook] = webhook.New(in.Webhook, client)
+		live = append(live, routing.Webhook)
+	}
+	return d, live
+}
+
+func (d *dispatcher) Notify(ctx context.Context, n *notifiers.Notification) (bool, error) {
+	if nf, ok := d.by[n.Target.Integration]; ok {
+		return nf.Notify(ctx, n)
+	}
+	return d.log.Notify(ctx, n)
+}
+
+// String never shows a credential, whatever the integrations hold.
+func (d *dispatcher) String() string {
+	return fmt.Sprintf("dispatcher(%d live integrations)", len(d.by))
+}
+
+// swappable lets a reload change credentials and templates while deliveries
+// in flight finish on the notifier they started with.
+type swappable struct{ p atomic.Pointer[dispatcher] }
+
+func (s *swappable) set(d *dispatcher) { s.p.Store(d) }
+
+func (s *swappable) Notify(ctx context.Context, n *notifiers.Notification) (bool, error) {
+	return s.p.Load().Notify(ctx, n)
+}

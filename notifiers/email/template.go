@@ -1,0 +1,57 @@
+package email
+
+import (
+	"fmt"
+
+	"github.com/prometheus/alertmanager/template"
+
+	"github.com/alertmedic/alertmedic/notifiers"
+)
+
+// Data is what the subject, text and HTML templates see: Alertmanager's
+// template data, so templates written for Alertmanager work unchanged, and
+// what a notice adds to it.
+type Data struct {
+	*template.Data
+	// Kind is the notification's kind (alerts, digest, flapping_started,
+	// flapping_stopped).
+	Kind string
+	// Intro opens the body: a notice's text, or a digest's summary line.
+	// Empty for alerts.
+	Intro string
+	// Facts are a notice's figures (changes, window, percent, ...).
+	Facts map[string]string
+}
+
+func data(nt *notifiers.Notification) *Data {
+	d := &Data{Data: notifiers.Data(nt), Kind: nt.Kind, Facts: nt.Facts}
+	switch nt.Kind {
+	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped:
+		d.Intro = nt.Text
+	case notifiers.KindDigest:
+		d.Intro = fmt.Sprintf("%s held during quiet hours; their latest state follows.", digestCount(len(nt.Alerts)))
+		if nt.Text != "" {
+			d.Intro = nt.Text
+		}
+	}
+	return d
+}
+
+// render expands a template with Alertmanager's engine (its default
+// templates and functions), as HTML (escaping values) when html is set.
+func render(text string, nt *notifiers.Notification, html bool) (string, error) {
+	t, err := notifiers.Template()
+	if err != nil {
+		return "", fmt.Errorf("load templates: %w", err)
+	}
+	var s string
+	if html {
+		s, err = t.ExecuteHTMLString(text, data(nt))
+	} else {
+		s, err = t.ExecuteTextString(text, data(nt))
+	}
+	if err != nil {
+		return "", fmt.Errorf("render template: %w", err)
+	}
+	return s, nil
+}
