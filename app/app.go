@@ -152,6 +152,7 @@ func Run(ctx context.Context, o Options) error {
 			AttemptTimeout: cfg.Delivery.AttemptTimeout.Std(),
 			Deadline:       cfg.Delivery.Deadline.Std(),
 		},
+		RateLimits:    rateLimits(cfg),
 		Rules:         rules,
 		CheckInterval: cfg.Pipeline.CheckInterval.Std(),
 	})
@@ -241,6 +242,10 @@ loop:
 			ev = a.log.Error().AnErr("error", err)
 		}
 		ev.Int("drained", n).Int64("left", left).Msg("memory queue drained")
+		// The memory store's outbox dies with the process: one last try.
+		if err := pl.Flush(sctx); err != nil {
+			a.log.Error().Err(err).Msg("final delivery flush failed")
+		}
 	}
 	a.log.Info().Msg("stopped")
 	return runErr
@@ -288,6 +293,14 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger) (sto
 		})
 		return s, cfg.Store.Memory.QueueCapacity, s.Stats, nil
 	}
+}
+
+func rateLimits(c *config.Config) map[string]pipeline.RateLimit {
+	m := map[string]pipeline.RateLimit{}
+	for k, v := range c.Delivery.RateLimits {
+		m[k] = pipeline.RateLimit{PerSecond: v.PerSecond, Burst: v.Burst}
+	}
+	return m
 }
 
 // buildRules compiles the route tree; config.Load has checked it already,
@@ -375,6 +388,8 @@ func restartNeeded(old, cur *config.Config) string {
 		return "global.replica_id"
 	case fmt.Sprintf("%#v", old.Pipeline) != fmt.Sprintf("%#v", cur.Pipeline):
 		return "pipeline"
+	case fmt.Sprintf("%v", old.Delivery) != fmt.Sprintf("%v", cur.Delivery):
+		return "delivery"
 	}
 	return ""
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,6 +70,15 @@ type DeliveryConfig struct {
 	MaxBackoff     Duration `yaml:"max_backoff"`
 	AttemptTimeout Duration `yaml:"attempt_timeout"`
 	Deadline       Duration `yaml:"deadline"`
+	// RateLimits bound messages per target, by integration type (slack,
+	// email, pagerduty, webhook); alerts waiting for the limit coalesce.
+	RateLimits map[string]RateLimit `yaml:"rate_limits"`
+}
+
+// RateLimit is a token bucket: per_second on average, burst at once.
+type RateLimit struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
 }
 
 // NoticesConfig says where alertmedic's own notices go.
@@ -206,6 +216,9 @@ func Default() Config {
 			MaxBackoff:     Duration(30 * time.Second),
 			AttemptTimeout: Duration(45 * time.Second), // above every integration's own timeout
 			Deadline:       Duration(5 * time.Minute),
+			// Slack's documented limit for posting: about one message a
+			// second per channel, short bursts allowed.
+			RateLimits: map[string]RateLimit{"slack": {PerSecond: 1, Burst: 3}},
 		},
 	}
 }
@@ -533,6 +546,14 @@ func validate(c *Config, dir string) error {
 	positiveDur("delivery.max_backoff", c.Delivery.MaxBackoff)
 	positiveDur("delivery.attempt_timeout", c.Delivery.AttemptTimeout)
 	positiveDur("delivery.deadline", c.Delivery.Deadline)
+	for typ, rl := range c.Delivery.RateLimits {
+		if !slices.Contains(routing.IntegrationTypes, typ) {
+			bad("delivery.rate_limits."+typ, "unknown integration type (known: %s)", strings.Join(routing.IntegrationTypes, ", "))
+		}
+		if rl.PerSecond < 0 || rl.Burst < 0 {
+			bad("delivery.rate_limits."+typ, "per_second and burst must not be negative")
+		}
+	}
 
 	if len(errs) > 0 {
 		return errs

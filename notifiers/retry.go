@@ -110,3 +110,12 @@ func lastErr(as []Attempt, err error) error {
 
 // DeadlineOrDefault is the whole-delivery bound in effect.
 func (r Retrier) DeadlineOrDefault() time.Duration { return r.withDefaults().Deadline }
+
+// AttemptTimeoutOrDefault is the per-attempt bound in effect.
+func (r Retrier) AttemptTimeoutOrDefault() time.Duration { return r.withDefaults().AttemptTimeout }
+
+// Backoffs are the minimum and maximum backoff in effect.
+func (r Retrier) Backoffs() (time.Duration, time.Duration) {
+	r = r.withDefaults()
+	return r.MinBackoff, r.MaxBackoff
+}

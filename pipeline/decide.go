@@ -70,9 +70,14 @@ type outboxItem struct {
 	N     notifiers.Notification `json:"n"`
 	Due   time.Time              `json:"due"`
 	Lease time.Time              `json:"lease,omitzero"`
-	// Sent marks a delivered item, kept for sentTTL as a tombstone so that
-	// a replica writing the same item late does not make it new again.
+	// Sent marks a delivered (or dead) item, kept for sentTTL as a
+	// tombstone so that a replica writing the same item late does not make
+	// it new again.
 	Sent bool `json:"sent,omitempty"`
+	// Attempts, First and LastErr drive retries and the deadline.
+	Attempts int       `json:"attempts,omitempty"`
+	First    time.Time `json:"first,omitzero"`
+	LastErr  string    `json:"lastErr,omitempty"`
 }
 
 // sentTTL is how long a delivered outbox item is remembered.
@@ -314,17 +319,10 @@ func (p *Pipeline) flushPending(ctx context.Context, key string, cfg flapping.Co
 				if err := p.putOutbox(ctx, rn, now); err != nil {
 					return err
 				}
-				if err := p.sendOutbox(ctx, rn.Key, now, log); err != nil {
-					return err
-				}
 			}
 			continue
 		}
 		if err := p.putOutbox(ctx, n, now); err != nil {
-			return err
-		}
-		// Durable first, then sent at once rather than at the next check.
-		if err := p.sendOutbox(ctx, n.Key, now, log); err != nil {
 			return err
 		}
 	}
@@ -393,69 +391,7 @@ func (p *Pipeline) send(ctx context.Context, r *Rules, t routing.Target, as temp
 		}
 		return nil
 	}
-	return p.deliver(ctx, &n, log)
-}
-
-// deliver hands a notification to the notifier, at most once per key
-// across retries, restarts and replicas: a marker in the store says it is
-// being sent (a lease), was sent, or failed for good. A delivery that fails
-// for good becomes a dead letter (API, metric, log line), never a silent drop.
-func (p *Pipeline) deliver(ctx context.Context, n *notifiers.Notification, log zerolog.Logger) error {
-	if p.o.Notifier == nil {
-		return nil
-	}
-	now := p.o.Now()
-	var mine bool
-	var was deliveryMark
-	_, err := p.o.Store.UpdateState(ctx, "sent:"+n.Key, sentTTL, func(old []byte) ([]byte, error) {
-		mine, was = false, deliveryMark{}
-		if old != nil {
-			_ = json.Unmarshal(old, &was)
-			if was.State != "sending" || was.Until.After(now) {
-				return old, nil // sent, dead, or another replica is on it
-			}
-		}
-		mine = true
-		return json.Marshal(deliveryMark{State: "sending", Until: now.Add(p.o.Retrier.DeadlineOrDefault() + time.Minute)})
-	})
-	if err != nil {
-		return fmt.Errorf("claim delivery: %w", err)
-	}
-	if !mine {
-		log.Debug().Str("key", n.Key).Str("state", was.State).Msg("notification already handled; not sent again")
-		return nil
-	}
-	attempts, derr := p.o.Retrier.Deliver(ctx, p.o.Notifier, n)
-	state := "sent"
-	if derr != nil {
-		state = "dead"
-	}
-	if _, err := p.o.Store.UpdateState(ctx, "sent:"+n.Key, sentTTL, func([]byte) ([]byte, error) {
-		return json.Marshal(deliveryMark{State: state})
-	}); err != nil {
-		return fmt.Errorf("mark delivery: %w", err)
-	}
-	if derr == nil {
-		p.m.notified.WithLabelValues(n.Kind).Inc()
-		if len(attempts) > 0 {
-			log.Info().Str("target", n.Target.Key()).Int("attempts", len(attempts)+1).Msg("notification delivered after retries")
-		}
-		return nil
-	}
-	p.m.notifyErrors.Inc()
-	p.m.deadLetters.WithLabelValues(n.Target.Integration).Inc()
-	log.Error().Err(derr).Str("target", n.Target.Key()).Str("kind", n.Kind).Int("attempts", len(attempts)).Int("alerts", len(n.Alerts)).Msg("notification failed for good; kept as a dead letter")
-	dl := DeadLetter{Key: n.Key, Kind: n.Kind, Target: n.Target.Key(), Integration: n.Target.Integration, Alerts: len(n.Alerts), Attempts: len(attempts), Error: derr.Error(), At: now, Notification: *n}
-	if _, err := p.o.Store.UpdateState(ctx, "dead:"+n.Key, deadTTL, func([]byte) ([]byte, error) { return json.Marshal(dl) }); err != nil {
-		return fmt.Errorf("keep dead letter: %w", err)
-	}
-	return p.o.Store.Mark(ctx, indexDead, n.Key, float64(now.Unix()))
-}
-
-// deliveryMark is the per-notification-key marker of deliver.
-type deliveryMark struct {
-	State string    `json:"state"` // sending, sent, dead
-	Until time.Time `json:"until,omitzero"`
+	return p.putOutbox(ctx, n, now)
 }
 
 // DeadLetter is a notification that failed for good.
@@ -533,7 +469,7 @@ func (p *Pipeline) addToDigest(ctx context.Context, t routing.Target, as templat
 	if err != nil {
 		return fmt.Errorf("defer to digest: %w", err)
 	}
-	return p.o.Store.Mark(ctx, indexOutbox, id, float64(due.Unix()))
+	return p.o.Store.Mark(ctx, indexOutbox, id, score(due))
 }
 
 // putOutbox stores a notification for delivery at now by the checker.
@@ -547,8 +483,15 @@ func (p *Pipeline) putOutbox(ctx context.Context, n notifiers.Notification, now 
 	if err != nil {
 		return fmt.Errorf("put outbox: %w", err)
 	}
-	return p.o.Store.Mark(ctx, indexOutbox, n.Key, float64(now.Unix()))
+	if err := p.o.Store.Mark(ctx, indexOutbox, n.Key, score(now)); err != nil {
+		return err
+	}
+	p.wake()
+	return nil
 }
+
+// score is an index score for a time, to the millisecond.
+func score(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
 
 // check is the periodic work of every replica: flapping that ended by
 // stability, and outbox items that fell due. Every step is an atomic state
@@ -607,78 +550,5 @@ func (p *Pipeline) check(ctx context.Context) error {
 		}
 	}
 
-	ids, err := p.o.Store.Marked(ctx, indexOutbox, float64(now.Unix()))
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := p.sendOutbox(ctx, id, now, log); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// sendOutbox claims the outbox item id if it is due and nobody holds it,
-// delivers it and deletes it. The claim is a lease: a replica that dies
-// while delivering leaves it to another after outboxLease.
-func (p *Pipeline) sendOutbox(ctx context.Context, id string, now time.Time, log zerolog.Logger) error {
-	var it outboxItem
-	var claimed, gone bool
-	_, err := p.o.Store.UpdateState(ctx, "outbox:"+id, 7*24*time.Hour, func(old []byte) ([]byte, error) {
-		claimed, gone, it = false, old == nil, outboxItem{}
-		if old == nil {
-			return nil, nil
-		}
-		if err := json.Unmarshal(old, &it); err != nil {
-			gone = true
-			return nil, nil
-		}
-		if it.Sent {
-			gone = true
-			return old, nil
-		}
-		if it.Due.After(now) || it.Lease.After(now) {
-			return old, nil
-		}
-		it.Lease, claimed = now.Add(outboxLease), true
-		return json.Marshal(it)
-	})
-	if err != nil {
-		return err
-	}
-	if gone {
-		return p.o.Store.Unmark(ctx, indexOutbox, id)
-	}
-	if !claimed {
-		return nil
-	}
-	n := it.N
-	if n.Kind == notifiers.KindDigest {
-		sortAlerts(n.Alerts)
-		log.Info().Str("target", n.Target.Key()).Int("alerts", len(n.Alerts)).Msg("mute ended; sending the deferred digest")
-	}
-	if err := p.deliver(ctx, &n, log); err != nil {
-		return err
-	}
-	// Mark only what was delivered: a digest started anew meanwhile under
-	// the same id stays as it is.
-	var ours bool
-	_, err = p.o.Store.UpdateState(ctx, "outbox:"+id, sentTTL, func(old []byte) ([]byte, error) {
-		ours = false
-		var cur outboxItem
-		if old == nil || json.Unmarshal(old, &cur) != nil || cur.N.Key != n.Key {
-			return old, nil
-		}
-		ours, cur.Sent = true, true
-		cur.N.Alerts = nil // the tombstone needs the key only
-		return json.Marshal(cur)
-	})
-	if err != nil {
-		return err
-	}
-	if ours {
-		_ = p.o.Store.Unmark(ctx, indexOutbox, id)
-	}
 	return nil
 }

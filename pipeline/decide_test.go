@@ -109,6 +109,10 @@ func (g *rig) feed(t *testing.T, as ...template.Alert) {
 	if !g.p.process(ctx, es[0]) {
 		t.Fatal("process failed")
 	}
+	// The dispatcher sends asynchronously in a daemon; here, at once.
+	if err := g.p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func mk(status string, starts time.Time, kv ...string) template.Alert {
@@ -378,26 +382,52 @@ func noSleep(context.Context, time.Duration) error { return nil }
 func TestDeliveryRetriesAndDeadLetters(t *testing.T) {
 	clk := &clock{t: t0}
 	st := memory.New(memory.Options{Now: clk.Now})
-	f := &failing{errs: []error{fmt.Errorf("unexpected status code 500"), fmt.Errorf("unexpected status code 502")}, retry: []bool{true, true}}
-	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r1", Notifier: f, Rules: example(t), Now: clk.Now, Retrier: Retrier{Sleep: noSleep}})
+	f := &failing{errs: []error{fmt.Errorf("unexpected status code 500"), &notifiers.RetryAfterError{After: 2 * time.Second, Err: fmt.Errorf("unexpected status code 429")}}, retry: []bool{true, true}}
+	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r1", Notifier: f, Rules: example(t), Now: clk.Now})
 	g := &rig{p: p, st: st, clk: clk, rec: &f.recorder}
+	ctx := context.Background()
 	g.feed(t, mk(alert.StatusFiring, t0, "alertname", "A", "severity", "warning"))
-	if got := g.rec.take(); len(got) != 1 || f.calls != 3 {
-		t.Fatalf("after two 5xx: %d delivered in %d calls, want 1 in 3", len(got), f.calls)
+	if f.calls != 1 || len(g.rec.take()) != 0 {
+		t.Fatalf("first attempt: %d calls", f.calls)
 	}
-	// 400: kept as a dead letter, listed with its reason.
+	// Not retried before its backoff; the 429's Retry-After (2s) is
+	// honoured on the next one.
+	p.Flush(ctx)
+	if f.calls != 1 {
+		t.Fatalf("retried before the backoff: %d calls", f.calls)
+	}
+	clk.Add(time.Second)
+	p.Flush(ctx)
+	if f.calls != 2 {
+		t.Fatalf("second attempt: %d calls", f.calls)
+	}
+	clk.Add(1900 * time.Millisecond)
+	p.Flush(ctx)
+	if f.calls != 2 {
+		t.Fatalf("retried before Retry-After: %d calls", f.calls)
+	}
+	clk.Add(200 * time.Millisecond)
+	p.Flush(ctx)
+	if got := g.rec.take(); len(got) != 1 || f.calls != 3 {
+		t.Fatalf("after a 500 and a 429: %d delivered in %d calls, want 1 in 3", len(got), f.calls)
+	}
+	// 400: kept as a dead letter at once, listed with its reason.
+	f.mu.Lock()
 	f.errs, f.retry, f.calls = []error{fmt.Errorf("unexpected status code 400: invalid_payload")}, []bool{false}, 0
+	f.mu.Unlock()
 	g.feed(t, mk(alert.StatusFiring, t0, "alertname", "B", "severity", "warning"))
+	clk.Add(time.Minute)
+	p.Flush(ctx)
 	if f.calls != 1 || len(g.rec.take()) != 0 {
 		t.Fatalf("400 was retried: %d calls", f.calls)
 	}
-	dls, err := p.FailedDeliveries(context.Background())
+	dls, err := p.FailedDeliveries(ctx)
 	if err != nil || len(dls) != 1 || dls[0].Target != "warning-alerts/slack[0]" || !strings.Contains(dls[0].Error, "unexpected status code 400: invalid_payload") || dls[0].Notification.Alerts[0].Labels["alertname"] != "B" {
 		t.Fatalf("dead letters %+v %v", dls, err)
 	}
 }
 
-// Two replicas handed the same notification deliver it once.
+// Two replicas flushing the same outbox deliver each notification once.
 func TestDeliveryOnceAcrossReplicas(t *testing.T) {
 	clk := &clock{t: t0}
 	st := memory.New(memory.Options{Now: clk.Now})
@@ -406,14 +436,59 @@ func TestDeliveryOnceAcrossReplicas(t *testing.T) {
 		return New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r", Notifier: rec, Rules: example(t), Now: clk.Now})
 	}
 	a, b := mkp(), mkp()
-	n := &notifiers.Notification{Key: "entry:x:warning-alerts/slack[0]", Kind: notifiers.KindAlerts, Target: notifiers.Target{Receiver: "warning-alerts", Name: "slack[0]"}}
+	n := notifiers.Notification{Key: "entry:x:warning-alerts/slack[0]", Kind: notifiers.KindAlerts, Target: notifiers.Target{Receiver: "warning-alerts", Name: "slack[0]", Integration: "slack"}}
+	ctx := context.Background()
+	if err := a.putOutbox(ctx, n, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.putOutbox(ctx, n, clk.Now()); err != nil { // written twice: still one item
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for _, p := range []*Pipeline{a, b, a, b} {
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = p.deliver(context.Background(), n, zerolog.Nop()) }()
+		go func() { defer wg.Done(); _ = p.Flush(ctx) }()
 	}
 	wg.Wait()
+	clk.Add(time.Hour)
+	a.Flush(ctx)
+	b.Flush(ctx)
 	if got := len(rec.take()); got != 1 {
 		t.Errorf("delivered %d times, want once", got)
+	}
+}
+
+// An alert storm for one rate-limited target: no more than the limit's
+// messages, every alert in one of them.
+func TestStormCoalesces(t *testing.T) {
+	clk := &clock{t: t0}
+	st := memory.New(memory.Options{Now: clk.Now, Capacity: 5000})
+	rec := &recorder{}
+	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r", Notifier: rec, Rules: example(t), Now: clk.Now,
+		RateLimits: map[string]RateLimit{"slack": {PerSecond: 1, Burst: 1}}})
+	g := &rig{p: p, st: st, clk: clk, rec: rec}
+	// 1,000 alerts over 10 seconds, 100 per second, each its own message.
+	for s := 0; s < 10; s++ {
+		for i := 0; i < 100; i++ {
+			g.feed(t, mk(alert.StatusFiring, t0, "alertname", "Storm", "severity", "warning", "instance", fmt.Sprintf("i%d-%d", s, i)))
+			clk.Add(10 * time.Millisecond)
+		}
+	}
+	clk.Add(2 * time.Second)
+	p.Flush(context.Background())
+	sent := rec.take()
+	seen := map[string]int{}
+	for _, n := range sent {
+		for _, a := range n.Alerts {
+			seen[a.Labels["instance"]]++
+		}
+	}
+	if len(sent) > 12 || len(seen) != 1000 {
+		t.Errorf("%d messages carrying %d distinct alerts; want about one a second (≤12) carrying all 1000", len(sent), len(seen))
+	}
+	for inst, c := range seen {
+		if c != 1 {
+			t.Errorf("alert %s in %d messages", inst, c)
+		}
 	}
 }

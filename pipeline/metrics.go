@@ -20,6 +20,7 @@ type metrics struct {
 	notified     *prometheus.CounterVec
 	notifyErrors prometheus.Counter
 	deadLetters  *prometheus.CounterVec
+	coalesced    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s Store) *metrics {
@@ -70,6 +71,10 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 	for _, i := range []string{"slack", "email", "pagerduty", "webhook", "log"} {
 		m.deadLetters.WithLabelValues(i)
 	}
+	m.coalesced = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "alertmedic_notifications_coalesced_total",
+		Help: "Notifications merged into another for the same target while it was rate limited or busy.",
+	})
 	m.muted.WithLabelValues("drop")
 	m.muted.WithLabelValues("defer")
 	for _, k := range []string{"alerts", "digest", "flapping_started", "flapping_stopped"} {
@@ -93,7 +98,7 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 		return float64(d)
 	})
 	if reg != nil {
-		reg.MustRegister(m.processed, m.redelivered, m.duration, m.wait, m.storeErrors, depth, m.held, m.muted, m.notified, m.notifyErrors, m.deadLetters)
+		reg.MustRegister(m.processed, m.redelivered, m.duration, m.wait, m.storeErrors, depth, m.held, m.muted, m.notified, m.notifyErrors, m.deadLetters, m.coalesced)
 	}
 	return m
 }

@@ -48,8 +48,11 @@ type Options struct {
 	Block time.Duration
 	// Notifier delivers what routing decided; nil delivers nothing.
 	Notifier notifiers.Notifier
-	// Retrier retries deliveries; the zero value takes its defaults.
+	// Retrier holds the delivery retry policy; the zero value takes its
+	// defaults.
 	Retrier Retrier
+	// RateLimits bound messages per target, by integration type.
+	RateLimits map[string]RateLimit
 	// Rules route and judge flapping; nil (until Apply) only records.
 	Rules *Rules
 	// CheckInterval paces the periodic check (flapping that ended, outbox
@@ -64,6 +67,11 @@ type Pipeline struct {
 	m     *metrics
 	wg    sync.WaitGroup
 	rules atomic.Pointer[Rules]
+
+	wakeCh  chan struct{}
+	dmu     sync.Mutex
+	buckets map[string]*bucket
+	sending map[string]bool
 }
 
 // New builds a pipeline and registers its metrics.
@@ -83,7 +91,7 @@ func New(o Options) *Pipeline {
 	if o.CheckInterval <= 0 {
 		o.CheckInterval = 30 * time.Second
 	}
-	p := &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store)}
+	p := &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store), wakeCh: make(chan struct{}, 1), buckets: map[string]*bucket{}, sending: map[string]bool{}}
 	if o.Rules != nil {
 		p.rules.Store(o.Rules)
 	}
@@ -94,8 +102,14 @@ func New(o Options) *Pipeline {
 // finish under the rules they started with.
 func (p *Pipeline) Apply(r *Rules) { p.rules.Store(r) }
 
-// Check runs the periodic check once (tests drive it with their clock).
-func (p *Pipeline) Check(ctx context.Context) error { return p.check(ctx) }
+// Check runs the periodic check once and sends what became due (tests
+// drive it with their clock).
+func (p *Pipeline) Check(ctx context.Context) error {
+	if err := p.check(ctx); err != nil {
+		return err
+	}
+	return p.Flush(ctx)
+}
 
 func (p *Pipeline) checker(ctx context.Context) {
 	t := time.NewTicker(p.o.CheckInterval)
@@ -118,10 +132,14 @@ func (p *Pipeline) checker(ctx context.Context) {
 // Start runs the workers until ctx is cancelled. Cancelling ctx stops them
 // from taking new entries; entries they hold are finished (see Wait).
 func (p *Pipeline) Start(ctx context.Context) {
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
 		p.checker(ctx)
+	}()
+	go func() {
+		defer p.wg.Done()
+		p.dispatcher(ctx)
 	}()
 	for i := 0; i < p.o.Workers; i++ {
 		p.wg.Add(1)
