@@ -162,7 +162,9 @@ func (p *Pipeline) dispatchOnce(ctx context.Context, wait bool) error {
 // where they can merge, and settles each item.
 func (p *Pipeline) sendTarget(ctx context.Context, ids []string) error {
 	now := p.o.Now()
-	lease := now.Add(p.o.Retrier.AttemptTimeoutOrDefault() + time.Minute)
+	// The lease outlasts one attempt: a replica that dies mid-send leaves
+	// the items to others (or to itself, restarted) soon after.
+	lease := now.Add(p.o.Retrier.AttemptTimeoutOrDefault() + 5*time.Second)
 	var claimed []outboxItem
 	var claimedIDs []string
 	for _, id := range ids {

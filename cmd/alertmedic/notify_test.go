@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -142,5 +143,111 @@ delivery:
 				t.Errorf("secret %q in the %s", secret, what)
 			}
 		}
+	}
+}
+
+// Every integration configured with known secrets, driven through failures
+// and successes: no secret in any log line, error or API answer.
+func TestNoSecretAnywhere(t *testing.T) {
+	slackSrv, pdSrv, hookSrv := newStandIn(t), newStandIn(t), newStandIn(t)
+	slackSrv.status = 500 // fails first, then recovers below
+	pdSrv.status = 400    // dead letter: its error text is served by the API
+	closed := freePort(t) // the SMTP server is down
+	secrets := map[string]string{
+		"slack path":     "T0/B0/slack-s3cret-path",
+		"routing key":    "pd-s3cret-routing-key",
+		"smtp password":  "smtp-s3cret-password",
+		"webhook token":  "hook-s3cret-bearer",
+		"webhook path":   "hook-s3cret-path",
+		"inbound token":  "inbound-s3cret-token",
+		"admin password": "admin-s3cret-password",
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "smtp-pass"), []byte(secrets["smtp password"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "alertmedic.yml")
+	body := fmt.Sprintf(`
+web:
+  auth:
+    bearer_token: %s
+  admin_auth:
+    basic_auth: {username: admin, password: %s}
+route:
+  receiver: all
+receivers:
+  - name: all
+    integrations:
+      - type: slack
+        settings: {channel: "#all"}
+      - type: pagerduty
+      - type: email
+        settings: {to: oncall@example.com}
+      - type: webhook
+integrations:
+  slack:
+    api_url: %s/services/%s
+  pagerduty:
+    routing_key: %s
+    url: %s/v2/enqueue
+  email:
+    smarthost: 127.0.0.1:%d
+    from: alertmedic@example.com
+    tls: none
+    auth_username: alertmedic
+    auth_password_file: smtp-pass
+  webhook:
+    url: %s/%s
+    bearer_token: %s
+delivery:
+  min_backoff: 20ms
+  max_backoff: 100ms
+  attempt_timeout: 2s
+  deadline: 1s
+`, secrets["inbound token"], secrets["admin password"], slackSrv.srv.URL, secrets["slack path"], secrets["routing key"], pdSrv.srv.URL, closed,
+		hookSrv.srv.URL, secrets["webhook path"], secrets["webhook token"])
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, "--config.file="+cfg, "--log.level=debug")
+	auth := []string{"Authorization", "Bearer " + secrets["inbound token"]}
+	if code, _ := post(t, d.url("/webhook"), fixture(t, "firing.json")); code != 401 {
+		t.Fatalf("no credentials: %d", code)
+	}
+	if code, b := post(t, d.url("/webhook"), fixture(t, "firing.json"), auth...); code != 200 {
+		t.Fatalf("%d %s", code, b)
+	}
+	eventually(t, 5*time.Second, "slack's first failure", func() bool { return len(slackSrv.got()) >= 1 })
+	slackSrv.mu.Lock()
+	slackSrv.status = 200
+	slackSrv.mu.Unlock()
+	var api string
+	eventually(t, 10*time.Second, "pagerduty and email dead letters", func() bool {
+		_, api = get(t, d.url("/api/v1/deliveries/failed"))
+		return strings.Count(api, `"key"`) == 2
+	})
+	eventually(t, 5*time.Second, "slack and webhook delivered", func() bool {
+		return len(slackSrv.got()) >= 2 && len(hookSrv.got()) == 1
+	})
+	if code, b := post(t, d.url("/-/reload"), nil, "Authorization", "Bearer "+secrets["inbound token"]); code != 401 {
+		t.Errorf("reload with the webhook token: %d %s", code, b)
+	}
+	var texts = map[string]string{"deliveries API": api}
+	for _, p := range []string{"/metrics", "/api/v1/health/detailed", "/api/v1/routes/test?alertname=X", "/api/v1/health"} {
+		_, b := get(t, d.url(p))
+		texts[p] = b
+	}
+	_, texts["failed reload"] = post(t, d.url("/-/reload"), nil, "Authorization", "Basic bad")
+	d.stop(t, syscall.SIGTERM, 10*time.Second)
+	texts["log"] = d.log.String()
+	for what, text := range texts {
+		for name, secret := range secrets {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s (%s) appears in the %s", name, secret, what)
+			}
+		}
+	}
+	if !strings.Contains(texts["log"], "notification failed for good") {
+		t.Error("the failures did not happen: the test proves nothing")
 	}
 }
