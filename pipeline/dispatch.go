@@ -203,6 +203,25 @@ func (p *Pipeline) sendTarget(ctx context.Context, ids []string) error {
 	}
 	n := merge(claimed, batch)
 	log := p.o.Logger.With().Str("target", n.Target.Key()).Str("kind", n.Kind).Logger()
+	// An alert observation (fingerprint, status, startsAt) goes to a target
+	// at most once, however many entries carried it (a resend after the
+	// dedup window, a replay).
+	if n.Kind == notifiers.KindAlerts {
+		fresh, err := p.undelivered(ctx, n)
+		if err != nil {
+			return err
+		}
+		if len(fresh) == 0 {
+			for _, i := range batch {
+				if err := p.settle(ctx, claimedIDs[i], claimed[i], func(it *outboxItem) { it.Sent, it.N.Alerts = true, nil }); err != nil {
+					return err
+				}
+			}
+			log.Debug().Int("alerts", len(n.Alerts)).Msg("every alert already delivered to this target; nothing sent")
+			return nil
+		}
+		n.Alerts = fresh
+	}
 	var retry bool
 	var err error
 	if p.o.Notifier != nil {
@@ -224,6 +243,11 @@ func (p *Pipeline) sendTarget(ctx context.Context, ids []string) error {
 		}
 	}
 	if err == nil {
+		if n.Kind == notifiers.KindAlerts {
+			if err := p.markDelivered(ctx, n); err != nil {
+				return err
+			}
+		}
 		p.m.notified.WithLabelValues(n.Kind).Inc()
 		if len(batch) > 1 {
 			p.m.coalesced.Add(float64(len(batch) - 1))
@@ -343,4 +367,41 @@ func (p *Pipeline) deadLetter(ctx context.Context, n notifiers.Notification, att
 		return fmt.Errorf("keep dead letter: %w", serr)
 	}
 	return p.o.Store.Mark(ctx, indexDead, n.Key, score(now))
+}
+
+// deliveredTTL is how long "this observation reached this target" is
+// remembered: longer than any alert's repeat interval.
+const deliveredTTL = 7 * 24 * time.Hour
+
+func deliveredKey(target string, a template.Alert) string {
+	return "delivered:" + target + ":" + a.Fingerprint + ":" + a.Status + ":" + a.StartsAt.UTC().Format(time.RFC3339Nano)
+}
+
+// undelivered keeps the alerts of n not yet delivered to its target.
+func (p *Pipeline) undelivered(ctx context.Context, n notifiers.Notification) (template.Alerts, error) {
+	var out template.Alerts
+	for _, a := range n.Alerts {
+		var seen bool
+		if _, err := p.o.Store.UpdateState(ctx, deliveredKey(n.Target.Key(), a), deliveredTTL, func(old []byte) ([]byte, error) {
+			seen = old != nil
+			return old, nil
+		}); err != nil {
+			return nil, err
+		}
+		if !seen {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func (p *Pipeline) markDelivered(ctx context.Context, n notifiers.Notification) error {
+	for _, a := range n.Alerts {
+		if _, err := p.o.Store.UpdateState(ctx, deliveredKey(n.Target.Key(), a), deliveredTTL, func([]byte) ([]byte, error) {
+			return []byte("1"), nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
