@@ -92,3 +92,28 @@ func RenderHTML(text string, n *Notification) (string, error) {
 	}
 	return s, nil
 }
+
+// Template settings a receiver's integration entry may set to override the
+// integration's templates for that target alone.
+const (
+	SettingTitle   = "title"
+	SettingText    = "text"
+	SettingSubject = "subject"
+	SettingHTML    = "html"
+	SettingSummary = "summary"
+)
+
+// TemplateFor is the target's own template for key when its settings name
+// one, else def (the integration's).
+func TemplateFor(n *Notification, key, def string) string {
+	if v := n.Target.Settings[key]; v != "" {
+		return v
+	}
+	return def
+}
+
+// CheckTemplate parses a template, for load-time checks of overrides.
+func CheckTemplate(text string) error {
+	_, err := Render(text, &Notification{})
+	return err
+}

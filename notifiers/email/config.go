@@ -264,12 +264,16 @@ func ValidateSettings(settings map[string]string) []error {
 	for _, k := range keys {
 		switch k {
 		case SettingTo:
+		case notifiers.SettingSubject, notifiers.SettingText, notifiers.SettingHTML:
+			if err := notifiers.CheckTemplate(settings[k]); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			}
 		case "auth_password", "auth_password_file", "password":
 			// The value is not quoted: it is the secret that does not
 			// belong here.
 			errs = append(errs, fmt.Errorf("%s: the password is a secret and settings are not; set auth_password in integrations.email", k))
 		default:
-			errs = append(errs, fmt.Errorf("%s: unknown setting (email knows %s)", k, SettingTo))
+			errs = append(errs, fmt.Errorf("%s: unknown setting (email knows %s, subject, text, html)", k, SettingTo))
 		}
 	}
 	return errs

@@ -220,7 +220,7 @@ func TestValidateSettings(t *testing.T) {
 			map[string]string{"to": "oncall@company.com", "auth_password": testPass, "subjet": "x"},
 			[]string{
 				"auth_password: the password is a secret and settings are not; set auth_password in integrations.email",
-				"subjet: unknown setting (email knows to)",
+				"subjet: unknown setting (email knows to, subject, text, html)",
 			},
 		},
 	}

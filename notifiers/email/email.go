@@ -274,14 +274,14 @@ func (n *Notifier) message(nt *notifiers.Notification, to []*mail.Address) (*gom
 	if err != nil {
 		return nil, fmt.Errorf("subject: %w", err)
 	}
-	text, err := render(n.cfg.Text, nt, false)
+	text, err := render(notifiers.TemplateFor(nt, notifiers.SettingText, n.cfg.Text), nt, false)
 	if err != nil {
 		return nil, fmt.Errorf("text: %w", err)
 	}
 	// Templates that end each alert with a blank line leave a trail of
 	// them; one newline ends the part.
 	text = strings.TrimRight(text, "\n") + "\n"
-	html, err := render(n.cfg.HTML, nt, true)
+	html, err := render(notifiers.TemplateFor(nt, notifiers.SettingHTML, n.cfg.HTML), nt, true)
 	if err != nil {
 		return nil, fmt.Errorf("html: %w", err)
 	}
@@ -319,7 +319,7 @@ func (n *Notifier) subject(nt *notifiers.Notification) (string, error) {
 		s = "Digest: " + digestCount(len(nt.Alerts)) + " held during quiet hours"
 	default:
 		var err error
-		if s, err = render(n.cfg.Subject, nt, false); err != nil {
+		if s, err = render(notifiers.TemplateFor(nt, notifiers.SettingSubject, n.cfg.Subject), nt, false); err != nil {
 			return "", err
 		}
 	}

@@ -185,6 +185,10 @@ func ValidateSettings(settings map[string]string) []error {
 	var errs []error
 	for _, k := range keys {
 		switch v := settings[k]; k {
+		case notifiers.SettingSummary:
+			if err := notifiers.CheckTemplate(v); err != nil {
+				errs = append(errs, fmt.Errorf("summary: %w", err))
+			}
 		case SettingSeverity:
 			if !slices.Contains(Severities, v) {
 				errs = append(errs, fmt.Errorf("severity: %q is not one of %s", v, strings.Join(Severities, ", ")))
@@ -194,7 +198,7 @@ func ValidateSettings(settings map[string]string) []error {
 			// belong here.
 			errs = append(errs, fmt.Errorf("%s: the routing key is a secret and settings are not; set it in integrations.pagerduty", k))
 		default:
-			errs = append(errs, fmt.Errorf("%s: unknown setting (pagerduty knows %s)", k, SettingSeverity))
+			errs = append(errs, fmt.Errorf("%s: unknown setting (pagerduty knows %s, summary)", k, SettingSeverity))
 		}
 	}
 	return errs

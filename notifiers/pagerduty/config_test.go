@@ -226,7 +226,7 @@ func TestValidateSettings(t *testing.T) {
 			"routing key and an unknown setting",
 			map[string]string{"routing_key": testKey, "channel": "#x"},
 			[]string{
-				"channel: unknown setting (pagerduty knows severity)",
+				"channel: unknown setting (pagerduty knows severity, summary)",
 				"routing_key: the routing key is a secret and settings are not; set it in integrations.pagerduty",
 			},
 		},

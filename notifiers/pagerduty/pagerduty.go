@@ -150,7 +150,7 @@ func (n *Notifier) event(nt *notifiers.Notification, a template.Alert) (*pd.V2Ev
 	// the group, but an event is one alert.
 	one := *nt
 	one.Alerts = template.Alerts{a}
-	summary, err := notifiers.Render(n.conf.Summary, &one)
+	summary, err := notifiers.Render(notifiers.TemplateFor(nt, notifiers.SettingSummary, n.conf.Summary), &one)
 	if err != nil {
 		return nil, fmt.Errorf("render pagerduty summary: %w", err)
 	}

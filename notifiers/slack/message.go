@@ -73,11 +73,11 @@ func (n *Notifier) attachment(nt *notifiers.Notification, i int) (slack.Attachme
 	// The templates see this alert alone; see Config.Title.
 	one := *nt
 	one.Alerts = template.Alerts{a}
-	title, err := notifiers.Render(n.cfg.Title, &one)
+	title, err := notifiers.Render(notifiers.TemplateFor(nt, notifiers.SettingTitle, n.cfg.Title), &one)
 	if err != nil {
 		return slack.Attachment{}, fmt.Errorf("build message: title: %w", err)
 	}
-	text, err := notifiers.Render(n.cfg.Text, &one)
+	text, err := notifiers.Render(notifiers.TemplateFor(nt, notifiers.SettingText, n.cfg.Text), &one)
 	if err != nil {
 		return slack.Attachment{}, fmt.Errorf("build message: text: %w", err)
 	}
