@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/alertmedic/alertmedic/flapping"
+	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/notifiers/email"
 	"github.com/alertmedic/alertmedic/notifiers/pagerduty"
 	"github.com/alertmedic/alertmedic/notifiers/slack"
@@ -644,6 +645,13 @@ func (c *Config) loadIntegrations(dir string, errs *Errors) {
 			case routing.Webhook:
 				add(path, webhook.ValidateSettings(it.Settings))
 			case routing.Slack:
+				for _, k := range []string{notifiers.SettingTitle, notifiers.SettingText} {
+					if v, ok := it.Settings[k]; ok {
+						if err := notifiers.CheckTemplate(v); err != nil {
+							*errs = append(*errs, Error{Path: path + "." + k, Msg: err.Error()})
+						}
+					}
+				}
 				if in.Slack.ChannelRequired() && it.Settings["channel"] == "" {
 					*errs = append(*errs, Error{Path: path + ".channel", Msg: "is required: integrations.slack posts with a bot token, which needs a channel"})
 				}

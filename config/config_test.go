@@ -112,6 +112,10 @@ func TestErrors(t *testing.T) {
 			"web.max_request_byte: unknown field (did you mean max_request_bytes?) (line 3)",
 			"web.max_alerts: must be greater than 0, got 0",
 		}},
+		{"bad_template.yml", []string{
+			"receivers[0].integrations[0].settings.title: render template: template: :1: unclosed action",
+			"receivers[0].integrations[1].settings: routing_key: the routing key is a secret and settings are not; set it in integrations.pagerduty",
+		}},
 		{"unknown_far.yml", []string{"store.flavour: unknown field (known: memory, redis, type) (line 3)"}},
 		{"not_yaml.yml", []string{"not valid YAML: line 1: did not find expected node content"}},
 		{"web_scalar.yml", []string{
