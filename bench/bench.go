@@ -45,6 +45,8 @@ type bench struct {
 
 	notes    []string
 	keepLogs bool
+	// e2e are the end-to-end scenario's rows, run after the ingest ones.
+	e2e      []*e2eRow
 	seq      int
 	redisPID int
 	// quietBudget is what is left of the time the run may spend waiting
@@ -125,7 +127,7 @@ func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 		}
 		failed := ""
 		if t.kind != kindCeiling {
-			if err := b.checkConfig(ctx, t.kind); err != nil {
+			if err := b.checkConfig(ctx, t.kind, ""); err != nil {
 				if ctx.Err() != nil {
 					return rows, ctx.Err()
 				}
@@ -160,7 +162,9 @@ func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 			}
 		}
 	}
-	return rows, nil
+	e2e, err := b.runE2E(ctx)
+	b.e2e = e2e
+	return rows, err
 }
 
 // scenarioResult is one scenario's figures: closed or open is set.
@@ -220,7 +224,7 @@ func (b *bench) scenario(ctx context.Context, r *row, measure string) (scenarioR
 			b.notef("%s: other processes were using %.0f %% of the machine when it started (waited %s)", label, other, waited.Round(100*time.Millisecond))
 		}
 	}
-	srv, err := b.startTarget(ctx, r.kind, label)
+	srv, err := b.startTarget(ctx, r.kind, label, "")
 	if err != nil {
 		return out, err
 	}
@@ -317,7 +321,7 @@ func (b *bench) scenario(ctx context.Context, r *row, measure string) (scenarioR
 
 // startTarget starts one server on a free loopback port and waits until it
 // is ready.
-func (b *bench) startTarget(ctx context.Context, kind, label string) (*proc, error) {
+func (b *bench) startTarget(ctx context.Context, kind, label, extra string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -330,7 +334,7 @@ func (b *bench) startTarget(ctx context.Context, kind, label string) (*proc, err
 		name = "ceiling server"
 		argv = []string{b.self, "-serve-ceiling", addr}
 	} else {
-		cfg, err := b.writeConfig(kind)
+		cfg, err := b.writeConfig(kind, extra)
 		if err != nil {
 			return nil, err
 		}
@@ -349,8 +353,10 @@ func (b *bench) startTarget(ctx context.Context, kind, label string) (*proc, err
 }
 
 // writeConfig writes the daemon's configuration for a store kind. The queue
-// is large enough that a maximum-rate run measures ingest, not 503s.
-func (b *bench) writeConfig(kind string) (string, error) {
+// is large enough that a maximum-rate run measures ingest, not 503s. extra
+// is appended as is (the end-to-end scenario's route and Slack stand-in);
+// the ingest scenarios have none, so they route nowhere and deliver nothing.
+func (b *bench) writeConfig(kind, extra string) (string, error) {
 	var store string
 	switch kind {
 	case kindMemory:
@@ -360,8 +366,12 @@ func (b *bench) writeConfig(kind string) (string, error) {
 	}
 	cfg := "# written by go run ./bench\nstore:\n" + store +
 		"pipeline:\n  workers: 4\n  shutdown_timeout: " + shutdownTimeout.String() + "\n" +
-		"webhook:\n  dedup_window: 10m\n"
-	path := filepath.Join(b.tmp, kind+".yml")
+		"webhook:\n  dedup_window: 10m\n" + extra
+	name := kind + ".yml"
+	if extra != "" {
+		name = kind + "-e2e.yml"
+	}
+	path := filepath.Join(b.tmp, name)
 	// 0600: the Redis URL may carry a password.
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return "", fmt.Errorf("write config: %w", err)
@@ -372,8 +382,8 @@ func (b *bench) writeConfig(kind string) (string, error) {
 // checkConfig runs alertmedic check-config on the file the bench wrote, so
 // that a config the daemon refuses is reported as such, not as a daemon
 // that never became ready.
-func (b *bench) checkConfig(ctx context.Context, kind string) error {
-	path, err := b.writeConfig(kind)
+func (b *bench) checkConfig(ctx context.Context, kind, extra string) error {
+	path, err := b.writeConfig(kind, extra)
 	if err != nil {
 		return err
 	}

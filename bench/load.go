@@ -320,6 +320,27 @@ type openResult struct {
 // connection became free: a stalled server then shows in the latency of
 // every request that had to wait (no coordinated omission).
 func openLoop(ctx context.Context, url string, p *pool, rate, conns int, warmup, dur time.Duration) openResult {
+	r, _ := openLoopSends(ctx, url, p, rate, conns, warmup, dur)
+	return r
+}
+
+// openSends is what openLoop knew of every request it sent: request i (body
+// i) was scheduled at start + i*interval and answered codes[i] or errs[i];
+// the first skip were the warm-up.
+type openSends struct {
+	start     time.Time
+	interval  time.Duration
+	skip      int
+	scheduled int
+	codes     []int
+	errs      []error
+}
+
+func (s openSends) sched(i int) time.Time { return s.start.Add(time.Duration(i) * s.interval) }
+
+// openLoopSends is openLoop that also returns each request's schedule and
+// answer, for the end-to-end scenario, which matches them with deliveries.
+func openLoopSends(ctx context.Context, url string, p *pool, rate, conns int, warmup, dur time.Duration) (openResult, openSends) {
 	interval := time.Second / time.Duration(rate)
 	total := int((warmup + dur) / interval)
 	skip := int(warmup / interval)
@@ -383,7 +404,7 @@ func openLoop(ctx context.Context, url string, p *pool, rate, conns int, warmup,
 		r.p99 = percentile(ls, 0.99)
 		r.max = ls[len(ls)-1]
 	}
-	return r
+	return r, openSends{start: start, interval: interval, skip: skip, scheduled: scheduled, codes: codes, errs: errs}
 }
 
 // percentile is the nearest-rank percentile of sorted samples.

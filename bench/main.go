@@ -43,6 +43,8 @@ type options struct {
 	targets     map[string]bool
 	vary        string
 	retries     int
+	e2eRate     int
+	e2eDrain    time.Duration
 	// serveCeiling is set only when the bench re-executes itself as the
 	// ceiling server.
 	serveCeiling string
@@ -87,6 +89,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.maxRequests, "max-requests", 600_000, "most requests of one scenario (with -pool-mb, this bounds the bench's memory)")
 	fs.StringVar(&o.vary, "vary", varyLabel, "how each body is made distinct: label (a unique bench_seq label on every alert: new alerts, as in a large fleet) or startsAt (the same alerts, a new startsAt per request: histories stay full)")
 	fs.IntVar(&o.retries, "retries", 3, "how many scenarios, in all, may be run again because other processes took a share of the CPU during them")
+	fs.IntVar(&o.e2eRate, "e2e-rate", 200, "requests per second (1 alert each) of the end-to-end scenario, webhook to a local Slack stand-in, run for the memory and redis targets; 0 skips it")
+	fs.DurationVar(&o.e2eDrain, "e2e-drain", 30*time.Second, "how long the end-to-end scenario waits after its load for alerts still on their way to the stand-in")
 	targets := fs.String("targets", "ceiling,memory,redis", "comma-separated targets to run; a subset helps when profiling one")
 	fs.StringVar(&o.write, "write", "", "also write the results, with targets and PASS/MISS, to this file (e.g. BENCHMARKS.md)")
 	fs.StringVar(&o.serveCeiling, "serve-ceiling", "", "")
@@ -129,6 +133,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.retries < 0 || o.retries > 12 {
 		bad = append(bad, "-retries must be in [0, 12]")
+	}
+	if o.e2eRate < 0 || o.e2eRate > 10_000 {
+		bad = append(bad, "-e2e-rate must be in [0, 10000]")
+	}
+	if o.e2eDrain <= 0 || o.e2eDrain > 5*time.Minute {
+		bad = append(bad, "-e2e-drain must be in (0, 5m]")
 	}
 	if o.poolMB < 1 || o.maxRequests < 1 {
 		bad = append(bad, "-pool-mb and -max-requests must be positive")
@@ -261,13 +271,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	report(stdout, b.info, o, res, b.notes, skip)
+	report(stdout, b.info, o, res, b.e2e, b.notes, skip)
 	if o.write != "" {
 		f, err := os.Create(o.write)
 		if err != nil {
 			return fmt.Errorf("write results: %w", err)
 		}
-		writeFile(f, b.info, o, res, b.notes, skip)
+		writeFile(f, b.info, o, res, b.e2e, b.notes, skip)
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("write results: %w", err)
 		}

@@ -143,7 +143,14 @@ func (p *Pipeline) dispatchOnce(ctx context.Context, wait bool) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { p.dmu.Lock(); delete(p.sending, k); p.dmu.Unlock() }()
+			defer func() {
+				p.dmu.Lock()
+				delete(p.sending, k)
+				p.dmu.Unlock()
+				// What came due for this target while it was busy goes now,
+				// not at the next tick.
+				p.wake()
+			}()
 			// Sends outlive a shutdown's cancel only as long as their own
 			// attempt timeout allows.
 			if err := p.sendTarget(context.WithoutCancel(ctx), ids); err != nil {

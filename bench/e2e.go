@@ -1,0 +1,680 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The end-to-end scenario times what an operator waits for: from the
+// webhook POST to the Slack message. The daemon routes every alert to one
+// Slack target whose incoming-webhook URL is a stand-in served by the bench
+// itself on 127.0.0.1; the stand-in finds in each message which alerts it
+// carries and when it came, and each alert's latency is that time minus the
+// request's scheduled send time (the open loop's clock, so a stall counts
+// against every alert it delayed). The dispatcher may merge alerts that
+// waited for the same target into one message: each alert carried gets the
+// message's time.
+
+// e2eGoal is the target: end-to-end p99 below this, every accepted alert
+// delivered.
+const e2eGoal = 100 * time.Millisecond
+
+// e2eChannel is the channel the route's target names; a message elsewhere
+// is a finding.
+const e2eChannel = "#bench"
+
+// e2ePath is the stand-in's webhook path, as Slack's /services/... URLs.
+const e2ePath = "/services/bench"
+
+// e2eSeqLayout is written at the start of the summary annotation, which the
+// Slack message shows as its attachment's text; fixed-width so that every
+// body has the same length.
+const e2eSeqLayout = "bench_seq %09d: "
+
+var e2eSeqRE = regexp.MustCompile(`bench_seq (\d{9})`)
+
+// moreRE is the attachment the Slack integration adds for the alerts past
+// its max_attachments: they arrive, but the message does not say which.
+var moreRE = regexp.MustCompile(`^and (\d+) more alerts?$`)
+
+// e2eConfig is the part of the daemon's configuration that makes it
+// deliver: every alert to one Slack target, the stand-in at addr, and no
+// rate limit (the default is Slack's 1 message/s per channel; this
+// scenario measures the pipeline, not that policy).
+func e2eConfig(addr string) string {
+	return "route:\n  receiver: bench\n" +
+		"receivers:\n  - name: bench\n    integrations:\n      - type: slack\n        settings: {channel: \"" + e2eChannel + "\"}\n" +
+		"integrations:\n  slack:\n    api_url: http://" + addr + e2ePath + "\n" +
+		"delivery:\n  rate_limits:\n    slack: {per_second: 0}\n"
+}
+
+// newE2EPool makes n bodies of the 1-alert payload, body i with a label
+// bench_seq i (a new alert, as -vary label makes them) and "bench_seq i: "
+// at the start of its summary annotation, where the Slack message shows it.
+// The ingest scenarios keep their own pools.
+func newE2EPool(path string, n int) (*pool, error) {
+	tmpl, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read payload: %w", err)
+	}
+	var probe ceilingMessage
+	if err := json.Unmarshal(tmpl, &probe); err != nil {
+		return nil, fmt.Errorf("decode payload %s: %w", path, err)
+	}
+	if len(probe.Alerts) != 1 || probe.Alerts[0].Annotations["summary"] == "" {
+		return nil, fmt.Errorf("payload %s: the end-to-end scenario wants one alert with a summary annotation", path)
+	}
+	// Slots after each key, in the order they occur: a label slot at the
+	// start of the labels object, a summary slot at the start of each
+	// summary value (the alert's and commonAnnotations').
+	type slot struct {
+		at    int
+		label bool
+	}
+	var slots []slot
+	for _, k := range []struct {
+		key   string
+		label bool
+	}{{`"labels":{`, true}, {`"summary":"`, false}} {
+		off := 0
+		for {
+			i := bytes.Index(tmpl[off:], []byte(k.key))
+			if i < 0 {
+				break
+			}
+			off += i + len(k.key)
+			slots = append(slots, slot{off, k.label})
+		}
+	}
+	slices.SortFunc(slots, func(a, b slot) int { return a.at - b.at })
+	fill := func(s slot, i int) string {
+		if s.label {
+			return fmt.Sprintf(seqLayout, i)
+		}
+		return fmt.Sprintf(e2eSeqLayout, i)
+	}
+	size := len(tmpl)
+	for _, s := range slots {
+		size += len(fill(s, 0))
+	}
+	p := &pool{name: "1 alert", alerts: 1, size: size, n: n, buf: make([]byte, 0, n*size)}
+	for i := range n {
+		prev := 0
+		for _, s := range slots {
+			p.buf = append(p.buf, tmpl[prev:s.at]...)
+			p.buf = append(p.buf, fill(s, i)...)
+			prev = s.at
+		}
+		p.buf = append(p.buf, tmpl[prev:]...)
+		if len(p.buf) != (i+1)*size {
+			return nil, fmt.Errorf("payload %s: body %d has %d bytes, want %d", path, i, len(p.buf)-i*size, size)
+		}
+	}
+	for _, i := range []int{0, n - 1} {
+		var m ceilingMessage
+		if err := json.Unmarshal(p.body(i), &m); err != nil {
+			return nil, fmt.Errorf("payload %s: generated body %d does not decode: %w", path, i, err)
+		}
+		a := m.Alerts[0]
+		want := fmt.Sprintf("%09d", i)
+		if len(m.Alerts) != 1 || a.Labels["bench_seq"] != want || !strings.HasPrefix(a.Annotations["summary"], fmt.Sprintf(e2eSeqLayout, i)) {
+			return nil, fmt.Errorf("payload %s: generated body %d has labels %v and summary %q, want bench_seq %s in both", path, i, a.Labels, a.Annotations["summary"], want)
+		}
+	}
+	return p, nil
+}
+
+// slackSink is the Slack stand-in: an incoming webhook that answers 200
+// "ok" and notes when each alert's message came.
+type slackSink struct {
+	srv  *http.Server
+	addr string
+	errc chan error
+
+	mu           sync.Mutex
+	got          map[int]time.Time // bench_seq → first message carrying it
+	dups         int               // alerts carried again by a later message
+	hidden       int               // alerts only counted in "and N more alerts"
+	unknown      int               // attachments with no bench_seq
+	bad          int               // requests that were not a Slack message
+	firstBad     string
+	wrongChannel int
+	messages     int
+	maxPerMsg    int
+	last         time.Time
+}
+
+func startSink() (*slackSink, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("Slack stand-in: listen: %w", err)
+	}
+	s := &slackSink{addr: ln.Addr().String(), got: map[int]time.Time{}, errc: make(chan error, 1)}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
+	go func() { s.errc <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+func (s *slackSink) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.srv.Close()
+	}
+	<-s.errc
+}
+
+// slackMessage is the part of Slack's webhook message the stand-in reads.
+type slackMessage struct {
+	Channel     string `json:"channel"`
+	Text        string `json:"text"`
+	Attachments []struct {
+		Title    string `json:"title"`
+		Text     string `json:"text"`
+		Fallback string `json:"fallback"`
+		Fields   []struct {
+			Title string `json:"title"`
+			Value string `json:"value"`
+		} `json:"fields"`
+	} `json:"attachments"`
+}
+
+func (s *slackSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+	at := time.Now()
+	var m slackMessage
+	switch {
+	case err != nil:
+	case r.Method != http.MethodPost || r.URL.Path != e2ePath:
+		err = fmt.Errorf("%s %s", r.Method, r.URL.Path)
+	default:
+		err = json.Unmarshal(body, &m)
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.bad++
+		if s.firstBad == "" {
+			s.firstBad = err.Error()
+		}
+		s.mu.Unlock()
+		http.Error(w, "invalid_payload", http.StatusBadRequest)
+		return
+	}
+	var seqs []int
+	hidden, unknown := 0, 0
+	for _, a := range m.Attachments {
+		found := e2eSeqRE.FindStringSubmatch(a.Text)
+		if found == nil {
+			all := a.Title + "\n" + a.Fallback
+			for _, f := range a.Fields {
+				all += "\n" + f.Value
+			}
+			found = e2eSeqRE.FindStringSubmatch(all)
+		}
+		if found != nil {
+			n, _ := strconv.Atoi(found[1])
+			seqs = append(seqs, n)
+			continue
+		}
+		if more := moreRE.FindStringSubmatch(a.Text); more != nil {
+			n, _ := strconv.Atoi(more[1])
+			hidden += n
+			continue
+		}
+		unknown++
+	}
+	s.mu.Lock()
+	s.messages++
+	s.maxPerMsg = max(s.maxPerMsg, len(seqs)+hidden)
+	s.hidden += hidden
+	s.unknown += unknown
+	if m.Channel != e2eChannel {
+		s.wrongChannel++
+	}
+	for _, n := range seqs {
+		if _, ok := s.got[n]; ok {
+			s.dups++
+			continue
+		}
+		s.got[n] = at
+	}
+	s.last = at
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok")
+}
+
+// count says how many of seqs have arrived.
+func (s *slackSink) count(seqs []int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, q := range seqs {
+		if _, ok := s.got[q]; ok {
+			n++
+		}
+	}
+	return n
+}
+
+// e2eRow is one store's end-to-end scenario.
+type e2eRow struct {
+	target string
+	kind   string
+	failed string
+	res    *e2eResult
+	info   scenarioInfo
+}
+
+// e2eResult is what the stand-in saw, matched with what the load sent.
+type e2eResult struct {
+	ack       openResult // the webhook's own answers, at the same rate
+	accepted  int        // alerts whose request was answered 200 (warm-up included)
+	delivered int        // of those, how many the stand-in received
+	missing   []int      // the rest, by bench_seq (at most a few kept)
+	nMissing  int
+	stray     int // alerts received whose request got no 200 (timed out, say)
+	dups      int
+	hidden    int
+	unknown   int
+	bad       int
+	firstBad  string
+	wrongChan int
+	messages  int
+	maxPerMsg int
+	samples   int // latencies measured (after the warm-up)
+	p50, p99  time.Duration
+	max       time.Duration
+	// drained is from the last request's scheduled send time to the last
+	// delivery; timedOut says the wait for missing alerts hit -e2e-drain.
+	drained  time.Duration
+	timedOut bool
+	// The daemon's counters after the deliveries.
+	notifications, coalesced, notifyErrors, deadLetters float64
+}
+
+// runE2E runs the end-to-end scenario for each store that is benchmarked.
+func (b *bench) runE2E(ctx context.Context) ([]*e2eRow, error) {
+	if b.o.e2eRate == 0 {
+		return nil, nil
+	}
+	need := int(float64(b.o.e2eRate)*(b.o.warmup+b.o.duration).Seconds()) + 1
+	p, err := newE2EPool(filepath.Join(b.o.testdata, "firing.json"), min(need, b.o.maxRequests))
+	if err != nil {
+		return nil, err
+	}
+	var rows []*e2eRow
+	for _, t := range []struct{ name, kind string }{
+		{"alertmedic, memory store", kindMemory},
+		{"alertmedic, Redis store", kindRedis},
+	} {
+		if !b.o.targets[t.kind] || (t.kind == kindRedis && b.redis == nil) {
+			continue
+		}
+		r := &e2eRow{target: t.name, kind: t.kind}
+		rows = append(rows, r)
+		if err := b.checkConfig(ctx, t.kind, e2eConfig("127.0.0.1:9")); err != nil {
+			if ctx.Err() != nil {
+				return rows, ctx.Err()
+			}
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			fmt.Fprintf(b.log, "bench: %v\n", err)
+			r.failed = first
+			b.notef("end-to-end: %s", first)
+			continue
+		}
+		res, info, err := b.e2eScenario(ctx, t.kind, p)
+		for err == nil && info.cpu.other >= quietThreshold && b.retries > 0 {
+			b.retries--
+			fmt.Fprintf(b.log, "bench: other processes used %.0f %% of the machine; running the scenario again\n", info.cpu.other)
+			again, ainfo, aerr := b.e2eScenario(ctx, t.kind, p)
+			if aerr != nil {
+				err = aerr
+				break
+			}
+			if ainfo.cpu.other < info.cpu.other {
+				res, info = again, ainfo
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return rows, ctx.Err()
+			}
+			fmt.Fprintf(b.log, "bench: %v\n", err)
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			r.failed = first
+			b.notef("%s (the servers' logs are kept in %s)", first, b.tmp)
+			b.keepLogs = true
+			continue
+		}
+		if info.cpu.other >= quietThreshold {
+			b.notef("%s / end-to-end: other processes used %.0f %% of the machine during the scenario; its figures are pessimistic", t.kind, info.cpu.other)
+		}
+		r.res, r.info = res, info
+	}
+	return rows, nil
+}
+
+// e2eScenario starts the stand-in and a fresh daemon delivering to it,
+// sends -e2e-rate requests/s for warm-up + duration, waits (at most
+// -e2e-drain) for every accepted alert to arrive, and stops both.
+func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) (*e2eResult, scenarioInfo, error) {
+	label := kind + " / end-to-end"
+	info := scenarioInfo{name: "end-to-end"}
+	pids := map[string]int{"bench": os.Getpid()}
+	if kind == kindRedis {
+		pids["redis"] = b.redisPID
+	}
+	if b.quietBudget > 0 {
+		waited, other := waitQuiet(ctx, pids, min(10*time.Second, b.quietBudget))
+		b.quietBudget -= waited
+		if other >= quietThreshold {
+			b.notef("%s: other processes were using %.0f %% of the machine when it started (waited %s)", label, other, waited.Round(100*time.Millisecond))
+		}
+	}
+	sink, err := startSink()
+	if err != nil {
+		return nil, info, err
+	}
+	defer sink.close()
+	srv, err := b.startTarget(ctx, kind, label, e2eConfig(sink.addr))
+	if err != nil {
+		return nil, info, err
+	}
+	// Stopped below; this covers the early returns.
+	defer srv.stop(5 * time.Second)
+	pids["server"] = srv.cmd.Process.Pid
+	cpu0 := snapCPU(pids)
+	lctx, cancel := srv.context(ctx)
+	defer cancel()
+
+	fmt.Fprintf(b.log, "bench: %s: %s warm-up + %s at %d/s, then up to %s for the last deliveries ...\n", label, b.o.warmup, b.o.duration, b.o.e2eRate, b.o.e2eDrain)
+	t0 := time.Now()
+	ack, sends := openLoopSends(lctx, "http://"+srv.addr+"/webhook", p, b.o.e2eRate, b.o.workers, b.o.warmup, b.o.duration)
+	loadTime := time.Since(t0)
+	res := &e2eResult{ack: ack}
+	var accepted []int
+	for i := 0; i < sends.scheduled; i++ {
+		if sends.errs[i] == nil && sends.codes[i] == http.StatusOK {
+			accepted = append(accepted, i)
+		}
+	}
+	res.accepted = len(accepted)
+	// Wait for the stragglers, bounded; the daemon is still running.
+	deadline := time.Now().Add(b.o.e2eDrain)
+	for sink.count(accepted) < len(accepted) && ctx.Err() == nil && !srv.hasExited() {
+		if time.Now().After(deadline) {
+			res.timedOut = true
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		return nil, info, ctx.Err()
+	}
+	if srv.hasExited() {
+		return nil, info, fmt.Errorf("%s: %s exited during the load (%s)\nlast lines of %s:\n%s", label, srv.name, srv.cmd.ProcessState, srv.logPath, tail(srv.logPath, 20))
+	}
+	info.cpu = share(cpu0, snapCPU(pids))
+	fmt.Fprintf(b.log, "bench: %s: CPU %s\n", label, cpuCell(info.cpu))
+
+	st := &daemonStats{loadTime: loadTime}
+	if m, err := scrape(ctx, "http://"+srv.addr+"/metrics"); err != nil {
+		b.notef("%s: read /metrics: %v", label, err)
+	} else {
+		st.received = m["alertmedic_alerts_received_total"]
+		st.duplicates = m["alertmedic_alerts_duplicate_total"]
+		st.processed = m["alertmedic_alerts_processed_total"]
+		st.depth = m["alertmedic_queue_depth"]
+		res.notifications = m["alertmedic_notifications_total"]
+		res.coalesced = m["alertmedic_notifications_coalesced_total"]
+		res.notifyErrors = m["alertmedic_notification_errors_total"]
+		res.deadLetters = m["alertmedic_notifications_dead_letters_total"]
+	}
+	grace := shutdownTimeout + 15*time.Second
+	took, killed, stopErr := srv.stop(grace)
+	if ctx.Err() != nil {
+		return nil, info, ctx.Err()
+	}
+	st.shutdown, st.killed = took, killed
+	var samples []string
+	st.logIssues, samples = logIssues(srv.logPath)
+	if killed {
+		b.notef("%s: the daemon did not exit within %s of SIGTERM and was killed", label, grace)
+	} else if stopErr != nil {
+		b.notef("%s: shutdown: %v", label, stopErr)
+	}
+	if st.duplicates > 0 {
+		b.notef("%s: the daemon counted %.0f alerts as duplicates: the bodies were not all distinct", label, st.duplicates)
+	}
+	if st.logIssues > 0 {
+		b.notef("%s: %d warn/error lines in the daemon log, e.g. %s", label, st.logIssues, strings.Join(samples, " | "))
+		b.keepLogs = true
+	}
+	if kind == kindRedis {
+		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+		n, err := wipePrefix(wctx, b.redis, b.prefix)
+		wcancel()
+		if err != nil {
+			return nil, info, fmt.Errorf("%s: %w", label, err)
+		}
+		st.redisKeys = n
+	}
+	info.st = st
+
+	// Match what was sent with what arrived. The daemon is stopped, so the
+	// stand-in sees nothing more.
+	sink.mu.Lock()
+	got := sink.got
+	res.dups, res.hidden, res.unknown, res.bad, res.firstBad = sink.dups, sink.hidden, sink.unknown, sink.bad, sink.firstBad
+	res.wrongChan, res.messages, res.maxPerMsg = sink.wrongChannel, sink.messages, sink.maxPerMsg
+	last := sink.last
+	sink.mu.Unlock()
+	isAccepted := make(map[int]bool, len(accepted))
+	var lat []time.Duration
+	for _, i := range accepted {
+		isAccepted[i] = true
+		at, ok := got[i]
+		if !ok {
+			res.nMissing++
+			if len(res.missing) < 5 {
+				res.missing = append(res.missing, i)
+			}
+			continue
+		}
+		res.delivered++
+		if i >= sends.skip {
+			lat = append(lat, at.Sub(sends.sched(i)))
+		}
+	}
+	for i := range got {
+		if !isAccepted[i] {
+			res.stray++
+		}
+	}
+	if sends.scheduled > 0 && !last.IsZero() {
+		res.drained = max(last.Sub(sends.sched(sends.scheduled-1)), 0)
+	}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		res.samples = len(lat)
+		res.p50, res.p99, res.max = percentile(lat, 0.50), percentile(lat, 0.99), lat[len(lat)-1]
+	}
+	fmt.Fprintf(b.log, "bench: %s: %d of %d accepted alerts delivered in %d messages (most in one: %d), p50 %s p99 %s max %s; ack p99 %s; daemon: %.0f notifications, %.0f coalesced, %.0f errors, %.0f dead letters; shutdown took %s\n",
+		label, res.delivered, res.accepted, res.messages, res.maxPerMsg, ms(res.p50), ms(res.p99), ms(res.max), ms(ack.p99),
+		res.notifications, res.coalesced, res.notifyErrors, res.deadLetters, took.Round(time.Millisecond))
+	if res.nMissing > 0 {
+		why := ""
+		if res.hidden > 0 {
+			why = fmt.Sprintf(" (%d alerts arrived only as \"and N more alerts\")", res.hidden)
+		}
+		b.notef("%s: %d of %d accepted alerts never reached the Slack stand-in within %s after the load%s, e.g. bench_seq %v", label, res.nMissing, res.accepted, b.o.e2eDrain, why, res.missing)
+	}
+	if res.dups > 0 {
+		b.notef("%s: %d alerts reached the Slack stand-in more than once", label, res.dups)
+	}
+	if res.bad > 0 || res.unknown > 0 || res.wrongChan > 0 {
+		b.notef("%s: the Slack stand-in got %d requests it could not read (first: %s), %d attachments without a bench_seq, %d messages for another channel than %s", label, res.bad, res.firstBad, res.unknown, res.wrongChan, e2eChannel)
+	}
+	if res.stray > 0 {
+		b.notef("%s: %d alerts were delivered whose request got no 200 (a timeout or reset after the daemon took it)", label, res.stray)
+	}
+	if res.notifyErrors > 0 || res.deadLetters > 0 {
+		b.notef("%s: the daemon counted %.0f failed deliveries and %.0f dead letters", label, res.notifyErrors, res.deadLetters)
+	}
+	return res, info, nil
+}
+
+// e2eVerdict holds a row against the end-to-end goal: p99 below e2eGoal and
+// every accepted alert delivered, without a refused or failed request.
+func e2eVerdict(r *e2eRow) string {
+	if r.failed != "" || r.res == nil {
+		return "MISS: not measured"
+	}
+	var miss []string
+	if r.res.samples == 0 {
+		miss = append(miss, "no latency measured")
+	} else if r.res.p99 >= e2eGoal {
+		miss = append(miss, fmt.Sprintf("p99 %s ≥ %s", ms(r.res.p99), ms(e2eGoal)))
+	}
+	if r.res.nMissing > 0 {
+		miss = append(miss, fmt.Sprintf("%d alerts not delivered", r.res.nMissing))
+	}
+	if n := r.res.ack.bad() + r.res.ack.errs; n > 0 {
+		miss = append(miss, fmt.Sprintf("%d failed requests", n))
+	}
+	if len(miss) == 0 {
+		return "PASS"
+	}
+	return "MISS: " + strings.Join(miss, "; ")
+}
+
+// e2eTable prints one line per store; withVerdict adds the goal column.
+func e2eTable(w io.Writer, rows []*e2eRow, o options, withVerdict bool) {
+	h := fmt.Sprintf("| target | payload | alerts sent @%s/s | delivered | missing | Slack messages (most alerts in one) | p50 | p99 | max | ack p99 | non-2xx | CPU: load generator + stand-in / server / Redis / others |", thousands(float64(o.e2eRate)))
+	sep := "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+	if withVerdict {
+		h += " vs target |"
+		sep += "---|"
+	}
+	fmt.Fprintln(w, h)
+	fmt.Fprintln(w, sep)
+	for _, r := range rows {
+		c := []string{r.target, "1 alert"}
+		if r.res == nil {
+			c = append(c, "failed", "", "", "", "", "", "", "", "", "see notes")
+		} else {
+			x := r.res
+			missing := strconv.Itoa(x.nMissing)
+			if x.hidden > 0 {
+				missing += fmt.Sprintf(" (%d shown as \"and N more\")", x.hidden)
+			}
+			delivered := thousands(float64(x.delivered))
+			if x.dups > 0 {
+				delivered += fmt.Sprintf(" (+%d twice)", x.dups)
+			}
+			c = append(c, thousands(float64(x.accepted)), delivered, missing,
+				fmt.Sprintf("%s (%d)", thousands(float64(x.messages)), x.maxPerMsg),
+				ms(x.p50), ms(x.p99), ms(x.max), ms(x.ack.p99), badCell(x.ack.counts), cpuCell(r.info.cpu))
+		}
+		if withVerdict {
+			c = append(c, e2eVerdict(r))
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(c, " | "))
+	}
+}
+
+// e2eDetails is a line per store with what the daemon said about the run.
+func e2eDetails(w io.Writer, rows []*e2eRow) {
+	for _, r := range rows {
+		if r.res == nil || r.info.st == nil {
+			continue
+		}
+		x, st := r.res, r.info.st
+		drain := fmt.Sprintf("the last alert arrived %s after the last request was due", ms(x.drained))
+		if x.timedOut {
+			drain = "the wait for the last alerts timed out"
+		}
+		merged := "alerts"
+		if x.coalesced == 1 {
+			merged = "alert"
+		}
+		fmt.Fprintf(w, "- %s: %s latency samples after the warm-up; %s; the daemon sent %s notifications (%s %s merged into another message), %s failed deliveries, %s dead letters, processed %s of %s alerts, shutdown %s.\n",
+			r.target, thousands(float64(x.samples)), drain, thousands(x.notifications), thousands(x.coalesced), merged, thousands(x.notifyErrors), thousands(x.deadLetters),
+			thousands(st.processed), thousands(st.received), ms(st.shutdown))
+	}
+}
+
+// e2eIntro explains the end-to-end scenario in BENCHMARKS.md, with its goal
+// and the analysis of the last run (kept here, as the ingest analysis is,
+// so that a rerun keeps it); empty when the scenario was skipped.
+func e2eIntro(o options) string {
+	if o.e2eRate == 0 {
+		return ""
+	}
+	return fmt.Sprintf(`
+**End to end** (the last table): the time from the webhook POST to the
+Slack message, which is what the person on call waits for. For this
+scenario the daemon's configuration also routes every alert to one Slack
+target (`+"`route: {receiver: bench}`"+`, a receiver with one `+"`slack`"+` integration,
+channel `+"`%s`"+`), and `+"`integrations.slack.api_url`"+` points at a stand-in: an
+incoming-webhook style http.Server inside the bench process on 127.0.0.1
+that answers 200 "ok", as Slack does. `+"`delivery.rate_limits.slack.per_second: 0`"+`
+lifts the rate limit (by default 1 message a second per target, burst 3,
+Slack's own policy for incoming webhooks), so the figures are the
+pipeline's (queue, worker, flap state, outbox, dispatcher, HTTP post), not
+that policy's: with the limit, alerts past the burst wait up to a second
+and go out merged into the next message.
+
+- **Load**: open loop at %d requests/s of 1 alert each for %s after a %s
+  warm-up, on a freshly started daemon per store, with the ingest settings
+  above. The bodies are firing.json with a `+"`bench_seq`"+` label unique to the
+  request, as above, and the same number at the start of the summary
+  annotation, which the Slack message shows as its attachment's text
+  (title `+"`CRITICAL: HighErrorRate`"+`, text `+"`bench_seq 000000042: High HTTP 5xx…`"+`,
+  fields Description, Status, Started At).
+- **p50/p99/max**: the stand-in reads each message, finds the sequence
+  numbers of the alerts it carries and notes when it had read the body; an
+  alert's latency is that time minus its request's scheduled send time (one
+  clock, in one process; a stalled sender counts against the alerts it
+  delayed). The dispatcher merges alerts that waited for the same target
+  into one message; every alert in it gets that message's time. Only the
+  alerts sent after the warm-up are timed.
+- **delivered / missing**: every alert whose request was answered 200,
+  warm-up included, must arrive; after the load the bench waits up to %s
+  (-e2e-drain) for the last ones, then counts the rest as missing. An alert
+  the stand-in gets twice is shown as *+N twice*. *Slack messages* counts
+  the messages and, in brackets, the most alerts one carried; *ack p99* is
+  the webhook's own answer at this rate, for comparison. CPU is over the
+  load and the wait for the last deliveries, and the bench's share includes
+  the stand-in.
+
+**Target** (end to end): p99 below %d ms at %d alerts/s with either store,
+every accepted alert delivered (missing 0) and no non-2xx answer.
+
+**End to end, the analysis of the run below**: both stores meet the target
+by a wide margin: p99 of a few milliseconds, within a few milliseconds of
+the ack's own p99, because an idle worker takes the entry as soon as it is
+queued and the dispatcher is woken when the outbox gets an item. At this
+rate almost every alert goes out as a message of its own: none or one of
+2,200 merged with the memory store, under 20 with Redis. An alert merges
+when it is due while the target's previous post is still under way (one
+message at a time per target), which happens more with Redis, where
+claiming and settling the outbox items of a send are Redis round trips
+that keep the target busy longer. Every alert arrived once, none failed,
+nothing was dead-lettered.
+`, e2eChannel, o.e2eRate, o.duration, o.warmup, o.e2eDrain, e2eGoal.Milliseconds(), o.e2eRate)
+}
