@@ -82,27 +82,43 @@ type expiring struct {
 // expiryQueue forgets keys in the order they were written, at a cost
 // proportional to what expires: nothing scans a whole map while holding the
 // lock the webhook needs. A key written again has a later entry; the earlier
-// one is skipped when it comes up.
+// one is skipped when it comes up. Entries live in fixed-size chunks so that
+// neither growing nor draining ever copies the whole queue under the lock.
 type expiryQueue struct {
-	q []expiring
+	chunks [][]expiring
+	head   int // next entry to pop in chunks[0]
 }
 
-func (e *expiryQueue) push(k string, exp time.Time) { e.q = append(e.q, expiring{k, exp}) }
+const expiryChunk = 4096
+
+func (e *expiryQueue) push(k string, exp time.Time) {
+	if n := len(e.chunks); n == 0 || len(e.chunks[n-1]) == expiryChunk {
+		e.chunks = append(e.chunks, make([]expiring, 0, expiryChunk))
+	}
+	last := len(e.chunks) - 1
+	e.chunks[last] = append(e.chunks[last], expiring{k, exp})
+}
 
 // pop removes expired entries (or, with force, the oldest regardless) and
 // calls drop for each; drop checks the key still has that expiry.
 func (e *expiryQueue) pop(now time.Time, force int, drop func(k string, exp time.Time)) {
-	i := 0
-	for i < len(e.q) && (i < force || !now.Before(e.q[i].exp)) {
-		drop(e.q[i].key, e.q[i].exp)
-		i++
-	}
-	if i > 0 {
-		clear(e.q[:i])
-		e.q = e.q[i:]
-		if cap(e.q) > 1024 && len(e.q) < cap(e.q)/4 {
-			e.q = append([]expiring(nil), e.q...)
+	for popped := 0; len(e.chunks) > 0; popped++ {
+		c := e.chunks[0]
+		if e.head == len(c) {
+			if len(c) < expiryChunk {
+				return // the only, partly filled chunk is drained
+			}
+			e.chunks[0] = nil
+			e.chunks, e.head = e.chunks[1:], 0
+			continue
 		}
+		x := c[e.head]
+		if popped >= force && now.Before(x.exp) {
+			return
+		}
+		drop(x.key, x.exp)
+		c[e.head] = expiring{}
+		e.head++
 	}
 }
 
