@@ -16,7 +16,14 @@ const (
 	KindDigest          = "digest"           // alerts held during a mute (defer), sent when it ends
 	KindFlappingStarted = "flapping_started" // an alert (or group, with by:) started flapping
 	KindFlappingStopped = "flapping_stopped" // and stopped
+	KindRemediation     = "remediation"      // a remediation action ran or failed
 )
+
+// IsNotice says whether a kind is one of alertmedic's own notices (a ready
+// text, no alerts of its own to render).
+func IsNotice(kind string) bool {
+	return kind == KindFlappingStarted || kind == KindFlappingStopped || kind == KindRemediation
+}
 
 // Target is where a notification goes: one integration of one receiver.
 type Target struct {

@@ -313,7 +313,7 @@ func (n *Notifier) message(nt *notifiers.Notification, to []*mail.Address) (*gom
 func (n *Notifier) subject(nt *notifiers.Notification) (string, error) {
 	var s string
 	switch nt.Kind {
-	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped:
+	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped, notifiers.KindRemediation:
 		s = "[alertmedic] " + nt.Text
 	case notifiers.KindDigest:
 		s = "Digest: " + digestCount(len(nt.Alerts)) + " held during quiet hours"

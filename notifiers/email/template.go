@@ -26,7 +26,7 @@ type Data struct {
 func data(nt *notifiers.Notification) *Data {
 	d := &Data{Data: notifiers.Data(nt), Kind: nt.Kind, Facts: nt.Facts}
 	switch nt.Kind {
-	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped:
+	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped, notifiers.KindRemediation:
 		d.Intro = nt.Text
 	case notifiers.KindDigest:
 		d.Intro = fmt.Sprintf("%s held during quiet hours; their latest state follows.", digestCount(len(nt.Alerts)))

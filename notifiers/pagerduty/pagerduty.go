@@ -85,7 +85,7 @@ func New(c Config, client *http.Client) *Notifier {
 // still sent and the errors are joined.
 func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool, error) {
 	switch nt.Kind {
-	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped:
+	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped, notifiers.KindRemediation:
 		return false, nil
 	}
 	if n.key == "" {

@@ -33,7 +33,7 @@ func (n *Notifier) message(nt *notifiers.Notification) (*slack.WebhookMessage, e
 		Channel:   nt.Target.Settings["channel"],
 	}
 	switch nt.Kind {
-	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped:
+	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped, notifiers.KindRemediation:
 		msg.Attachments = []slack.Attachment{n.notice(nt)}
 		return msg, nil
 	case notifiers.KindDigest:
@@ -119,8 +119,13 @@ func (n *Notifier) attachment(nt *notifiers.Notification, i int) (slack.Attachme
 // its facts as fields in a stable order so that messages compare.
 func (n *Notifier) notice(nt *notifiers.Notification) slack.Attachment {
 	title, color := "Flapping started", "warning"
-	if nt.Kind == notifiers.KindFlappingStopped {
+	switch {
+	case nt.Kind == notifiers.KindFlappingStopped:
 		title, color = "Flapping stopped", "good"
+	case nt.Kind == notifiers.KindRemediation && nt.Facts["result"] == "failed":
+		title, color = "Remediation failed", "danger"
+	case nt.Kind == notifiers.KindRemediation:
+		title, color = "Remediation", "good"
 	}
 	if name := nt.Facts["alertname"]; name != "" {
 		title += ": " + name
