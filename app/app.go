@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,8 +22,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/config"
+	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/pipeline"
 	"github.com/alertmedic/alertmedic/receiver"
+	"github.com/alertmedic/alertmedic/remediation"
 	"github.com/alertmedic/alertmedic/routing"
 	"github.com/alertmedic/alertmedic/store/memory"
 	redisstore "github.com/alertmedic/alertmedic/store/redis"
@@ -64,6 +67,7 @@ type App struct {
 	rcv        *receiver.Receiver
 	pl         *pipeline.Pipeline
 	notifier   *swappable
+	eng        *remediation.Engine
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 }
@@ -139,7 +143,32 @@ func Run(ctx context.Context, o Options) error {
 	} else {
 		a.log.Info().Strs("integrations", live).Msg("integrations with credentials deliver; the others render into the log")
 	}
+	// The engine's notices go through the pipeline, which exists only
+	// below: the callback looks it up when it runs.
+	var plRef atomic.Pointer[pipeline.Pipeline]
+	eng, err := remediation.New(remediation.Options{
+		Config:     cfg.Remediation,
+		Store:      st,
+		Client:     &http.Client{},
+		Logger:     a.log.With().Str("component", "remediation").Logger(),
+		Registerer: reg,
+		ReplicaID:  cfg.Global.ReplicaID,
+		Notify: func(ctx context.Context, text string, facts map[string]string) {
+			pl := plRef.Load()
+			if pl == nil {
+				return
+			}
+			if err := pl.Notice(ctx, a.currentConfig().Remediation.NotifyReceiver, notifiers.KindRemediation, text, facts); err != nil {
+				a.log.Error().Err(err).Msg("queue remediation notice failed")
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("remediation: %w", err)
+	}
+	a.eng = eng
 	pl := pipeline.New(pipeline.Options{
+		Remediator: eng,
 		Store:      st,
 		Logger:     a.log.With().Str("component", "pipeline").Logger(),
 		Registerer: reg,
@@ -157,6 +186,7 @@ func Run(ctx context.Context, o Options) error {
 		CheckInterval: cfg.Pipeline.CheckInterval.Std(),
 	})
 	a.pl = pl
+	plRef.Store(pl)
 
 	a.rcv = receiver.New(receiver.Options{
 		Logger:           a.log.With().Str("component", "receiver").Logger(),
@@ -170,6 +200,7 @@ func Run(ctx context.Context, o Options) error {
 		Settings:         settings(cfg),
 		Reload:           a.reload,
 		FailedDeliveries: func(ctx context.Context) (any, error) { return pl.FailedDeliveries(ctx) },
+		Remediation:      remediationAPI{eng},
 		RouteTest: func(labels map[string]string, at time.Time) (any, error) {
 			kv, err := ParseLabels(labelArgs(labels))
 			if err != nil {
@@ -370,6 +401,10 @@ func (a *App) reload(_ context.Context) error {
 	a.rcv.Apply(settings(cfg))
 	a.pl.Apply(rules)
 	a.notifier.set(disp)
+	if err := a.eng.Apply(cfg.Remediation); err != nil {
+		// Load checked it; a refusal here is logged, the rest applies.
+		a.log.Error().Err(err).Msg("remediation kept its previous configuration")
+	}
 	changed := !bytes.Equal(raw, a.rawCfg)
 	a.cfg, a.rawCfg = cfg, raw
 	a.reloadOK.Set(1)
@@ -393,3 +428,13 @@ func restartNeeded(old, cur *config.Config) string {
 	}
 	return ""
 }
+
+// remediationAPI adapts the engine to the HTTP API's interface.
+type remediationAPI struct{ e *remediation.Engine }
+
+func (r remediationAPI) Audit(ctx context.Context, limit int) (any, error) {
+	return r.e.Audit(ctx, limit)
+}
+func (r remediationAPI) Pause(ctx context.Context, by string) error  { return r.e.Pause(ctx, by) }
+func (r remediationAPI) Resume(ctx context.Context, by string) error { return r.e.Resume(ctx, by) }
+func (r remediationAPI) Paused(ctx context.Context) (bool, error)    { return r.e.Paused(ctx) }

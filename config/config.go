@@ -27,6 +27,7 @@ import (
 	"github.com/alertmedic/alertmedic/notifiers/pagerduty"
 	"github.com/alertmedic/alertmedic/notifiers/slack"
 	"github.com/alertmedic/alertmedic/notifiers/webhook"
+	"github.com/alertmedic/alertmedic/remediation"
 	"github.com/alertmedic/alertmedic/routing"
 )
 
@@ -55,6 +56,8 @@ type Config struct {
 	// into the log instead.
 	Integrations IntegrationsConfig `yaml:"integrations"`
 	Delivery     DeliveryConfig     `yaml:"delivery"`
+	// Remediation is the guarded actions run when alerts fire or resolve.
+	Remediation remediation.Config `yaml:"remediation"`
 }
 
 // IntegrationsConfig is one block per integration type.
@@ -211,7 +214,8 @@ func Default() Config {
 			ShutdownTimeout:  Duration(25 * time.Second),
 			CheckInterval:    Duration(30 * time.Second),
 		},
-		Flapping: flapping.DefaultConfig(),
+		Flapping:    flapping.DefaultConfig(),
+		Remediation: remediation.DefaultConfig(),
 		Delivery: DeliveryConfig{
 			MinBackoff:     Duration(500 * time.Millisecond),
 			MaxBackoff:     Duration(30 * time.Second),
@@ -543,6 +547,12 @@ func validate(c *Config, dir string) error {
 	}
 	c.compileRouting(&errs)
 	c.loadIntegrations(dir, &errs)
+	for _, e := range c.Remediation.Load(dir) {
+		errs = append(errs, Error{Path: "remediation", Msg: e.Error()})
+	}
+	if r := c.Remediation.NotifyReceiver; r != "" && !slices.ContainsFunc(c.Receivers, func(rv routing.Receiver) bool { return rv.Name == r }) {
+		bad("remediation.notify_receiver", "unknown receiver %q", r)
+	}
 	positiveDur("delivery.min_backoff", c.Delivery.MinBackoff)
 	positiveDur("delivery.max_backoff", c.Delivery.MaxBackoff)
 	positiveDur("delivery.attempt_timeout", c.Delivery.AttemptTimeout)

@@ -109,8 +109,13 @@ func (p *Pipeline) decide(ctx context.Context, e *alert.Entry, log zerolog.Logge
 		ov := res.Flapping
 		cfg := flapping.Merge(r.Flapping, r.Override(ov))
 		key := flapping.Key(cfg, a.Fingerprint, a.Labels)
-		held, err := p.observe(ctx, r, key, cfg, ov.SuppressNotifications(), a, e, log)
+		held, flappingNow, err := p.observe(ctx, r, key, cfg, ov.SuppressNotifications(), a, e, log)
 		if err != nil {
+			return err
+		}
+		// Remediation runs off the notification path, from the store, so a
+		// slow action delays no notification and a crash loses none.
+		if err := p.putRemedy(ctx, e.ID, a, flappingNow && !ov.RemediateWhileFlapping()); err != nil {
 			return err
 		}
 		if held {
@@ -137,11 +142,10 @@ func (p *Pipeline) decide(ctx context.Context, e *alert.Entry, log zerolog.Logge
 
 // observe updates the alert's flap state and reports whether its
 // notifications are held back.
-func (p *Pipeline) observe(ctx context.Context, r *Rules, key string, cfg flapping.Config, suppress bool, a template.Alert, e *alert.Entry, log zerolog.Logger) (bool, error) {
+func (p *Pipeline) observe(ctx context.Context, r *Rules, key string, cfg flapping.Config, suppress bool, a template.Alert, e *alert.Entry, log zerolog.Logger) (held, flappingNow bool, err error) {
 	var d flapping.Decision
-	var held bool
 	var rec flapRecord
-	_, err := p.o.Store.UpdateState(ctx, "flap:"+key, p.flapTTL(cfg), func(old []byte) ([]byte, error) {
+	_, err = p.o.Store.UpdateState(ctx, "flap:"+key, p.flapTTL(cfg), func(old []byte) ([]byte, error) {
 		rec = flapRecord{}
 		if old != nil {
 			if err := json.Unmarshal(old, &rec); err != nil {
@@ -166,7 +170,7 @@ func (p *Pipeline) observe(ctx context.Context, r *Rules, key string, cfg flappi
 		return json.Marshal(rec)
 	})
 	if err != nil {
-		return false, fmt.Errorf("update flap state: %w", err)
+		return false, false, fmt.Errorf("update flap state: %w", err)
 	}
 	if d.Event != flapping.None {
 		log.Warn().Str("flap_key", key).Str("alertname", a.Labels["alertname"]).Str("event", string(d.Event)).
@@ -179,15 +183,15 @@ func (p *Pipeline) observe(ctx context.Context, r *Rules, key string, cfg flappi
 	}
 	if rec.State.Flapping || len(rec.Pending) > 0 {
 		if err := p.o.Store.Mark(ctx, indexFlapping, key, float64(p.o.Now().Unix())); err != nil {
-			return false, err
+			return false, false, err
 		}
 	}
 	if len(rec.Pending) > 0 {
 		if err := p.flushPending(ctx, key, cfg, log); err != nil {
-			return false, err
+			return false, false, err
 		}
 	}
-	return held, nil
+	return held, d.Flapping, nil
 }
 
 // noticeFor adds to rec what an event calls for: a notice to the flapping
@@ -423,6 +427,7 @@ func (p *Pipeline) FailedDeliveries(ctx context.Context) ([]DeadLetter, error) {
 		var dl DeadLetter
 		var found bool
 		if _, err := p.o.Store.UpdateState(ctx, "dead:"+k, deadTTL, func(old []byte) ([]byte, error) {
+			dl = DeadLetter{}
 			found = old != nil && json.Unmarshal(old, &dl) == nil
 			return old, nil
 		}); err != nil {

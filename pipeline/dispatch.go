@@ -106,6 +106,7 @@ func (p *Pipeline) dispatchOnce(ctx context.Context, wait bool) error {
 		var it outboxItem
 		var ok bool
 		if _, err := p.o.Store.UpdateState(ctx, "outbox:"+id, 7*24*time.Hour, func(old []byte) ([]byte, error) {
+			it = outboxItem{} // fn may run again: start from nothing each time
 			ok = old != nil && json.Unmarshal(old, &it) == nil
 			return old, nil
 		}); err != nil {
@@ -178,7 +179,9 @@ func (p *Pipeline) sendTarget(ctx context.Context, ids []string) error {
 		var it outboxItem
 		var mine bool
 		if _, err := p.o.Store.UpdateState(ctx, "outbox:"+id, 7*24*time.Hour, func(old []byte) ([]byte, error) {
-			mine = false
+			// fn runs again when another replica wrote the key meanwhile:
+			// decide from the newest value alone, never from a stale copy.
+			mine, it = false, outboxItem{}
 			if old == nil || json.Unmarshal(old, &it) != nil || it.Sent || it.Due.After(now) || it.Lease.After(now) {
 				return old, nil
 			}
@@ -268,6 +271,8 @@ func (p *Pipeline) sendTarget(ctx context.Context, ids []string) error {
 		return nil
 	}
 	deadline := p.o.Retrier.DeadlineOrDefault()
+	// Retry-After counts from the answer, not from when the attempt began.
+	now = p.o.Now()
 	for _, i := range batch {
 		it := claimed[i]
 		attempts := it.Attempts + 1

@@ -53,6 +53,10 @@ type Options struct {
 	Retrier Retrier
 	// RateLimits bound messages per target, by integration type.
 	RateLimits map[string]RateLimit
+	// Remediator runs guarded actions off the notification path; nil runs
+	// none. RemedyWorkers bounds the actions running at once (default 4).
+	Remediator    Remediator
+	RemedyWorkers int
 	// Rules route and judge flapping; nil (until Apply) only records.
 	Rules *Rules
 	// CheckInterval paces the periodic check (flapping that ended, outbox
@@ -68,10 +72,12 @@ type Pipeline struct {
 	wg    sync.WaitGroup
 	rules atomic.Pointer[Rules]
 
-	wakeCh  chan struct{}
-	dmu     sync.Mutex
-	buckets map[string]*bucket
-	sending map[string]bool
+	wakeCh      chan struct{}
+	remedyWake  chan struct{}
+	remedySlots chan struct{}
+	dmu         sync.Mutex
+	buckets     map[string]*bucket
+	sending     map[string]bool
 }
 
 // New builds a pipeline and registers its metrics.
@@ -91,7 +97,11 @@ func New(o Options) *Pipeline {
 	if o.CheckInterval <= 0 {
 		o.CheckInterval = 30 * time.Second
 	}
-	p := &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store), wakeCh: make(chan struct{}, 1), buckets: map[string]*bucket{}, sending: map[string]bool{}}
+	if o.RemedyWorkers <= 0 {
+		o.RemedyWorkers = 4
+	}
+	p := &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store), wakeCh: make(chan struct{}, 1), buckets: map[string]*bucket{}, sending: map[string]bool{},
+		remedyWake: make(chan struct{}, 1), remedySlots: make(chan struct{}, o.RemedyWorkers)}
 	if o.Rules != nil {
 		p.rules.Store(o.Rules)
 	}
@@ -132,10 +142,14 @@ func (p *Pipeline) checker(ctx context.Context) {
 // Start runs the workers until ctx is cancelled. Cancelling ctx stops them
 // from taking new entries; entries they hold are finished (see Wait).
 func (p *Pipeline) Start(ctx context.Context) {
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go func() {
 		defer p.wg.Done()
 		p.checker(ctx)
+	}()
+	go func() {
+		defer p.wg.Done()
+		p.remedies(ctx)
 	}()
 	go func() {
 		defer p.wg.Done()

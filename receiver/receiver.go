@@ -72,7 +72,9 @@ type Options struct {
 	RouteTest func(labels map[string]string, at time.Time) (any, error)
 	// FailedDeliveries answers GET /api/v1/deliveries/failed.
 	FailedDeliveries func(ctx context.Context) (any, error)
-	Now              func() time.Time
+	// Remediation is the remediation engine's API; nil disables it.
+	Remediation RemediationAPI
+	Now         func() time.Time
 }
 
 // Receiver serves HTTP.
@@ -113,6 +115,9 @@ func New(o Options) *Receiver {
 	e.GET("/api/v1/health/detailed", r.healthDetailed)
 	e.GET("/api/v1/routes/test", r.routeTest)
 	e.GET("/api/v1/deliveries/failed", r.failedDeliveries)
+	e.GET("/api/v1/remediations", r.remediations)
+	e.POST("/api/v1/remediation/pause", r.auth(true), r.pauseRemediation(true))
+	e.POST("/api/v1/remediation/resume", r.auth(true), r.pauseRemediation(false))
 	g := o.Gatherer
 	if g == nil {
 		g = prometheus.DefaultGatherer

@@ -7,6 +7,7 @@
 package memory
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"sort"
@@ -435,6 +436,9 @@ func (s *Store) UpdateState(_ context.Context, key string, ttl time.Duration, fn
 	if v == nil {
 		delete(s.state, key)
 		return nil, nil
+	}
+	if old != nil && bytes.Equal(v, old) {
+		return v, nil // unchanged: not a write, the TTL stays (as on Redis)
 	}
 	s.state[key] = stateVal{v: v, exp: now.Add(ttl)}
 	s.stateQ.push(key, now.Add(ttl))

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,12 @@ func (s *Store) UpdateState(ctx context.Context, key string, ttl time.Duration, 
 		v, err := fn(old)
 		if err != nil {
 			return &fnError{err}
+		}
+		if v != nil && old != nil && bytes.Equal(v, old) {
+			// Unchanged: no write, so readers do not make writers retry.
+			// The TTL is left as it was.
+			result = v
+			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			if v == nil {

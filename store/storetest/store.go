@@ -66,7 +66,8 @@ type Store interface {
 	// returns for the current value (nil when there is none) and returns the
 	// new value. When another handle changes the value meanwhile, fn runs
 	// again on the newer value, so fn must have no side effects. A nil result
-	// deletes the key. ttl bounds the value's life (refreshed on each write).
+	// deletes the key. ttl bounds the value's life (refreshed on each write;
+	// returning the value unchanged is not a write).
 	// Keys are the caller's names; the backend adds its own prefix.
 	UpdateState(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) ([]byte, error)
 

@@ -1,0 +1,68 @@
+package receiver
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+)
+
+// RemediationAPI is what the HTTP API needs of the remediation engine.
+type RemediationAPI interface {
+	Audit(ctx context.Context, limit int) (any, error)
+	Pause(ctx context.Context, by string) error
+	Resume(ctx context.Context, by string) error
+	Paused(ctx context.Context) (bool, error)
+}
+
+// remediations lists the audit: every decision (ran, skipped and why,
+// failed, dry run), newest first.
+func (r *Receiver) remediations(c *gin.Context) {
+	if r.o.Remediation == nil {
+		c.JSON(http.StatusOK, gin.H{"paused": false, "records": []any{}})
+		return
+	}
+	limit := 100
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			fail(c, http.StatusBadRequest, "limit must be a number from 1 to 10000")
+			return
+		}
+		limit = n
+	}
+	recs, err := r.o.Remediation.Audit(c.Request.Context(), limit)
+	if err != nil {
+		c.Header("Retry-After", "5")
+		fail(c, http.StatusServiceUnavailable, "store unavailable; retry later")
+		return
+	}
+	paused, _ := r.o.Remediation.Paused(c.Request.Context())
+	c.JSON(http.StatusOK, gin.H{"paused": paused, "records": recs})
+}
+
+// pauseRemediation is the kill switch over HTTP. It needs the admin
+// credentials when auth is configured.
+func (r *Receiver) pauseRemediation(pause bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if r.o.Remediation == nil {
+			fail(c, http.StatusNotImplemented, "remediation is not configured")
+			return
+		}
+		by := c.ClientIP()
+		if u, _, ok := c.Request.BasicAuth(); ok {
+			by = u + "@" + by
+		}
+		f := r.o.Remediation.Resume
+		if pause {
+			f = r.o.Remediation.Pause
+		}
+		if err := f(c.Request.Context(), by); err != nil {
+			c.Header("Retry-After", "5")
+			fail(c, http.StatusServiceUnavailable, "store unavailable; retry later")
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"paused": pause})
+	}
+}
