@@ -121,3 +121,47 @@ integrations:
 		t.Error("admin password leaked")
 	}
 }
+
+// A hanging orchestrator delays no notification: the remediation waits,
+// another alert's Slack message goes out at once.
+func TestSlowRemediationDelaysNoNotification(t *testing.T) {
+	release := make(chan struct{})
+	orch := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer orch.Close()
+	defer close(release)
+	slackSrv := newStandIn(t)
+	example, err := os.ReadFile("../../config/example.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Replace(string(example), "  dry_run: true\n", "  dry_run: false\n", 1)
+	body = strings.Replace(body, "http://127.0.0.1:8081", orch.URL, 1)
+	body += fmt.Sprintf("\nintegrations:\n  slack:\n    api_url: %s/services/x\n", slackSrv.srv.URL)
+	cfg := filepath.Join(t.TempDir(), "alertmedic.yml")
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, "--config.file="+cfg)
+	if code, b := post(t, d.url("/webhook"), overloaded("firing")); code != 200 {
+		t.Fatalf("%d %s", code, b)
+	}
+	time.Sleep(200 * time.Millisecond) // the scale call is now hanging
+	start := time.Now()
+	if code, b := post(t, d.url("/webhook"), fixture(t, "partial_resolved.json")); code != 200 {
+		t.Fatalf("%d %s", code, b)
+	}
+	eventually(t, 3*time.Second, "the other alert's notification", func() bool {
+		for _, b := range slackSrv.got() {
+			if strings.Contains(b, "BackendUnhealthy") {
+				return true
+			}
+		}
+		return false
+	})
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("notification took %v while an action hung", el)
+	}
+}
