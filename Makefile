@@ -10,7 +10,7 @@ RUN_FLAGS ?= --log.format=console
 # Bound on the whole suite; CI allows 90 minutes, the suite takes a few.
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build run test bench fmt lint vet clean
+.PHONY: all build run test bench fmt lint vet clean rules-check
 
 all: build
 
@@ -27,6 +27,11 @@ test:
 # they print goes into BENCHMARKS.md.
 bench: build
 	$(GO) run ./bench -binary bin/alertmedic
+
+# promtool check rules, promtool test rules and amtool check-config with the
+# real binaries (Debian's prometheus and prometheus-alertmanager packages).
+rules-check:
+	rules/check.sh
 
 fmt:
 	gofmt -s -w .
