@@ -10,7 +10,7 @@ RUN_FLAGS ?= --log.format=console
 # Bound on the whole suite; CI allows 90 minutes, the suite takes a few.
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build run test bench fmt lint vet clean rules-check
+.PHONY: all build run test bench fmt lint vet clean rules-check fuzz
 
 all: build
 
@@ -32,6 +32,14 @@ bench: build
 # real binaries (Debian's prometheus and prometheus-alertmanager packages).
 rules-check:
 	rules/check.sh
+
+# Each fuzz target briefly; the seeds are the captured payloads, the config
+# fixtures and typical matchers and time intervals.
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./alert
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./routing
 
 fmt:
 	gofmt -s -w .
