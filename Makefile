@@ -29,9 +29,11 @@ bench: build
 	$(GO) run ./bench -binary bin/alertmedic
 
 # promtool check rules, promtool test rules and amtool check-config with the
-# real binaries (Debian's prometheus and prometheus-alertmanager packages).
+# real binaries (Debian's prometheus and prometheus-alertmanager packages),
+# and every dashboard expression parsed by promtool.
 rules-check:
 	rules/check.sh
+	dashboards/check.sh
 
 # Each fuzz target briefly; the seeds are the captured payloads, the config
 # fixtures and typical matchers and time intervals.
