@@ -10,7 +10,7 @@ RUN_FLAGS ?= --log.format=console
 # Bound on the whole suite; CI allows 90 minutes, the suite takes a few.
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build run test bench fmt lint vet clean rules-check fuzz
+.PHONY: all build run test bench fmt lint vet clean rules-check fuzz e2e
 
 all: build
 
@@ -34,6 +34,12 @@ bench: build
 rules-check:
 	rules/check.sh
 	dashboards/check.sh
+
+# Real Prometheus evaluating rules/ and real Alertmanager with
+# rules/alertmanager.yml in front of alertmedic on Redis, with local stand-ins
+# for Slack, PagerDuty, the orchestrator and the metrics target.
+e2e:
+	$(GO) test -tags e2e -count=1 -v -timeout 5m ./e2e/
 
 # Each fuzz target briefly; the seeds are the captured payloads, the config
 # fixtures and typical matchers and time intervals.
