@@ -365,6 +365,7 @@ func settings(c *config.Config) receiver.Settings {
 		DedupWindow:     c.Webhook.DedupWindow.Std(),
 		Auth:            creds(c.Web.Auth),
 		AdminAuth:       creds(c.Web.AdminAuth),
+		ReadAuth:        creds(c.Web.ReadAuth),
 	}
 }
 

@@ -110,6 +110,9 @@ type WebConfig struct {
 	// AdminAuth protects the endpoints that change state (reload); when it is
 	// empty, Auth protects them too.
 	AdminAuth HTTPAuth `yaml:"admin_auth"`
+	// ReadAuth, when set, protects the read-only APIs and /metrics (the
+	// probes stay open).
+	ReadAuth HTTPAuth `yaml:"read_auth"`
 }
 
 // HTTPAuth is a bearer token or basic auth, never both.
@@ -502,6 +505,7 @@ func validate(c *Config, dir string) error {
 	positiveDur("web.request_timeout", c.Web.RequestTimeout)
 	checkAuth("web.auth", &c.Web.Auth, dir, bad)
 	checkAuth("web.admin_auth", &c.Web.AdminAuth, dir, bad)
+	checkAuth("web.read_auth", &c.Web.ReadAuth, dir, bad)
 	positiveDur("webhook.dedup_window", c.Webhook.DedupWindow)
 
 	switch c.Store.Type {

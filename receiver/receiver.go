@@ -51,6 +51,9 @@ type Settings struct {
 	Auth            Credentials
 	// AdminAuth protects state-changing endpoints; when empty, Auth does.
 	AdminAuth Credentials
+	// ReadAuth, when set, protects the read-only APIs and /metrics; the
+	// probes (/-/healthy, /-/ready, /api/v1/health) stay open.
+	ReadAuth Credentials
 }
 
 // Options are what New needs.
@@ -98,7 +101,7 @@ func New(o Options) *Receiver {
 
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.Use(r.recover, r.requestID, r.accessLog)
+	e.Use(r.recover, r.requestID, r.accessLog, r.limitBody)
 	e.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path) })
 	e.NoMethod(func(c *gin.Context) {
 		fail(c, http.StatusMethodNotAllowed, "method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path)
@@ -112,17 +115,17 @@ func New(o Options) *Receiver {
 	e.POST("/-/reload", r.auth(true), r.reload)
 	e.PUT("/-/reload", r.auth(true), r.reload)
 	e.GET("/api/v1/health", r.health)
-	e.GET("/api/v1/health/detailed", r.healthDetailed)
-	e.GET("/api/v1/routes/test", r.routeTest)
-	e.GET("/api/v1/deliveries/failed", r.failedDeliveries)
-	e.GET("/api/v1/remediations", r.remediations)
+	e.GET("/api/v1/health/detailed", r.readAuth, r.healthDetailed)
+	e.GET("/api/v1/routes/test", r.readAuth, r.routeTest)
+	e.GET("/api/v1/deliveries/failed", r.readAuth, r.failedDeliveries)
+	e.GET("/api/v1/remediations", r.readAuth, r.remediations)
 	e.POST("/api/v1/remediation/pause", r.auth(true), r.pauseRemediation(true))
 	e.POST("/api/v1/remediation/resume", r.auth(true), r.pauseRemediation(false))
 	g := o.Gatherer
 	if g == nil {
 		g = prometheus.DefaultGatherer
 	}
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
+	e.GET("/metrics", r.readAuth, gin.WrapH(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
 	r.engine = e
 	return r
 }
@@ -239,6 +242,30 @@ func (r *Receiver) auth(admin bool) gin.HandlerFunc {
 		}
 		fail(c, http.StatusUnauthorized, "missing or wrong credentials")
 	}
+}
+
+// readAuth protects read-only endpoints when web.read_auth is set.
+func (r *Receiver) readAuth(c *gin.Context) {
+	want := r.settings.Load().ReadAuth
+	if !want.enabled() || authorized(c.Request, want) {
+		c.Next()
+		return
+	}
+	if want.BearerToken != "" {
+		c.Header("WWW-Authenticate", `Bearer realm="alertmedic"`)
+	} else {
+		c.Header("WWW-Authenticate", `Basic realm="alertmedic"`)
+	}
+	fail(c, http.StatusUnauthorized, "missing or wrong credentials")
+}
+
+// limitBody bounds every request body, not only the webhook's: no
+// endpoint reads more than web.max_request_bytes.
+func (r *Receiver) limitBody(c *gin.Context) {
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, r.settings.Load().MaxRequestBytes)
+	}
+	c.Next()
 }
 
 func authorized(req *http.Request, want Credentials) bool {

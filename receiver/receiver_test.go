@@ -358,3 +358,45 @@ func TestFormatUptime(t *testing.T) {
 		}
 	}
 }
+
+// With auth configured, nothing that changes state answers without
+// credentials; read-only APIs are protected when read_auth is set, probes
+// never are.
+func TestAuthEverywhere(t *testing.T) {
+	h := newHarness(t, nil, Settings{
+		MaxRequestBytes: 1024,
+		Auth:            Credentials{BearerToken: "hook"},
+		AdminAuth:       Credentials{Username: "admin", Password: "pw"},
+		ReadAuth:        Credentials{BearerToken: "reader"},
+	})
+	for _, p := range []string{"/webhook", "/-/reload", "/api/v1/remediation/pause", "/api/v1/remediation/resume"} {
+		if code, _ := h.post(t, p, "application/json", []byte("{}")); code != 401 {
+			t.Errorf("POST %s without credentials: %d, want 401", p, code)
+		}
+	}
+	get := func(p string, hdr ...string) int {
+		req, _ := http.NewRequest("GET", h.srv.URL+p, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, p := range []string{"/api/v1/deliveries/failed", "/api/v1/remediations", "/api/v1/routes/test?alertname=A", "/api/v1/health/detailed", "/metrics"} {
+		if code := get(p); code != 401 {
+			t.Errorf("GET %s without credentials: %d, want 401", p, code)
+		}
+		if code := get(p, "Authorization", "Bearer reader"); code == 401 {
+			t.Errorf("GET %s with the read token: 401", p)
+		}
+	}
+	for _, p := range []string{"/-/healthy", "/-/ready", "/api/v1/health"} {
+		if code := get(p); code != 200 {
+			t.Errorf("probe %s: %d, want 200 without credentials", p, code)
+		}
+	}
+}
