@@ -321,6 +321,9 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger) (sto
 			Capacity:         cfg.Store.Memory.QueueCapacity,
 			HistoryRetention: cfg.Pipeline.HistoryRetention.Std(),
 			HistoryMax:       cfg.Pipeline.HistoryMax,
+			// Processed-entry markers only guard redeliveries within this
+			// process; they need not outlive the alerts' own history.
+			DoneTTL: cfg.Pipeline.HistoryRetention.Std(),
 		})
 		return s, cfg.Store.Memory.QueueCapacity, s.Stats, nil
 	}

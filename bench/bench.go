@@ -46,7 +46,9 @@ type bench struct {
 	notes    []string
 	keepLogs bool
 	// e2e are the end-to-end scenario's rows, run after the ingest ones.
-	e2e      []*e2eRow
+	e2e []*e2eRow
+	// mem are the memory scenario's rows, run after the ingest ones.
+	mem      []*memRow
 	seq      int
 	redisPID int
 	// quietBudget is what is left of the time the run may spend waiting
@@ -127,7 +129,7 @@ func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 		}
 		failed := ""
 		if t.kind != kindCeiling {
-			if err := b.checkConfig(ctx, t.kind, ""); err != nil {
+			if err := b.checkConfig(ctx, t.kind, "", 0); err != nil {
 				if ctx.Err() != nil {
 					return rows, ctx.Err()
 				}
@@ -161,6 +163,11 @@ func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 				break
 			}
 		}
+	}
+	mem, err := b.runMemory(ctx, pools[0], pools[1])
+	b.mem = mem
+	if err != nil {
+		return rows, err
 	}
 	e2e, err := b.runE2E(ctx)
 	b.e2e = e2e
@@ -224,7 +231,7 @@ func (b *bench) scenario(ctx context.Context, r *row, measure string) (scenarioR
 			b.notef("%s: other processes were using %.0f %% of the machine when it started (waited %s)", label, other, waited.Round(100*time.Millisecond))
 		}
 	}
-	srv, err := b.startTarget(ctx, r.kind, label, "")
+	srv, err := b.startTarget(ctx, r.kind, label, "", 0)
 	if err != nil {
 		return out, err
 	}
@@ -321,7 +328,9 @@ func (b *bench) scenario(ctx context.Context, r *row, measure string) (scenarioR
 
 // startTarget starts one server on a free loopback port and waits until it
 // is ready.
-func (b *bench) startTarget(ctx context.Context, kind, label, extra string) (*proc, error) {
+// window, when not 0, is the memory scenario's short dedup window and
+// history retention (see writeConfig).
+func (b *bench) startTarget(ctx context.Context, kind, label, extra string, window time.Duration) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -334,7 +343,7 @@ func (b *bench) startTarget(ctx context.Context, kind, label, extra string) (*pr
 		name = "ceiling server"
 		argv = []string{b.self, "-serve-ceiling", addr}
 	} else {
-		cfg, err := b.writeConfig(kind, extra)
+		cfg, err := b.writeConfig(kind, extra, window)
 		if err != nil {
 			return nil, err
 		}
@@ -356,8 +365,19 @@ func (b *bench) startTarget(ctx context.Context, kind, label, extra string) (*pr
 // is large enough that a maximum-rate run measures ingest, not 503s. extra
 // is appended as is (the end-to-end scenario's route and Slack stand-in);
 // the ingest scenarios have none, so they route nowhere and deliver nothing.
-func (b *bench) writeConfig(kind, extra string) (string, error) {
+// window, when not 0, replaces the 10m dedup window and sets
+// pipeline.history_retention to it: the memory scenario's short retention.
+func (b *bench) writeConfig(kind, extra string, window time.Duration) (string, error) {
 	var store string
+	dedup, retention := "10m", ""
+	if window > 0 {
+		dedup = window.String()
+		retention = "  history_retention: " + window.String() + "\n"
+		// Redis keeps its default key_ttl (7d, at least the retention):
+		// a key_ttl as short as the window expires the idle queue stream
+		// under the workers ("stream key no longer exists"); the bench
+		// deletes its keys afterwards anyway.
+	}
 	switch kind {
 	case kindMemory:
 		store = "  type: memory\n  memory:\n    queue_capacity: 1000000\n"
@@ -365,11 +385,13 @@ func (b *bench) writeConfig(kind, extra string) (string, error) {
 		store = fmt.Sprintf("  type: redis\n  redis:\n    url: %q\n    key_prefix: %q\n    queue_capacity: 1000000\n", b.o.redisURL, b.prefix)
 	}
 	cfg := "# written by go run ./bench\nstore:\n" + store +
-		"pipeline:\n  workers: 4\n  shutdown_timeout: " + shutdownTimeout.String() + "\n" +
-		"webhook:\n  dedup_window: 10m\n" + extra
+		"pipeline:\n  workers: 4\n  shutdown_timeout: " + shutdownTimeout.String() + "\n" + retention +
+		"webhook:\n  dedup_window: " + dedup + "\n" + extra
 	name := kind + ".yml"
 	if extra != "" {
 		name = kind + "-e2e.yml"
+	} else if window > 0 {
+		name = kind + "-mem.yml"
 	}
 	path := filepath.Join(b.tmp, name)
 	// 0600: the Redis URL may carry a password.
@@ -382,8 +404,8 @@ func (b *bench) writeConfig(kind, extra string) (string, error) {
 // checkConfig runs alertmedic check-config on the file the bench wrote, so
 // that a config the daemon refuses is reported as such, not as a daemon
 // that never became ready.
-func (b *bench) checkConfig(ctx context.Context, kind, extra string) error {
-	path, err := b.writeConfig(kind, extra)
+func (b *bench) checkConfig(ctx context.Context, kind, extra string, window time.Duration) error {
+	path, err := b.writeConfig(kind, extra, window)
 	if err != nil {
 		return err
 	}

@@ -326,7 +326,7 @@ func (b *bench) runE2E(ctx context.Context) ([]*e2eRow, error) {
 		}
 		r := &e2eRow{target: t.name, kind: t.kind}
 		rows = append(rows, r)
-		if err := b.checkConfig(ctx, t.kind, e2eConfig("127.0.0.1:9")); err != nil {
+		if err := b.checkConfig(ctx, t.kind, e2eConfig("127.0.0.1:9"), 0); err != nil {
 			if ctx.Err() != nil {
 				return rows, ctx.Err()
 			}
@@ -390,7 +390,7 @@ func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) (*e2eResu
 		return nil, info, err
 	}
 	defer sink.close()
-	srv, err := b.startTarget(ctx, kind, label, e2eConfig(sink.addr))
+	srv, err := b.startTarget(ctx, kind, label, e2eConfig(sink.addr), 0)
 	if err != nil {
 		return nil, info, err
 	}

@@ -45,6 +45,8 @@ type options struct {
 	retries     int
 	e2eRate     int
 	e2eDrain    time.Duration
+	memAlerts   int
+	memWindow   time.Duration
 	// serveCeiling is set only when the bench re-executes itself as the
 	// ceiling server.
 	serveCeiling string
@@ -91,6 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.retries, "retries", 3, "how many scenarios, in all, may be run again because other processes took a share of the CPU during them")
 	fs.IntVar(&o.e2eRate, "e2e-rate", 200, "requests per second (1 alert each) of the end-to-end scenario, webhook to a local Slack stand-in, run for the memory and redis targets; 0 skips it")
 	fs.DurationVar(&o.e2eDrain, "e2e-drain", 30*time.Second, "how long the end-to-end scenario waits after its load for alerts still on their way to the stand-in")
+	fs.IntVar(&o.memAlerts, "mem-alerts", 100_000, "distinct alerts (as 50-alert bodies) of the memory scenario, resident memory after them and after their retention, run for the memory and redis targets; 0 skips it")
+	fs.DurationVar(&o.memWindow, "mem-window", 20*time.Second, "dedup window and history retention of the memory scenario's daemon; the scenario lasts about twice this plus 30s")
 	targets := fs.String("targets", "ceiling,memory,redis", "comma-separated targets to run; a subset helps when profiling one")
 	fs.StringVar(&o.write, "write", "", "also write the results, with targets and PASS/MISS, to this file (e.g. BENCHMARKS.md)")
 	fs.StringVar(&o.serveCeiling, "serve-ceiling", "", "")
@@ -139,6 +143,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.e2eDrain <= 0 || o.e2eDrain > 5*time.Minute {
 		bad = append(bad, "-e2e-drain must be in (0, 5m]")
+	}
+	if o.memAlerts < 0 || o.memAlerts > 1_000_000 {
+		bad = append(bad, "-mem-alerts must be in [0, 1000000]")
+	}
+	if o.memWindow < time.Second || o.memWindow > 10*time.Minute {
+		bad = append(bad, "-mem-window must be in [1s, 10m]")
 	}
 	if o.poolMB < 1 || o.maxRequests < 1 {
 		bad = append(bad, "-pool-mb and -max-requests must be positive")
@@ -271,13 +281,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	report(stdout, b.info, o, res, b.e2e, b.notes, skip)
+	report(stdout, b.info, o, res, b.e2e, b.mem, b.notes, skip)
 	if o.write != "" {
 		f, err := os.Create(o.write)
 		if err != nil {
 			return fmt.Errorf("write results: %w", err)
 		}
-		writeFile(f, b.info, o, res, b.e2e, b.notes, skip)
+		writeFile(f, b.info, o, res, b.e2e, b.mem, b.notes, skip)
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("write results: %w", err)
 		}

@@ -190,7 +190,7 @@ func settings(o options) string {
 		o.warmup, o.duration, o.concurrency, o.rate, o.vary)
 }
 
-func report(w io.Writer, m machine, o options, rows []*row, e2e []*e2eRow, notes []string, redisSkip string) {
+func report(w io.Writer, m machine, o options, rows []*row, e2e []*e2eRow, mem []*memRow, notes []string, redisSkip string) {
 	fmt.Fprintf(w, "\n## alertmedic webhook ingest\n\n")
 	fmt.Fprintf(w, "- date: %s\n- machine: %s, %d CPUs (nproc), %s; %s\n- daemon: %s\n", m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
 	if m.redis != "" {
@@ -210,6 +210,12 @@ func report(w io.Writer, m machine, o options, rows []*row, e2e []*e2eRow, notes
 		fmt.Fprintln(w)
 		e2eDetails(w, e2e)
 	}
+	if len(mem) > 0 {
+		fmt.Fprintf(w, "\n## alertmedic memory: %s alerts, then after their retention\n\n- %s\n\n", thousands(float64(o.memAlerts)), memSettings(o))
+		memTable(w, mem)
+		fmt.Fprintln(w)
+		memDetails(w, mem)
+	}
 	if len(notes) > 0 {
 		fmt.Fprintln(w, "\nNotes:")
 		for _, n := range notes {
@@ -218,7 +224,7 @@ func report(w io.Writer, m machine, o options, rows []*row, e2e []*e2eRow, notes
 	}
 }
 
-func writeFile(w io.Writer, m machine, o options, rows []*row, e2e []*e2eRow, notes []string, redisSkip string) {
+func writeFile(w io.Writer, m machine, o options, rows []*row, e2e []*e2eRow, mem []*memRow, notes []string, redisSkip string) {
 	vary := "`-vary label` (the default) adds a label `bench_seq`, unique to\n" +
 		"the request, to every alert: every alert is a new one with a history of its\n" +
 		"own, as in a large fleet. (`-vary startsAt` instead gives the same alerts a\n" +
@@ -290,13 +296,13 @@ the workers fall behind at that rate (a few state round trips per alert), and
 the queue, not the ack, absorbs it. Nothing was lost or refused (non-2xx 0).
 Making per-alert processing cheaper (batching the flap-state round trips) is
 the known next step; it is not the webhook path.
-%s
+%s%s
 ## Results
 
 - date: %s
 - machine: %s, %d CPUs (nproc), %s; %s
 - daemon: %s
-`, vary, o.concurrency, o.duration, o.warmup, o.rate, o.duration, o.rate, m.cpus, quietThreshold, o.retries, e2eIntro(o), m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
+`, vary, o.concurrency, o.duration, o.warmup, o.rate, o.duration, o.rate, m.cpus, quietThreshold, o.retries, e2eIntro(o), memIntro(o), m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
 	if m.redis != "" {
 		fmt.Fprintf(w, "- store: %s on 127.0.0.1\n", m.redis)
 	}
@@ -320,6 +326,13 @@ the known next step; it is not the webhook path.
 		e2eTable(w, e2e, o, true)
 		fmt.Fprintln(w)
 		e2eDetails(w, e2e)
+	}
+	if len(mem) > 0 {
+		fmt.Fprintf(w, "\n### Memory: %s alerts, then after their retention\n\n"+
+			"- %s\n\n", thousands(float64(o.memAlerts)), memSettings(o))
+		memTable(w, mem)
+		fmt.Fprintln(w)
+		memDetails(w, mem)
 	}
 	if len(notes) > 0 {
 		fmt.Fprint(w, "\n### Notes\n\n")

@@ -396,3 +396,29 @@ func TestNewRejectsOptions(t *testing.T) {
 		})
 	}
 }
+
+// An idle queue whose stream expired (key_ttl passed with no enqueue) heals:
+// dequeue recreates the group and the stream instead of failing forever.
+func TestExpiredStreamHeals(t *testing.T) {
+	c := admin(t)
+	prefix := testPrefix(t, c)
+	s := openStore(t, prefix, testOptions())
+	defer s.Close()
+	ctx := t.Context()
+	if err := c.Del(ctx, "{"+prefix+"}:queue").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // past the claim throttle too
+		if _, err := s.Dequeue(ctx, "w", 1, 0); err != nil {
+			t.Fatalf("dequeue on an expired stream: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if _, err := s.Enqueue(ctx, testEntry("e1", testAlert("A")), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.Dequeue(ctx, "w", 1, 0)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("after healing: %v %v", es, err)
+	}
+}

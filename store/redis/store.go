@@ -170,7 +170,10 @@ func (s *Store) createGroup(ctx context.Context) error {
 // or was deleted, recreates it and runs fn again.
 func (s *Store) withGroup(ctx context.Context, fn func() error) error {
 	err := fn()
-	if !redis.HasErrorPrefix(err, "NOGROUP") {
+	// The stream may have expired (key_ttl passed with no enqueue): XAUTOCLAIM
+	// then says the key no longer exists, XREADGROUP says NOGROUP. Either
+	// way the group is created again, with the stream.
+	if !redis.HasErrorPrefix(err, "NOGROUP") && (err == nil || !strings.Contains(err.Error(), "no longer exists")) {
 		return err
 	}
 	if err := s.createGroup(ctx); err != nil {

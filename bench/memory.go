@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The memory scenario asks whether the daemon's memory is bounded by its
+// retention: it sends -mem-alerts distinct alerts (50-alert bodies, -vary
+// label, so every alert is a new one with a history of its own) to a daemon
+// whose dedup window and history retention are -mem-window, reads its
+// resident set and heap once the queue is empty, waits for the window to
+// pass, sends a few new alerts (the memory store sweeps what expired on
+// writes) and reads them again. Go returns freed memory to the OS lazily,
+// so heap in use is the figure that says whether memory came back down;
+// RSS is shown next to it.
+
+// memGoalRSS is the target: resident set below this at -mem-alerts alerts.
+const memGoalRSS = 150 << 20
+
+// memReleased is the share of what the alerts added to the heap in use
+// (peak minus the idle daemon's) that must be gone after the retention.
+const memReleased = 0.75
+
+// memSettle is how long after the trigger alerts the second reading waits.
+const memSettle = 30 * time.Second
+
+// memTriggers is how many new 1-alert bodies are sent after the window to
+// make the memory store sweep.
+const memTriggers = 5
+
+type memRow struct {
+	target string
+	kind   string
+	failed string
+
+	alerts, requests int
+	sendTime         time.Duration
+	drainTime        time.Duration
+	bad              counts
+	drained          bool
+
+	idleRSS, idleHeap   float64
+	peakRSS, peakHeap   float64
+	afterRSS, afterHeap float64
+	afterDepth          float64
+	gcPeak, gcAfter     float64
+	processed, received float64
+	waited              time.Duration
+	shutdown            time.Duration
+	logIssues           int
+}
+
+func (b *bench) runMemory(ctx context.Context, one, fifty *pool) ([]*memRow, error) {
+	if b.o.memAlerts == 0 {
+		return nil, nil
+	}
+	requests := (b.o.memAlerts + fifty.alerts - 1) / fifty.alerts
+	if requests > fifty.n {
+		b.notef("memory: the 50-alert pool holds %d bodies, %d needed; sending %d", fifty.n, requests, fifty.n)
+		requests = fifty.n
+	}
+	var rows []*memRow
+	for _, t := range []struct{ name, kind string }{
+		{"alertmedic, memory store", kindMemory},
+		{"alertmedic, Redis store", kindRedis},
+	} {
+		if !b.o.targets[t.kind] || (t.kind == kindRedis && b.redis == nil) {
+			continue
+		}
+		r := &memRow{target: t.name, kind: t.kind}
+		rows = append(rows, r)
+		if err := b.checkConfig(ctx, t.kind, "", b.o.memWindow); err != nil {
+			if ctx.Err() != nil {
+				return rows, ctx.Err()
+			}
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			fmt.Fprintf(b.log, "bench: %v\n", err)
+			r.failed = first
+			b.notef("memory: %s", first)
+			continue
+		}
+		if err := b.memScenario(ctx, r, one, fifty, requests); err != nil {
+			if ctx.Err() != nil {
+				return rows, ctx.Err()
+			}
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			fmt.Fprintf(b.log, "bench: %v\n", err)
+			r.failed = first
+			b.notef("%s (the servers' logs are kept in %s)", first, b.tmp)
+			b.keepLogs = true
+		}
+	}
+	return rows, nil
+}
+
+func (b *bench) memScenario(ctx context.Context, r *memRow, one, fifty *pool, requests int) error {
+	label := fmt.Sprintf("%s / memory after %s alerts", r.kind, thousands(float64(requests*fifty.alerts)))
+	pids := map[string]int{"bench": os.Getpid()}
+	if r.kind == kindRedis {
+		pids["redis"] = b.redisPID
+	}
+	if b.quietBudget > 0 {
+		waited, _ := waitQuiet(ctx, pids, min(10*time.Second, b.quietBudget))
+		b.quietBudget -= waited
+	}
+	srv, err := b.startTarget(ctx, r.kind, label, "", b.o.memWindow)
+	if err != nil {
+		return err
+	}
+	defer srv.stop(shutdownTimeout + 15*time.Second)
+	lctx, cancel := srv.context(ctx)
+	defer cancel()
+	pid := srv.cmd.Process.Pid
+	base := "http://" + srv.addr
+	read := func() (rss, heap float64, m map[string]float64, err error) {
+		m, err = scrape(lctx, base+"/metrics")
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("%s: read /metrics: %w", label, err)
+		}
+		rss, err = vmRSS(pid)
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("%s: %w", label, err)
+		}
+		return rss, m["go_memstats_heap_inuse_bytes"], m, nil
+	}
+	if r.idleRSS, r.idleHeap, _, err = read(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(b.log, "bench: %s: sending %d bodies of %d alerts, window %s ...\n", label, requests, fifty.alerts, b.o.memWindow)
+	t0 := time.Now()
+	r.bad = sendAll(lctx, base+"/webhook", fifty, requests, b.o.concurrency)
+	r.sendTime = time.Since(t0)
+	r.requests, r.alerts = requests, r.bad.ok*fifty.alerts
+	lastWrite := time.Now()
+
+	// Wait for the workers: queue empty and every accepted alert processed.
+	deadline := time.Now().Add(60 * time.Second)
+	var m map[string]float64
+	for {
+		if r.peakRSS, r.peakHeap, m, err = read(); err != nil {
+			return err
+		}
+		if m["alertmedic_queue_depth"] == 0 && m["alertmedic_alerts_processed_total"] >= m["alertmedic_alerts_received_total"] {
+			r.drained = true
+			break
+		}
+		if time.Now().After(deadline) {
+			b.notef("%s: the queue still held %.0f entries after 60s; the peak is read then", label, m["alertmedic_queue_depth"])
+			break
+		}
+		select {
+		case <-lctx.Done():
+			return fmt.Errorf("%s: %s exited or was stopped while draining\nlast lines of %s:\n%s", label, srv.name, srv.logPath, tail(srv.logPath, 20))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	r.drainTime = time.Since(t0)
+	r.processed, r.received = m["alertmedic_alerts_processed_total"], m["alertmedic_alerts_received_total"]
+	r.gcPeak = m["go_gc_duration_seconds_count"]
+	fmt.Fprintf(b.log, "bench: %s: sent in %s, drained after %s: RSS %s, heap in use %s\n", label, r.sendTime.Round(time.Millisecond), r.drainTime.Round(time.Millisecond), mib(r.peakRSS), mib(r.peakHeap))
+
+	// The dedup keys expire a window after their enqueue, the histories a
+	// window after their last record (at most the drain): wait past both.
+	until := time.Now().Add(b.o.memWindow + 5*time.Second)
+	if d := lastWrite.Add(b.o.memWindow + 5*time.Second); d.After(until) {
+		until = d
+	}
+	fmt.Fprintf(b.log, "bench: %s: waiting %s for the retention, then %d new alerts and %s ...\n", label, time.Until(until).Round(time.Second), memTriggers, memSettle)
+	select {
+	case <-lctx.Done():
+		return fmt.Errorf("%s: %s exited or was stopped while waiting\nlast lines of %s:\n%s", label, srv.name, srv.logPath, tail(srv.logPath, 20))
+	case <-time.After(time.Until(until)):
+	}
+	c, tr := newClient(1)
+	for i := range min(memTriggers, one.n) {
+		code, err := post(lctx, c, base+"/webhook", one.body(i))
+		r.bad.add(code, err)
+	}
+	tr.CloseIdleConnections()
+	select {
+	case <-lctx.Done():
+		return fmt.Errorf("%s: %s exited or was stopped while settling\nlast lines of %s:\n%s", label, srv.name, srv.logPath, tail(srv.logPath, 20))
+	case <-time.After(memSettle):
+	}
+	if r.afterRSS, r.afterHeap, m, err = read(); err != nil {
+		return err
+	}
+	r.afterDepth = m["alertmedic_queue_depth"]
+	r.gcAfter = m["go_gc_duration_seconds_count"]
+	r.waited = time.Since(t0)
+	fmt.Fprintf(b.log, "bench: %s: after the retention: RSS %s, heap in use %s (%s in all)\n", label, mib(r.afterRSS), mib(r.afterHeap), r.waited.Round(time.Second))
+
+	took, killed, stopErr := srv.stop(shutdownTimeout + 15*time.Second)
+	r.shutdown = took
+	if killed {
+		b.notef("%s: the daemon did not exit after SIGTERM and was killed", label)
+	} else if stopErr != nil {
+		b.notef("%s: shutdown: %v", label, stopErr)
+	}
+	var samples []string
+	if r.logIssues, samples = logIssues(srv.logPath); r.logIssues > 0 {
+		b.notef("%s: %d warn/error lines in the daemon log, e.g. %s", label, r.logIssues, strings.Join(samples, " | "))
+		b.keepLogs = true
+	}
+	if r.kind == kindRedis {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err := wipePrefix(wctx, b.redis, b.prefix)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", label, err)
+		}
+	}
+	return nil
+}
+
+// sendAll posts bodies 0..n-1 of p over conns keep-alive connections, each
+// sending its next body when the previous answer arrived: as fast as the
+// daemon takes them.
+func sendAll(ctx context.Context, url string, p *pool, n, conns int) counts {
+	c, tr := newClient(conns)
+	defer tr.CloseIdleConnections()
+	var next atomic.Int64
+	var mu sync.Mutex
+	var all counts
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine counts
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					break
+				}
+				code, err := post(ctx, c, url, p.body(i))
+				mine.add(code, err)
+			}
+			mu.Lock()
+			all.merge(mine)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return all
+}
+
+// vmRSS reads a process's resident set size from /proc/<pid>/status.
+func vmRSS(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read VmRSS: %w", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) == 2 && f[1] == "kB" {
+				kb, err := strconv.ParseFloat(f[0], 64)
+				if err == nil {
+					return kb * 1024, nil
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+func mib(f float64) string { return strconv.FormatFloat(f/(1<<20), 'f', 1, 64) + " MiB" }
+
+func memVerdict(r *memRow) string {
+	if r.failed != "" {
+		return "not run: " + r.failed
+	}
+	var miss []string
+	if r.peakRSS >= memGoalRSS {
+		miss = append(miss, fmt.Sprintf("RSS %s ≥ %s", mib(r.peakRSS), mib(memGoalRSS)))
+	}
+	added := r.peakHeap - r.idleHeap
+	if left := r.afterHeap - r.idleHeap; added > 0 && left > (1-memReleased)*added {
+		miss = append(miss, fmt.Sprintf("heap kept %.0f %% of what the alerts added", 100*left/added))
+	}
+	if !r.drained {
+		miss = append(miss, "queue not drained")
+	}
+	if n := r.bad.bad() + r.bad.errs; n > 0 {
+		miss = append(miss, fmt.Sprintf("%d non-2xx/errors", n))
+	}
+	if len(miss) > 0 {
+		return "MISS: " + strings.Join(miss, "; ")
+	}
+	return "PASS"
+}
+
+func memSettings(o options) string {
+	return fmt.Sprintf("each store on a freshly started daemon with webhook.dedup_window and pipeline.history_retention %s (Redis: store.redis.key_ttl left at its default, 7d), no route; %d alerts as 50-alert bodies (-vary label: every alert new) over %d keep-alive connections as fast as the daemon takes them; *peak* once the queue is empty and every alert processed; *after retention* %s after %d new alerts sent %s after the drain; heap is go_memstats_heap_inuse_bytes, RSS is the daemon's VmRSS",
+		o.memWindow, o.memAlerts, o.concurrency, memSettle, memTriggers, o.memWindow+5*time.Second)
+}
+
+func memTable(w io.Writer, rows []*memRow) {
+	fmt.Fprintln(w, "| target | alerts | idle RSS / heap | peak RSS | peak heap | RSS after retention | heap after retention | target | vs target |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|---|---|")
+	for _, r := range rows {
+		if r.failed != "" {
+			fmt.Fprintf(w, "| %s | | | | | | | RSS < %s, heap back down | %s |\n", r.target, mib(memGoalRSS), memVerdict(r))
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %s / %s | %s | %s | %s | %s | RSS < %s, heap back down | %s |\n",
+			r.target, thousands(float64(r.alerts)), mib(r.idleRSS), mib(r.idleHeap), mib(r.peakRSS), mib(r.peakHeap), mib(r.afterRSS), mib(r.afterHeap), mib(memGoalRSS), memVerdict(r))
+	}
+}
+
+func memDetails(w io.Writer, rows []*memRow) {
+	for _, r := range rows {
+		if r.failed != "" {
+			continue
+		}
+		fmt.Fprintf(w, "- %s: %d requests sent in %s (%s non-2xx/errors), queue empty and %s of %s alerts processed after %s; second reading %s after the first request, queue depth then %.0f; %.0f GC cycles ran between the two readings (heap in use counts dead objects until a cycle has run; an idle Go process runs one at least every 2 minutes); shutdown %s.\n",
+			r.target, r.requests, r.sendTime.Round(time.Millisecond), thousands(float64(r.bad.bad()+r.bad.errs)), thousands(r.processed), thousands(r.received), r.drainTime.Round(time.Millisecond), r.waited.Round(time.Second), r.afterDepth, r.gcAfter-r.gcPeak, r.shutdown.Round(time.Millisecond))
+	}
+}
+
+func memIntro(o options) string {
+	if o.memAlerts == 0 {
+		return ""
+	}
+	return fmt.Sprintf(`
+**Memory** (the memory table): the daemon's resident memory after %s
+distinct alerts, and again after their retention ran out. The daemon runs
+with `+"`webhook.dedup_window`"+` and `+"`pipeline.history_retention`"+` of %s
+(Redis keeps its default `+"`store.redis.key_ttl`"+` of 7d: one as short as the
+window expired the idle queue stream under the workers in a trial run),
+so the scenario stays short, and
+no route, so nothing is delivered. The bench sends the alerts as 50-alert
+bodies, every alert a new one, as fast as the daemon takes them, waits until
+`+"`alertmedic_queue_depth`"+` is 0 and every alert processed, and reads the
+daemon's VmRSS from /proc/<pid>/status and `+"`go_memstats_heap_inuse_bytes`"+`
+from /metrics (*peak*). It then waits until the window plus 5 s has passed
+since the drain, sends %d new 1-alert bodies (the memory store drops what
+expired when it is written to; nothing else is forced: no GC, no
+FreeOSMemory) and reads both again %s later (*after retention*). Go
+returns freed memory to the operating system lazily, so RSS may stay up
+long after the heap has shrunk: *heap in use* is the figure that says
+whether memory came back down, RSS is shown next to it. With Redis the
+figures are the daemon's, not Redis's.
+
+**Target** (memory): resident set below %s at %s alerts, and after the
+retention the heap in use back down: at most %.0f %% of what the alerts
+added to it (peak minus the idle daemon's) still in use; no non-2xx answer.
+`, thousands(float64(o.memAlerts)), o.memWindow, memTriggers, memSettle, mib(memGoalRSS), thousands(float64(o.memAlerts)), 100*(1-memReleased))
+}
