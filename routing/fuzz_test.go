@@ -20,8 +20,8 @@ func FuzzCompile(f *testing.F) {
 		}
 		c := Config{
 			TimeIntervals: []TimeInterval{{Name: "quiet", TimeIntervals: []TimeSpec{spec}}},
-			Route: &Route{Receiver: "r", Routes: []*Route{{Matchers: []string{matcher}, Receiver: "r", MuteTimeIntervals: []string{"quiet"}}}},
-			Receivers: []Receiver{{Name: "r", Integrations: []Integration{{Type: Slack}}}},
+			Route:         &Route{Receiver: "r", Routes: []*Route{{Matchers: []string{matcher}, Receiver: "r", MuteTimeIntervals: []string{"quiet"}}}},
+			Receivers:     []Receiver{{Name: "r", Integrations: []Integration{{Type: Slack}}}},
 		}
 		tree, errs := Compile(c)
 		if len(errs) > 0 {
