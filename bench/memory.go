@@ -50,6 +50,11 @@ type memRow struct {
 	idleRSS, idleHeap   float64
 	peakRSS, peakHeap   float64
 	afterRSS, afterHeap float64
+	// wave2 is the same number of alerts sent again once the first ones'
+	// retention ran out: if the store let go of them, the heap they used is
+	// reused (a GC runs under load) and the second peak is no higher.
+	wave2RSS, wave2Heap float64
+	wave2Drained        bool
 	afterDepth          float64
 	gcPeak, gcAfter     float64
 	processed, received float64
@@ -199,6 +204,31 @@ func (b *bench) memScenario(ctx context.Context, r *memRow, one, fifty *pool, re
 	r.waited = time.Since(t0)
 	fmt.Fprintf(b.log, "bench: %s: after the retention: RSS %s, heap in use %s (%s in all)\n", label, mib(r.afterRSS), mib(r.afterHeap), r.waited.Round(time.Second))
 
+	// Second wave: the same bodies again (their dedup window has passed, so
+	// every alert is taken as new), then the peak once drained.
+	fmt.Fprintf(b.log, "bench: %s: second wave of %d bodies ...\n", label, requests)
+	w2 := sendAll(lctx, base+"/webhook", fifty, requests, b.o.concurrency)
+	r.bad.errs += w2.errs + w2.bad()
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		if r.wave2RSS, r.wave2Heap, m, err = read(); err != nil {
+			return err
+		}
+		if m["alertmedic_queue_depth"] == 0 && m["alertmedic_alerts_processed_total"] >= m["alertmedic_alerts_received_total"] {
+			r.wave2Drained = true
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-lctx.Done():
+			return fmt.Errorf("%s: %s exited or was stopped during the second wave\nlast lines of %s:\n%s", label, srv.name, srv.logPath, tail(srv.logPath, 20))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(b.log, "bench: %s: second wave drained: RSS %s, heap in use %s\n", label, mib(r.wave2RSS), mib(r.wave2Heap))
+
 	took, killed, stopErr := srv.stop(shutdownTimeout + 15*time.Second)
 	r.shutdown = took
 	if killed {
@@ -276,6 +306,14 @@ func vmRSS(pid int) (float64, error) {
 
 func mib(f float64) string { return strconv.FormatFloat(f/(1<<20), 'f', 1, 64) + " MiB" }
 
+// memWaveSlack is how much more heap (over idle) the second wave may use
+// than the first: GC timing moves the peak reading, but keeping the first
+// wave would double it.
+const memWaveSlack = 1.4
+
+// memNothingToGive: heap growth under this is noise, not alerts held.
+const memNothingToGive = 16 << 20
+
 func memVerdict(r *memRow) string {
 	if r.failed != "" {
 		return "not run: " + r.failed
@@ -284,9 +322,25 @@ func memVerdict(r *memRow) string {
 	if r.peakRSS >= memGoalRSS {
 		miss = append(miss, fmt.Sprintf("RSS %s ≥ %s", mib(r.peakRSS), mib(memGoalRSS)))
 	}
+	// "Comes back down": when a GC ran before the after-reading, the heap
+	// must have dropped; otherwise (an idle Go process collects only every
+	// 2 minutes) the second wave must fit in what the first one used,
+	// which it can only if the expired alerts were let go.
+	// Growth below memNothingToGive (the Redis store keeps alerts in Redis,
+	// not in the daemon) leaves nothing meaningful to give back.
 	added := r.peakHeap - r.idleHeap
-	if left := r.afterHeap - r.idleHeap; added > 0 && left > (1-memReleased)*added {
-		miss = append(miss, fmt.Sprintf("heap kept %.0f %% of what the alerts added", 100*left/added))
+	if added < memNothingToGive {
+		added = 0
+	}
+	if r.gcAfter > r.gcPeak {
+		if left := r.afterHeap - r.idleHeap; added > 0 && left > (1-memReleased)*added {
+			miss = append(miss, fmt.Sprintf("heap kept %.0f %% of what the alerts added", 100*left/added))
+		}
+	} else if added > 0 && r.wave2Heap-r.idleHeap > memWaveSlack*added {
+		miss = append(miss, fmt.Sprintf("second wave's heap %s vs first %s: the expired alerts were kept", mib(r.wave2Heap), mib(r.peakHeap)))
+	}
+	if r.wave2RSS >= memGoalRSS {
+		miss = append(miss, fmt.Sprintf("second wave RSS %s ≥ %s", mib(r.wave2RSS), mib(memGoalRSS)))
 	}
 	if !r.drained {
 		miss = append(miss, "queue not drained")
@@ -306,15 +360,15 @@ func memSettings(o options) string {
 }
 
 func memTable(w io.Writer, rows []*memRow) {
-	fmt.Fprintln(w, "| target | alerts | idle RSS / heap | peak RSS | peak heap | RSS after retention | heap after retention | target | vs target |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|---|---|")
+	fmt.Fprintln(w, "| target | alerts | idle RSS / heap | peak RSS | peak heap | RSS after retention | heap after retention | 2nd wave RSS / heap | target | vs target |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|---|")
 	for _, r := range rows {
 		if r.failed != "" {
-			fmt.Fprintf(w, "| %s | | | | | | | RSS < %s, heap back down | %s |\n", r.target, mib(memGoalRSS), memVerdict(r))
+			fmt.Fprintf(w, "| %s | | | | | | | | RSS < %s, heap back down | %s |\n", r.target, mib(memGoalRSS), memVerdict(r))
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s / %s | %s | %s | %s | %s | RSS < %s, heap back down | %s |\n",
-			r.target, thousands(float64(r.alerts)), mib(r.idleRSS), mib(r.idleHeap), mib(r.peakRSS), mib(r.peakHeap), mib(r.afterRSS), mib(r.afterHeap), mib(memGoalRSS), memVerdict(r))
+		fmt.Fprintf(w, "| %s | %s | %s / %s | %s | %s | %s | %s | %s / %s | RSS < %s, heap back down | %s |\n",
+			r.target, thousands(float64(r.alerts)), mib(r.idleRSS), mib(r.idleHeap), mib(r.peakRSS), mib(r.peakHeap), mib(r.afterRSS), mib(r.afterHeap), mib(r.wave2RSS), mib(r.wave2Heap), mib(memGoalRSS), memVerdict(r))
 	}
 }
 
@@ -350,10 +404,16 @@ FreeOSMemory) and reads both again %s later (*after retention*). Go
 returns freed memory to the operating system lazily, so RSS may stay up
 long after the heap has shrunk: *heap in use* is the figure that says
 whether memory came back down, RSS is shown next to it. With Redis the
-figures are the daemon's, not Redis's.
+figures are the daemon's, not Redis's. An idle Go process runs a garbage
+collection only every 2 minutes, so when none ran between the two readings
+the heap cannot have dropped yet: the bench then sends the same alerts a
+second time (their dedup window has passed, so all are new) and reads the
+peak again (*2nd wave*). Had the store kept the expired alerts, that peak
+would be about twice the first; it must stay within %.0f %% of the first
+wave's growth.
 
 **Target** (memory): resident set below %s at %s alerts, and after the
 retention the heap in use back down: at most %.0f %% of what the alerts
 added to it (peak minus the idle daemon's) still in use; no non-2xx answer.
-`, thousands(float64(o.memAlerts)), o.memWindow, memTriggers, memSettle, mib(memGoalRSS), thousands(float64(o.memAlerts)), 100*(1-memReleased))
+`, thousands(float64(o.memAlerts)), o.memWindow, memTriggers, memSettle, 100*memWaveSlack, mib(memGoalRSS), thousands(float64(o.memAlerts)), 100*(1-memReleased))
 }
