@@ -285,18 +285,13 @@ func toTarget(t routing.Target) notifiers.Target {
 // Writing is idempotent by key, so a crash in between writes them again.
 func (p *Pipeline) flushPending(ctx context.Context, key string, cfg flapping.Config, log zerolog.Logger) error {
 	var pending []notifiers.Notification
-	_, err := p.o.Store.UpdateState(ctx, "flap:"+key, p.flapTTL(cfg), func(old []byte) ([]byte, error) {
-		pending = nil
-		if old == nil {
-			return nil, nil
-		}
+	old, err := p.o.Store.State(ctx, "flap:"+key)
+	if old != nil {
 		var rec flapRecord
-		if err := json.Unmarshal(old, &rec); err != nil {
-			return old, nil
+		if json.Unmarshal(old, &rec) == nil {
+			pending = rec.Pending
 		}
-		pending = rec.Pending
-		return old, nil
-	})
+	}
 	if err != nil || len(pending) == 0 {
 		return err
 	}
@@ -425,15 +420,11 @@ func (p *Pipeline) FailedDeliveries(ctx context.Context) ([]DeadLetter, error) {
 	out := []DeadLetter{}
 	for _, k := range keys {
 		var dl DeadLetter
-		var found bool
-		if _, err := p.o.Store.UpdateState(ctx, "dead:"+k, deadTTL, func(old []byte) ([]byte, error) {
-			dl = DeadLetter{}
-			found = old != nil && json.Unmarshal(old, &dl) == nil
-			return old, nil
-		}); err != nil {
+		old, err := p.o.Store.State(ctx, "dead:"+k)
+		if err != nil {
 			return nil, err
 		}
-		if !found {
+		if old == nil || json.Unmarshal(old, &dl) != nil {
 			_ = p.o.Store.Unmark(ctx, indexDead, k)
 			continue
 		}

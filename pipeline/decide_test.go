@@ -379,8 +379,6 @@ func (f *failing) Notify(ctx context.Context, n *notifiers.Notification) (bool, 
 	return f.recorder.Notify(ctx, n)
 }
 
-func noSleep(context.Context, time.Duration) error { return nil }
-
 func TestDeliveryRetriesAndDeadLetters(t *testing.T) {
 	clk := &clock{t: t0}
 	st := memory.New(memory.Options{Now: clk.Now})
@@ -511,5 +509,40 @@ func TestObservationDeliveredOncePerTarget(t *testing.T) {
 	got := g.rec.take()
 	if len(got) != 2 || got[0].Alerts[0].Status != alert.StatusFiring || got[1].Alerts[0].Status != alert.StatusResolved {
 		t.Errorf("%d notifications %v, want the firing once and the resolve", len(got), kinds(got))
+	}
+}
+
+// A notification still failing (retryably) at the delivery deadline becomes
+// a dead letter instead of being retried for ever.
+func TestDeliveryDeadline(t *testing.T) {
+	clk := &clock{t: t0}
+	st := memory.New(memory.Options{Now: clk.Now})
+	errs := make([]error, 100)
+	retry := make([]bool, 100)
+	for i := range errs {
+		errs[i], retry[i] = fmt.Errorf("unexpected status code 503"), true
+	}
+	f := &failing{errs: errs, retry: retry}
+	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r1", Notifier: f, Rules: example(t), Now: clk.Now,
+		Retrier: Retrier{MinBackoff: time.Second, MaxBackoff: time.Second, Deadline: 10 * time.Second}})
+	g := &rig{p: p, st: st, clk: clk, rec: &f.recorder}
+	ctx := context.Background()
+	g.feed(t, mk(alert.StatusFiring, t0, "alertname", "A", "severity", "warning"))
+	for i := 0; i < 30; i++ {
+		clk.Add(time.Second)
+		p.Flush(ctx)
+	}
+	dls, err := p.FailedDeliveries(ctx)
+	if err != nil || len(dls) != 1 || !strings.Contains(dls[0].Error, "gave up at the delivery deadline") {
+		t.Fatalf("dead letters %+v %v", dls, err)
+	}
+	if f.calls < 5 || f.calls > 12 {
+		t.Errorf("%d attempts within a 10 s deadline at 1 s backoff", f.calls)
+	}
+	calls := f.calls
+	clk.Add(time.Minute)
+	p.Flush(ctx)
+	if f.calls != calls {
+		t.Error("retried after the dead letter")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -104,15 +103,11 @@ func (p *Pipeline) dispatchOnce(ctx context.Context, wait bool) error {
 	var order []string
 	for _, id := range ids {
 		var it outboxItem
-		var ok bool
-		if _, err := p.o.Store.UpdateState(ctx, "outbox:"+id, 7*24*time.Hour, func(old []byte) ([]byte, error) {
-			it = outboxItem{} // fn may run again: start from nothing each time
-			ok = old != nil && json.Unmarshal(old, &it) == nil
-			return old, nil
-		}); err != nil {
+		old, err := p.o.Store.State(ctx, "outbox:"+id)
+		if err != nil {
 			return err
 		}
-		if !ok || it.Sent {
+		if old == nil || json.Unmarshal(old, &it) != nil || it.Sent {
 			_ = p.o.Store.Unmark(ctx, indexOutbox, id)
 			continue
 		}
@@ -276,7 +271,7 @@ func (p *Pipeline) sendTarget(ctx context.Context, ids []string) error {
 	for _, i := range batch {
 		it := claimed[i]
 		attempts := it.Attempts + 1
-		wait := p.backoff(attempts, err)
+		wait := p.o.Retrier.Backoff(attempts, err)
 		final := !retry || now.Add(wait).Sub(it.First) > deadline
 		if !final {
 			if serr := p.settle(ctx, claimedIDs[i], it, func(x *outboxItem) {
@@ -327,19 +322,6 @@ func (p *Pipeline) settle(ctx context.Context, id string, claimed outboxItem, ch
 		return p.o.Store.Unmark(ctx, indexOutbox, id)
 	}
 	return nil
-}
-
-// backoff is the wait before attempt+1: exponential with full jitter, never
-// less than a Retry-After the integration was given.
-func (p *Pipeline) backoff(attempt int, err error) time.Duration {
-	minB, maxB := p.o.Retrier.Backoffs()
-	b := min(maxB, minB<<min(attempt-1, 20))
-	w := time.Duration(rand.Int64N(int64(b))) + time.Millisecond
-	var ra *notifiers.RetryAfterError
-	if errors.As(err, &ra) && ra.After > w {
-		w = ra.After
-	}
-	return w
 }
 
 // merge makes one notification of the batch: the alerts of all, the latest
@@ -393,14 +375,11 @@ func deliveredKey(target string, a template.Alert) string {
 func (p *Pipeline) undelivered(ctx context.Context, n notifiers.Notification) (template.Alerts, error) {
 	var out template.Alerts
 	for _, a := range n.Alerts {
-		var seen bool
-		if _, err := p.o.Store.UpdateState(ctx, deliveredKey(n.Target.Key(), a), deliveredTTL, func(old []byte) ([]byte, error) {
-			seen = old != nil
-			return old, nil
-		}); err != nil {
+		seen, err := p.o.Store.State(ctx, deliveredKey(n.Target.Key(), a))
+		if err != nil {
 			return nil, err
 		}
-		if !seen {
+		if seen == nil {
 			out = append(out, a)
 		}
 	}

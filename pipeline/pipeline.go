@@ -29,6 +29,7 @@ type Store interface {
 	IsDone(ctx context.Context, id string) (bool, error)
 	Record(ctx context.Context, e *alert.Entry) (fresh bool, err error)
 	UpdateState(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) ([]byte, error)
+	State(ctx context.Context, key string) ([]byte, error)
 	Mark(ctx context.Context, index, member string, score float64) error
 	Marked(ctx context.Context, index string, max float64) ([]string, error)
 	Unmark(ctx context.Context, index, member string) error

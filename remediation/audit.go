@@ -78,7 +78,7 @@ func (e *Engine) PauseState(ctx context.Context) (PauseState, error) {
 }
 
 func (e *Engine) pauseState(ctx context.Context) (*pauseState, error) {
-	b, err := e.store.UpdateState(ctx, keyPause, pauseTTL, func(old []byte) ([]byte, error) { return old, nil })
+	b, err := e.store.State(ctx, keyPause)
 	if err != nil {
 		return nil, fmt.Errorf("read remediation pause: %w", err)
 	}
@@ -189,8 +189,7 @@ func (e *Engine) Audit(ctx context.Context, limit int) ([]Record, error) {
 		if !ok || left <= 0 {
 			continue
 		}
-		// Written back unchanged with its remaining life: a read.
-		b, err := e.store.UpdateState(ctx, keyAudit+id, left, func(old []byte) ([]byte, error) { return old, nil })
+		b, err := e.store.State(ctx, keyAudit+id)
 		if err != nil {
 			return nil, fmt.Errorf("read remediation audit record %s: %w", id, err)
 		}

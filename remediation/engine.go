@@ -43,6 +43,7 @@ import (
 // fn may run several times, so every fn here is pure.
 type Store interface {
 	UpdateState(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) ([]byte, error)
+	State(ctx context.Context, key string) ([]byte, error)
 	Mark(ctx context.Context, index, member string, score float64) error
 	Marked(ctx context.Context, index string, max float64) ([]string, error)
 	Unmark(ctx context.Context, index, member string) error
@@ -618,10 +619,9 @@ func decodeGuard(b []byte) (guardState, error) {
 	return s, nil
 }
 
-// read returns the state without changing it: the store's contract has no
-// plain read, and an update that returns the value unchanged is one.
+// read returns the state without changing it.
 func (g guard) read(ctx context.Context) (guardState, error) {
-	b, err := g.e.store.UpdateState(ctx, g.key(), g.ttl(), func(old []byte) ([]byte, error) { return old, nil })
+	b, err := g.e.store.State(ctx, g.key())
 	if err != nil {
 		return guardState{}, fmt.Errorf("read remediation guard: %w", err)
 	}
@@ -726,7 +726,7 @@ func runsInWindow(b []byte, now time.Time) ([]int64, error) {
 }
 
 func (g guard) budgetUsed(ctx context.Context) (int, error) {
-	b, err := g.e.store.UpdateState(ctx, g.budgetKey(), budgetWindow+storeMargin, func(old []byte) ([]byte, error) { return old, nil })
+	b, err := g.e.store.State(ctx, g.budgetKey())
 	if err != nil {
 		return 0, fmt.Errorf("read remediation budget: %w", err)
 	}

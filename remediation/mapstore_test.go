@@ -45,6 +45,15 @@ func (s *mapStore) UpdateState(_ context.Context, key string, ttl time.Duration,
 	return v, nil
 }
 
+func (s *mapStore) State(_ context.Context, key string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.vals[key]; ok && time.Now().Before(v.exp) {
+		return append([]byte(nil), v.v...), nil
+	}
+	return nil, nil
+}
+
 func (s *mapStore) Mark(_ context.Context, index, member string, score float64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -445,6 +445,17 @@ func (s *Store) UpdateState(_ context.Context, key string, ttl time.Duration, fn
 	return v, nil
 }
 
+// State reads a value UpdateState stored.
+func (s *Store) State(_ context.Context, key string) ([]byte, error) {
+	now := s.o.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sv, ok := s.state[key]; ok && now.Before(sv.exp) {
+		return sv.v, nil
+	}
+	return nil, nil
+}
+
 // Mark adds member to index with score.
 func (s *Store) Mark(_ context.Context, index, member string, score float64) error {
 	s.mu.Lock()

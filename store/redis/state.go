@@ -76,6 +76,19 @@ func (s *Store) UpdateState(ctx context.Context, key string, ttl time.Duration, 
 	return nil, fmt.Errorf("update state %s: still contended after %d tries", key, maxStateRetries)
 }
 
+// State is a plain GET: readers need no WATCH, and do not make writers
+// retry.
+func (s *Store) State(ctx context.Context, key string) ([]byte, error) {
+	v, err := s.client.Get(ctx, s.key("state", key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, alert.Unavailable("read state "+key, err)
+	}
+	return v, nil
+}
+
 // fnError carries the caller's own error through go-redis untouched.
 type fnError struct{ err error }
 

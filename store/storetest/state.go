@@ -54,6 +54,16 @@ func testUpdateState(t *testing.T, open func(t *testing.T, o Options) Opener) {
 		}
 		return nil, nil
 	})
+	// State reads what UpdateState wrote, and nil for a key never written.
+	if _, err := s.UpdateState(ctx, "read", time.Minute, func([]byte) ([]byte, error) { return []byte("R"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.State(ctx, "read"); err != nil || string(v) != "R" {
+		t.Errorf("State(read) = %q, %v", v, err)
+	}
+	if v, err := s.State(ctx, "never"); err != nil || v != nil {
+		t.Errorf("State(never) = %q, %v; want nil", v, err)
+	}
 	// Keys are independent.
 	s.UpdateState(ctx, "a", time.Minute, func([]byte) ([]byte, error) { return []byte("A"), nil })
 	s.UpdateState(ctx, "b", time.Minute, func(old []byte) ([]byte, error) {

@@ -71,6 +71,10 @@ type Store interface {
 	// Keys are the caller's names; the backend adds its own prefix.
 	UpdateState(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) ([]byte, error)
 
+	// State reads the value UpdateState stored under key (nil when none),
+	// in one round trip and without taking part in any transaction.
+	State(ctx context.Context, key string) ([]byte, error)
+
 	// Mark puts member in the named index with a score (a time, as unix
 	// seconds, for the callers so far); Marked lists the members whose score
 	// is at most max, lowest first; Unmark removes one. Periodic checks find
