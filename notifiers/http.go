@@ -66,3 +66,37 @@ func RedactURL(err error) error {
 	e.URL = "<redacted>"
 	return e
 }
+
+// Scrub takes every secret out of err's text, even when a server echoed a
+// request back in the body that CheckResponse quotes and its 256-byte cut
+// left only the start of a secret at the end. The error is rebuilt rather
+// than wrapped (the original, still reachable through Unwrap, would carry
+// the secret); a Retry-After survives. secrets should run longest first, so
+// that a secret containing another is replaced whole.
+func Scrub(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	clean := msg
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		clean = strings.ReplaceAll(clean, s, "<secret>")
+		for k := len(s) - 1; k >= 4; k-- {
+			if strings.HasSuffix(clean, s[:k]) {
+				clean = clean[:len(clean)-k] + "<secret>"
+				break
+			}
+		}
+	}
+	if clean == msg {
+		return err
+	}
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return &RetryAfterError{After: ra.After, Err: errors.New(clean)}
+	}
+	return errors.New(clean)
+}

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -160,31 +159,7 @@ func classify(err error, resp *http.Response) (bool, error) {
 
 // scrub keeps the webhook URL and the token out of an error even when a
 // server echoes the request back in the body that CheckResponse quotes.
-func (n *Notifier) scrub(err error) error {
-	msg := err.Error()
-	clean := msg
-	for _, s := range n.secrets {
-		clean = strings.ReplaceAll(clean, s, "<secret>")
-		// CheckResponse quotes at most 256 bytes, which can cut a secret
-		// short at the end of the message; a cut secret is still one.
-		for k := len(s) - 1; k >= 4; k-- {
-			if strings.HasSuffix(clean, s[:k]) {
-				clean = clean[:len(clean)-k] + "<secret>"
-				break
-			}
-		}
-	}
-	if clean == msg {
-		return err
-	}
-	// Rebuilt rather than wrapped: the original is still reachable through
-	// Unwrap and would carry the secret.
-	var ra *notifiers.RetryAfterError
-	if errors.As(err, &ra) {
-		return &notifiers.RetryAfterError{After: ra.After, Err: errors.New(clean)}
-	}
-	return errors.New(clean)
-}
+func (n *Notifier) scrub(err error) error { return notifiers.Scrub(err, n.secrets...) }
 
 // recorder keeps the status, headers and first bytes of the body of the
 // answer to a call, which slack-go reads and discards.

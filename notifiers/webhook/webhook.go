@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
@@ -123,7 +122,7 @@ type Notifier struct {
 	// secrets are the strings no error may carry, longest first so that
 	// the whole URL is replaced before its parts; typed Secret so that
 	// printing a Notifier does not print them.
-	secrets []notifiers.Secret
+	secrets []string
 }
 
 // New returns a Notifier for a loaded Config. client carries the proxy and
@@ -150,7 +149,7 @@ func New(c Config, client *http.Client) *Notifier {
 	}
 	for _, s := range secrets {
 		if s != "" {
-			n.secrets = append(n.secrets, notifiers.Secret(s))
+			n.secrets = append(n.secrets, s)
 		}
 	}
 	sort.Slice(n.secrets, func(i, j int) bool { return len(n.secrets[i]) > len(n.secrets[j]) })
@@ -219,29 +218,4 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 
 // scrub keeps the URL and the token out of an error even when a server
 // echoes the request back in the body that CheckResponse quotes.
-func (n *Notifier) scrub(err error) error {
-	msg := err.Error()
-	clean := msg
-	for _, sec := range n.secrets {
-		s := string(sec)
-		clean = strings.ReplaceAll(clean, s, "<secret>")
-		// CheckResponse quotes at most 256 bytes, which can cut a secret
-		// short at the end of the message; a cut secret is still one.
-		for k := len(s) - 1; k >= 4; k-- {
-			if strings.HasSuffix(clean, s[:k]) {
-				clean = clean[:len(clean)-k] + "<secret>"
-				break
-			}
-		}
-	}
-	if clean == msg {
-		return err
-	}
-	// Rebuilt rather than wrapped: the original is still reachable through
-	// Unwrap and would carry the secret.
-	var ra *notifiers.RetryAfterError
-	if errors.As(err, &ra) {
-		return &notifiers.RetryAfterError{After: ra.After, Err: errors.New(clean)}
-	}
-	return errors.New(clean)
-}
+func (n *Notifier) scrub(err error) error { return notifiers.Scrub(err, n.secrets...) }
