@@ -2,57 +2,20 @@ package pipeline
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis/redistest"
 )
 
 // twoReplicas opens two stores on one Redis prefix: two daemons' views.
 func twoReplicas(t *testing.T) (Store, Store) {
 	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/15"
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "alertmedic-pipeline-" + hex.EncodeToString(b)
-	open := func() *redisstore.Store {
-		c, err := redisstore.NewClient(redisstore.ClientOptions{URL: url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := c.Ping(ctx).Err(); err != nil {
-			c.Close()
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("redis at %s is unreachable: %v", url, err)
-			}
-			t.Skipf("redis at %s is unreachable (%v); CI=true makes this a failure", url, err)
-		}
-		s, err := redisstore.New(ctx, redisstore.Options{Client: c, Prefix: prefix, ClaimIdle: time.Second, HistoryRetention: 24 * time.Hour, HistoryMax: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	a, b2 := open(), open()
-	t.Cleanup(func() {
-		if _, err := a.Purge(context.Background()); err != nil {
-			t.Errorf("purge: %v", err)
-		}
-		a.Close()
-		b2.Close()
-	})
-	return a, b2
+	prefix := redistest.Prefix(t, "pipeline")
+	return redistest.Open(t, prefix), redistest.Open(t, prefix)
 }
 
 // Flapping is judged on state shared by the replicas: changes that reach

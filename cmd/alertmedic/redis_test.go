@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -17,49 +15,17 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis/redistest"
 )
 
-func redisURL() string {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/15"
-}
+func redisURL() string { return redistest.URL() }
 
 // redisPrefix opens the store the daemons under test will share, under a
-// prefix of this test alone, and deletes that prefix's keys at the end. No
-// Redis: skip, unless CI=true, where it is a failure.
+// prefix of this test alone, deleted at the end (see redistest).
 func redisPrefix(t *testing.T) (*redisstore.Store, string) {
 	t.Helper()
-	c, err := redisstore.NewClient(redisstore.ClientOptions{URL: redisURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis at %s is unreachable: %v", redisURL(), err)
-		}
-		t.Skipf("redis at %s is unreachable (%v); CI=true makes this a failure", redisURL(), err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "alertmedic-e2e-" + hex.EncodeToString(b)
-	s, err := redisstore.New(ctx, redisstore.Options{Client: c, Prefix: prefix, ClaimIdle: time.Second, HistoryRetention: 24 * time.Hour, HistoryMax: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := s.Purge(ctx); err != nil {
-			t.Errorf("purge test keys: %v", err)
-		}
-		s.Close()
-	})
-	return s, prefix
+	prefix := redistest.Prefix(t, "e2e")
+	return redistest.Open(t, prefix), prefix
 }
 
 func redisConfig(t *testing.T, prefix, replica string, workers int) string {
