@@ -126,6 +126,7 @@ func New(o Options) *Receiver {
 		g = prometheus.DefaultGatherer
 	}
 	e.GET("/metrics", r.readAuth, gin.WrapH(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
+	r.debugRoutes(e)
 	r.engine = e
 	return r
 }

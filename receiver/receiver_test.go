@@ -386,7 +386,7 @@ func TestAuthEverywhere(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	for _, p := range []string{"/api/v1/deliveries/failed", "/api/v1/remediations", "/api/v1/routes/test?alertname=A", "/api/v1/health/detailed", "/metrics"} {
+	for _, p := range []string{"/api/v1/deliveries/failed", "/api/v1/remediations", "/api/v1/routes/test?alertname=A", "/api/v1/health/detailed", "/metrics", "/debug/pprof/", "/debug/pprof/heap"} {
 		if code := get(p); code != 401 {
 			t.Errorf("GET %s without credentials: %d, want 401", p, code)
 		}

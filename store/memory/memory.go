@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"container/list"
 	"context"
+	"maps"
 	"sort"
 	"strconv"
 	"sync"
@@ -140,6 +141,8 @@ type Store struct {
 	stateQ    expiryQueue
 	state     map[string]stateVal
 	index     map[string]map[string]float64
+	// high holds each map's high-water mark since it was last compacted.
+	high      [5]int
 	processed int64
 	seq       uint64
 }
@@ -412,6 +415,36 @@ func (s *Store) sweepLocked(now time.Time) {
 		s.byAge.Remove(e)
 		delete(s.histories, fp)
 	}
+	s.dedup = compact(s.dedup, &s.high[0])
+	s.done = compact(s.done, &s.high[1])
+	s.state = compact(s.state, &s.high[2])
+	s.histories = compact(s.histories, &s.high[3])
+	s.taken = compact(s.taken, &s.high[4])
+}
+
+// compactMin and compactRatio: a Go map keeps the table it grew to after
+// its keys are deleted, so a burst of 100,000 alerts would hold its
+// tables for good once expired. A map that has shrunk to an eighth of its
+// high-water mark (of at least compactMin keys) is copied into one of its
+// current size. The copy is at most an eighth of the deletes that led to
+// it, and small enough to make under the lock.
+const (
+	compactMin   = 4096
+	compactRatio = 8
+)
+
+func compact[K comparable, V any](m map[K]V, high *int) map[K]V {
+	n := len(m)
+	if n > *high {
+		*high = n
+	}
+	if *high < compactMin || n > *high/compactRatio {
+		return m
+	}
+	c := make(map[K]V, n)
+	maps.Copy(c, m)
+	*high = n
+	return c
 }
 
 type stateVal struct {
