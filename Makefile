@@ -10,7 +10,7 @@ RUN_FLAGS ?= --log.format=console
 # Bound on the whole suite; CI allows 90 minutes, the suite takes a few.
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build run test bench fmt lint vet clean rules-check fuzz e2e
+.PHONY: all build run test bench fmt lint vet clean rules-check fuzz fuzz-corpus e2e
 
 all: build
 
@@ -41,13 +41,28 @@ rules-check:
 e2e:
 	$(GO) test -tags e2e -count=1 -v -timeout 5m ./e2e/
 
-# Each fuzz target briefly; the seeds are the captured payloads, the config
-# fixtures and typical matchers and time intervals.
+# Each fuzz target briefly. It starts from its seeds (the captured payloads
+# and malformed ones, the config fixtures, typical matchers and time
+# intervals) and from its corpus in <package>/testdata/fuzz/<target>, which
+# plain `go test` also replays.
+FUZZ_TARGETS := alert:FuzzDecode config:FuzzParse routing:FuzzCompile
 FUZZTIME ?= 10s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./alert
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
-	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./routing
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*}; \
+	done
+
+# Fuzz each target for FUZZKEEP and add the inputs it found that reach new
+# code to its corpus in testdata/fuzz (commit them).
+FUZZKEEP ?= 60s
+fuzz-corpus:
+	@set -e; cache=$$($(GO) env GOCACHE)/fuzz/$(PKG); for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZKEEP) ./$$pkg; \
+		mkdir -p $$pkg/testdata/fuzz/$$fn; \
+		if [ -d $$cache/$$pkg/$$fn ]; then cp -n $$cache/$$pkg/$$fn/* $$pkg/testdata/fuzz/$$fn/; fi; \
+		echo "$$pkg/testdata/fuzz/$$fn: $$(ls $$pkg/testdata/fuzz/$$fn | wc -l) inputs"; \
+	done
 
 fmt:
 	gofmt -s -w .
