@@ -124,7 +124,7 @@ func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 	}
 	var rows []*row
 	for _, t := range targets {
-		if !b.o.targets[t.kind] || (t.kind == kindRedis && b.redis == nil) {
+		if !b.o.scenarios["ingest"] || !b.o.targets[t.kind] || (t.kind == kindRedis && b.redis == nil) {
 			continue
 		}
 		failed := ""

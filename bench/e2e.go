@@ -308,7 +308,7 @@ type e2eResult struct {
 
 // runE2E runs the end-to-end scenario for each store that is benchmarked.
 func (b *bench) runE2E(ctx context.Context) ([]*e2eRow, error) {
-	if b.o.e2eRate == 0 {
+	if b.o.e2eRate == 0 || !b.o.scenarios["e2e"] {
 		return nil, nil
 	}
 	need := int(float64(b.o.e2eRate)*(b.o.warmup+b.o.duration).Seconds()) + 1

@@ -41,6 +41,7 @@ type options struct {
 	maxRequests int
 	write       string
 	targets     map[string]bool
+	scenarios   map[string]bool
 	vary        string
 	retries     int
 	e2eRate     int
@@ -96,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.memAlerts, "mem-alerts", 100_000, "distinct alerts (as 50-alert bodies) of the memory scenario, resident memory after them and after their retention, run for the memory and redis targets; 0 skips it")
 	fs.DurationVar(&o.memWindow, "mem-window", 20*time.Second, "dedup window and history retention of the memory scenario's daemon; the scenario lasts about twice this plus 30s")
 	targets := fs.String("targets", "ceiling,memory,redis", "comma-separated targets to run; a subset helps when profiling one")
+	scenarios := fs.String("scenarios", "ingest,memory,e2e", "comma-separated scenarios to run: ingest (max rate and ack latency), memory, e2e")
 	fs.StringVar(&o.write, "write", "", "also write the results, with targets and PASS/MISS, to this file (e.g. BENCHMARKS.md)")
 	fs.StringVar(&o.serveCeiling, "serve-ceiling", "", "")
 	fs.Usage = func() {
@@ -163,6 +165,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			o.targets[t] = true
 		default:
 			bad = append(bad, fmt.Sprintf("-targets: unknown target %q (want ceiling, memory, redis)", t))
+		}
+	}
+	o.scenarios = map[string]bool{}
+	for _, sc := range strings.Split(*scenarios, ",") {
+		switch sc = strings.TrimSpace(sc); sc {
+		case "ingest", "memory", "e2e":
+			o.scenarios[sc] = true
+		default:
+			bad = append(bad, fmt.Sprintf("-scenarios: unknown scenario %q (want ingest, memory, e2e)", sc))
 		}
 	}
 	if err := checkLoopbackURL(o.redisURL); err != nil {

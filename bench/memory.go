@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -16,20 +17,26 @@ import (
 // retention: it sends -mem-alerts distinct alerts (50-alert bodies, -vary
 // label, so every alert is a new one with a history of its own) to a daemon
 // whose dedup window and history retention are -mem-window, reads its
-// resident set and heap once the queue is empty, waits for the window to
-// pass, sends a few new alerts (the memory store sweeps what expired on
-// writes) and reads them again. Go returns freed memory to the OS lazily,
-// so heap in use is the figure that says whether memory came back down;
-// RSS is shown next to it.
+// resident set and live heap once the queue is empty, waits for the window
+// to pass, sends a few new alerts (the memory store sweeps what expired on
+// writes) and reads them again. The live heap is read right after a
+// garbage collection the bench asks for (GET /debug/pprof/heap?gc=1), so
+// the verdict does not depend on when the daemon last collected; RSS is
+// read as the kernel reports it, after Go's background scavenger had
+// memSettle to return freed pages.
 
 // memGoalRSS is the target: resident set below this at -mem-alerts alerts.
 const memGoalRSS = 150 << 20
 
-// memReleased is the share of what the alerts added to the heap in use
+// memReleased is the share of what the alerts added to the live heap
 // (peak minus the idle daemon's) that must be gone after the retention.
 const memReleased = 0.75
 
-// memSettle is how long after the trigger alerts the second reading waits.
+// memRSSReleased is the share of what the alerts added to the resident set
+// that must have been returned to the OS memSettle after the collection.
+const memRSSReleased = 0.5
+
+// memSettle is how long after the collection the resident set is read.
 const memSettle = 30 * time.Second
 
 // memTriggers is how many new 1-alert bodies are sent after the window to
@@ -47,16 +54,12 @@ type memRow struct {
 	bad              counts
 	drained          bool
 
-	idleRSS, idleHeap   float64
-	peakRSS, peakHeap   float64
-	afterRSS, afterHeap float64
-	// wave2 is the same number of alerts sent again once the first ones'
-	// retention ran out: if the store let go of them, the heap they used is
-	// reused (a GC runs under load) and the second peak is no higher.
-	wave2RSS, wave2Heap float64
-	wave2Drained        bool
+	// live is go_memstats_heap_alloc_bytes right after a forced GC: the
+	// bytes the daemon still references.
+	idleRSS, idleLive   float64
+	peakRSS, peakLive   float64
+	afterRSS, afterLive float64
 	afterDepth          float64
-	gcPeak, gcAfter     float64
 	processed, received float64
 	waited              time.Duration
 	shutdown            time.Duration
@@ -64,7 +67,7 @@ type memRow struct {
 }
 
 func (b *bench) runMemory(ctx context.Context, one, fifty *pool) ([]*memRow, error) {
-	if b.o.memAlerts == 0 {
+	if b.o.memAlerts == 0 || !b.o.scenarios["memory"] {
 		return nil, nil
 	}
 	requests := (b.o.memAlerts + fifty.alerts - 1) / fifty.alerts
@@ -125,7 +128,14 @@ func (b *bench) memScenario(ctx context.Context, r *memRow, one, fifty *pool, re
 	defer cancel()
 	pid := srv.cmd.Process.Pid
 	base := "http://" + srv.addr
-	read := func() (rss, heap float64, m map[string]float64, err error) {
+	// read scrapes /metrics and VmRSS; with gc, it first has the daemon
+	// collect (the heap profile's gc=1), so heap_alloc is the live heap.
+	read := func(gc bool) (rss, live float64, m map[string]float64, err error) {
+		if gc {
+			if err := forceGC(lctx, base); err != nil {
+				return 0, 0, nil, fmt.Errorf("%s: %w", label, err)
+			}
+		}
 		m, err = scrape(lctx, base+"/metrics")
 		if err != nil {
 			return 0, 0, nil, fmt.Errorf("%s: read /metrics: %w", label, err)
@@ -134,9 +144,9 @@ func (b *bench) memScenario(ctx context.Context, r *memRow, one, fifty *pool, re
 		if err != nil {
 			return 0, 0, nil, fmt.Errorf("%s: %w", label, err)
 		}
-		return rss, m["go_memstats_heap_inuse_bytes"], m, nil
+		return rss, m["go_memstats_heap_alloc_bytes"], m, nil
 	}
-	if r.idleRSS, r.idleHeap, _, err = read(); err != nil {
+	if r.idleRSS, r.idleLive, _, err = read(true); err != nil {
 		return err
 	}
 
@@ -151,7 +161,7 @@ func (b *bench) memScenario(ctx context.Context, r *memRow, one, fifty *pool, re
 	deadline := time.Now().Add(60 * time.Second)
 	var m map[string]float64
 	for {
-		if r.peakRSS, r.peakHeap, m, err = read(); err != nil {
+		if r.peakRSS, _, m, err = read(false); err != nil {
 			return err
 		}
 		if m["alertmedic_queue_depth"] == 0 && m["alertmedic_alerts_processed_total"] >= m["alertmedic_alerts_received_total"] {
@@ -170,8 +180,12 @@ func (b *bench) memScenario(ctx context.Context, r *memRow, one, fifty *pool, re
 	}
 	r.drainTime = time.Since(t0)
 	r.processed, r.received = m["alertmedic_alerts_processed_total"], m["alertmedic_alerts_received_total"]
-	r.gcPeak = m["go_gc_duration_seconds_count"]
-	fmt.Fprintf(b.log, "bench: %s: sent in %s, drained after %s: RSS %s, heap in use %s\n", label, r.sendTime.Round(time.Millisecond), r.drainTime.Round(time.Millisecond), mib(r.peakRSS), mib(r.peakHeap))
+	// The resident set just read is the peak; the live heap is what the
+	// alerts hold once the garbage of taking them in is collected.
+	if _, r.peakLive, _, err = read(true); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.log, "bench: %s: sent in %s, drained after %s: RSS %s, live heap %s\n", label, r.sendTime.Round(time.Millisecond), r.drainTime.Round(time.Millisecond), mib(r.peakRSS), mib(r.peakLive))
 
 	// The dedup keys expire a window after their enqueue, the histories a
 	// window after their last record (at most the drain): wait past both.
@@ -191,43 +205,27 @@ func (b *bench) memScenario(ctx context.Context, r *memRow, one, fifty *pool, re
 		r.bad.add(code, err)
 	}
 	tr.CloseIdleConnections()
+	// Let the workers take the trigger alerts, then collect and read the
+	// live heap; the resident set memSettle later, once the scavenger ran.
+	select {
+	case <-lctx.Done():
+		return fmt.Errorf("%s: %s exited or was stopped while settling\nlast lines of %s:\n%s", label, srv.name, srv.logPath, tail(srv.logPath, 20))
+	case <-time.After(2 * time.Second):
+	}
+	if _, r.afterLive, m, err = read(true); err != nil {
+		return err
+	}
+	r.afterDepth = m["alertmedic_queue_depth"]
 	select {
 	case <-lctx.Done():
 		return fmt.Errorf("%s: %s exited or was stopped while settling\nlast lines of %s:\n%s", label, srv.name, srv.logPath, tail(srv.logPath, 20))
 	case <-time.After(memSettle):
 	}
-	if r.afterRSS, r.afterHeap, m, err = read(); err != nil {
+	if r.afterRSS, _, _, err = read(false); err != nil {
 		return err
 	}
-	r.afterDepth = m["alertmedic_queue_depth"]
-	r.gcAfter = m["go_gc_duration_seconds_count"]
 	r.waited = time.Since(t0)
-	fmt.Fprintf(b.log, "bench: %s: after the retention: RSS %s, heap in use %s (%s in all)\n", label, mib(r.afterRSS), mib(r.afterHeap), r.waited.Round(time.Second))
-
-	// Second wave: the same bodies again (their dedup window has passed, so
-	// every alert is taken as new), then the peak once drained.
-	fmt.Fprintf(b.log, "bench: %s: second wave of %d bodies ...\n", label, requests)
-	w2 := sendAll(lctx, base+"/webhook", fifty, requests, b.o.concurrency)
-	r.bad.errs += w2.errs + w2.bad()
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		if r.wave2RSS, r.wave2Heap, m, err = read(); err != nil {
-			return err
-		}
-		if m["alertmedic_queue_depth"] == 0 && m["alertmedic_alerts_processed_total"] >= m["alertmedic_alerts_received_total"] {
-			r.wave2Drained = true
-			break
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-lctx.Done():
-			return fmt.Errorf("%s: %s exited or was stopped during the second wave\nlast lines of %s:\n%s", label, srv.name, srv.logPath, tail(srv.logPath, 20))
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	fmt.Fprintf(b.log, "bench: %s: second wave drained: RSS %s, heap in use %s\n", label, mib(r.wave2RSS), mib(r.wave2Heap))
+	fmt.Fprintf(b.log, "bench: %s: after the retention: live heap %s, RSS %s (%s in all)\n", label, mib(r.afterLive), mib(r.afterRSS), r.waited.Round(time.Second))
 
 	took, killed, stopErr := srv.stop(shutdownTimeout + 15*time.Second)
 	r.shutdown = took
@@ -304,14 +302,29 @@ func vmRSS(pid int) (float64, error) {
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
+// forceGC has the daemon run a garbage collection: its heap profile with
+// gc=1 collects before it is written (the profile itself is discarded).
+func forceGC(ctx context.Context, base string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/heap?gc=1", nil)
+	c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("force a GC: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("force a GC: GET /debug/pprof/heap?gc=1: %s", resp.Status)
+	}
+	return nil
+}
+
 func mib(f float64) string { return strconv.FormatFloat(f/(1<<20), 'f', 1, 64) + " MiB" }
 
-// memWaveSlack is how much more heap (over idle) the second wave may use
-// than the first: GC timing moves the peak reading, but keeping the first
-// wave would double it.
-const memWaveSlack = 1.4
-
-// memNothingToGive: heap growth under this is noise, not alerts held.
+// memNothingToGive: growth under this is noise, not alerts held (the
+// Redis daemon keeps alerts in Redis, not in its heap).
 const memNothingToGive = 16 << 20
 
 func memVerdict(r *memRow) string {
@@ -322,25 +335,15 @@ func memVerdict(r *memRow) string {
 	if r.peakRSS >= memGoalRSS {
 		miss = append(miss, fmt.Sprintf("RSS %s ≥ %s", mib(r.peakRSS), mib(memGoalRSS)))
 	}
-	// "Comes back down": when a GC ran before the after-reading, the heap
-	// must have dropped; otherwise (an idle Go process collects only every
-	// 2 minutes) the second wave must fit in what the first one used,
-	// which it can only if the expired alerts were let go.
-	// Growth below memNothingToGive (the Redis store keeps alerts in Redis,
-	// not in the daemon) leaves nothing meaningful to give back.
-	added := r.peakHeap - r.idleHeap
-	if added < memNothingToGive {
-		added = 0
-	}
-	if r.gcAfter > r.gcPeak {
-		if left := r.afterHeap - r.idleHeap; added > 0 && left > (1-memReleased)*added {
-			miss = append(miss, fmt.Sprintf("heap kept %.0f %% of what the alerts added", 100*left/added))
+	if added := r.peakLive - r.idleLive; added >= memNothingToGive {
+		if left := r.afterLive - r.idleLive; left > (1-memReleased)*added {
+			miss = append(miss, fmt.Sprintf("live heap kept %.0f %% of what the alerts added", 100*left/added))
 		}
-	} else if added > 0 && r.wave2Heap-r.idleHeap > memWaveSlack*added {
-		miss = append(miss, fmt.Sprintf("second wave's heap %s vs first %s: the expired alerts were kept", mib(r.wave2Heap), mib(r.peakHeap)))
 	}
-	if r.wave2RSS >= memGoalRSS {
-		miss = append(miss, fmt.Sprintf("second wave RSS %s ≥ %s", mib(r.wave2RSS), mib(memGoalRSS)))
+	if added := r.peakRSS - r.idleRSS; added >= memNothingToGive {
+		if left := r.afterRSS - r.idleRSS; left > (1-memRSSReleased)*added {
+			miss = append(miss, fmt.Sprintf("RSS kept %.0f %% of what the alerts added", 100*left/added))
+		}
 	}
 	if !r.drained {
 		miss = append(miss, "queue not drained")
@@ -355,20 +358,21 @@ func memVerdict(r *memRow) string {
 }
 
 func memSettings(o options) string {
-	return fmt.Sprintf("each store on a freshly started daemon with webhook.dedup_window and pipeline.history_retention %s (Redis: store.redis.key_ttl left at its default, 7d), no route; %d alerts as 50-alert bodies (-vary label: every alert new) over %d keep-alive connections as fast as the daemon takes them; *peak* once the queue is empty and every alert processed; *after retention* %s after %d new alerts sent %s after the drain; heap is go_memstats_heap_inuse_bytes, RSS is the daemon's VmRSS",
-		o.memWindow, o.memAlerts, o.concurrency, memSettle, memTriggers, o.memWindow+5*time.Second)
+	return fmt.Sprintf("each store on a freshly started daemon with webhook.dedup_window and pipeline.history_retention %s (Redis: store.redis.key_ttl left at its default, 7d), no route; %d alerts as 50-alert bodies (-vary label: every alert new) over %d keep-alive connections as fast as the daemon takes them; *peak RSS* once the queue is empty and every alert processed; *after retention*: %d new alerts sent %s after the drain, the live heap 2s later, the RSS %s after that; *live heap* is go_memstats_heap_alloc_bytes right after GET /debug/pprof/heap?gc=1 (a forced GC), RSS the daemon's VmRSS",
+		o.memWindow, o.memAlerts, o.concurrency, memTriggers, o.memWindow+5*time.Second, memSettle)
 }
 
 func memTable(w io.Writer, rows []*memRow) {
-	fmt.Fprintln(w, "| target | alerts | idle RSS / heap | peak RSS | peak heap | RSS after retention | heap after retention | 2nd wave RSS / heap | target | vs target |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|---|")
+	fmt.Fprintln(w, "| target | alerts | idle RSS / live heap | peak RSS | peak live heap | live heap after retention | RSS after retention | target | vs target |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|---|---|")
+	goal := fmt.Sprintf("RSS < %s; back down: live heap by %.0f %%, RSS by %.0f %% of what the alerts added", mib(memGoalRSS), 100*memReleased, 100*memRSSReleased)
 	for _, r := range rows {
 		if r.failed != "" {
-			fmt.Fprintf(w, "| %s | | | | | | | | RSS < %s, heap back down | %s |\n", r.target, mib(memGoalRSS), memVerdict(r))
+			fmt.Fprintf(w, "| %s | | | | | | | %s | %s |\n", r.target, goal, memVerdict(r))
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s / %s | %s | %s | %s | %s | %s / %s | RSS < %s, heap back down | %s |\n",
-			r.target, thousands(float64(r.alerts)), mib(r.idleRSS), mib(r.idleHeap), mib(r.peakRSS), mib(r.peakHeap), mib(r.afterRSS), mib(r.afterHeap), mib(r.wave2RSS), mib(r.wave2Heap), mib(memGoalRSS), memVerdict(r))
+		fmt.Fprintf(w, "| %s | %s | %s / %s | %s | %s | %s | %s | %s | %s |\n",
+			r.target, thousands(float64(r.alerts)), mib(r.idleRSS), mib(r.idleLive), mib(r.peakRSS), mib(r.peakLive), mib(r.afterLive), mib(r.afterRSS), goal, memVerdict(r))
 	}
 }
 
@@ -377,8 +381,8 @@ func memDetails(w io.Writer, rows []*memRow) {
 		if r.failed != "" {
 			continue
 		}
-		fmt.Fprintf(w, "- %s: %d requests sent in %s (%s non-2xx/errors), queue empty and %s of %s alerts processed after %s; second reading %s after the first request, queue depth then %.0f; %.0f GC cycles ran between the two readings (heap in use counts dead objects until a cycle has run; an idle Go process runs one at least every 2 minutes); shutdown %s.\n",
-			r.target, r.requests, r.sendTime.Round(time.Millisecond), thousands(float64(r.bad.bad()+r.bad.errs)), thousands(r.processed), thousands(r.received), r.drainTime.Round(time.Millisecond), r.waited.Round(time.Second), r.afterDepth, r.gcAfter-r.gcPeak, r.shutdown.Round(time.Millisecond))
+		fmt.Fprintf(w, "- %s: %d requests sent in %s (%s non-2xx/errors), queue empty and %s of %s alerts processed after %s; last reading %s after the first request, queue depth then %.0f; shutdown %s.\n",
+			r.target, r.requests, r.sendTime.Round(time.Millisecond), thousands(float64(r.bad.bad()+r.bad.errs)), thousands(r.processed), thousands(r.received), r.drainTime.Round(time.Millisecond), r.waited.Round(time.Second), r.afterDepth, r.shutdown.Round(time.Millisecond))
 	}
 }
 
@@ -396,24 +400,21 @@ so the scenario stays short, and
 no route, so nothing is delivered. The bench sends the alerts as 50-alert
 bodies, every alert a new one, as fast as the daemon takes them, waits until
 `+"`alertmedic_queue_depth`"+` is 0 and every alert processed, and reads the
-daemon's VmRSS from /proc/<pid>/status and `+"`go_memstats_heap_inuse_bytes`"+`
-from /metrics (*peak*). It then waits until the window plus 5 s has passed
+daemon's VmRSS from /proc/<pid>/status (*peak RSS*). It then asks the
+daemon for a garbage collection (`+"`GET /debug/pprof/heap?gc=1`"+`, the heap
+profile's own switch) and reads `+"`go_memstats_heap_alloc_bytes`"+` from
+/metrics: the *live heap*, what the daemon still references, whatever the
+time of its last collection. It waits until the window plus 5 s has passed
 since the drain, sends %d new 1-alert bodies (the memory store drops what
-expired when it is written to; nothing else is forced: no GC, no
-FreeOSMemory) and reads both again %s later (*after retention*). Go
-returns freed memory to the operating system lazily, so RSS may stay up
-long after the heap has shrunk: *heap in use* is the figure that says
-whether memory came back down, RSS is shown next to it. With Redis the
-figures are the daemon's, not Redis's. An idle Go process runs a garbage
-collection only every 2 minutes, so when none ran between the two readings
-the heap cannot have dropped yet: the bench then sends the same alerts a
-second time (their dedup window has passed, so all are new) and reads the
-peak again (*2nd wave*). Had the store kept the expired alerts, that peak
-would be about twice the first; it must stay within %.0f %% of the first
-wave's growth.
+expired when it is written to), reads the live heap the same way 2 s later,
+and the resident set %s after that: Go returns freed pages to the
+operating system in the background, a little at a time, and the RSS is
+taken as the kernel reports it then (no FreeOSMemory). With Redis the
+figures are the daemon's, not Redis's.
 
-**Target** (memory): resident set below %s at %s alerts, and after the
-retention the heap in use back down: at most %.0f %% of what the alerts
-added to it (peak minus the idle daemon's) still in use; no non-2xx answer.
-`, thousands(float64(o.memAlerts)), o.memWindow, memTriggers, memSettle, 100*memWaveSlack, mib(memGoalRSS), thousands(float64(o.memAlerts)), 100*(1-memReleased))
+**Target** (memory): resident set below %s at %s alerts; after the
+retention at most %.0f %% of what the alerts added to the live heap (peak
+minus the idle daemon's) still live, and at most %.0f %% of what they added
+to the resident set still resident; no non-2xx answer.
+`, thousands(float64(o.memAlerts)), o.memWindow, memTriggers, memSettle, mib(memGoalRSS), thousands(float64(o.memAlerts)), 100*(1-memReleased), 100*(1-memRSSReleased))
 }
