@@ -460,6 +460,9 @@ type machine struct {
 	cpu, kernel, goVersion, date, daemon, redis string
 	cpus                                        int
 	command                                     string
+	// stallsBefore and stallsAfter: the stall probe before and after the
+	// scenarios.
+	stallsBefore, stallsAfter stalls
 }
 
 func machineInfo() machine {

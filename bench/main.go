@@ -287,8 +287,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	b.redis, b.prefix = rdb, prefix
 
+	b.info.stallsBefore = probeStalls(stallProbe)
+	fmt.Fprintf(stderr, "bench: stall probe before the run: %s\n", b.info.stallsBefore)
 	res, err := b.runAll(ctx)
 	keepTmp = b.keepLogs
+	if err == nil {
+		b.info.stallsAfter = probeStalls(stallProbe)
+		fmt.Fprintf(stderr, "bench: stall probe after the run: %s\n", b.info.stallsAfter)
+	}
 	if err != nil {
 		return err
 	}
