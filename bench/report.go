@@ -119,6 +119,13 @@ func verdict(rows []*row, r *row) string {
 		if c := ceilingOpen(rows, r); c != nil {
 			m += fmt.Sprintf(" (the ceiling's p99 here: %s)", ms(c.p99))
 		}
+		// An open loop near or past the daemon's own maximum measures
+		// queueing, whatever the per-request cost.
+		if r.closed.rate > 0 && r.open.achieved > 0 {
+			if u := 100 * r.open.achieved / r.closed.rate; u >= 75 {
+				m += fmt.Sprintf("; that rate is %.0f %% of this daemon's max req/s here", u)
+			}
+		}
 		miss = append(miss, m)
 	}
 	if n := r.closed.bad() + r.open.bad() + r.closed.errs + r.open.errs; n > 0 {
@@ -321,8 +328,11 @@ of a p99 miss names the bare ceiling's own p99 at the same rate; where the
 ceiling misses the target too, no daemon could meet it here. (On the same
 machine type in a quieter hour, 2026-11-26 19:49 to 20:12 UTC, the ceiling
 took about 30,000 requests/s with a p99 of 1.3 ms, alertmedic's 1-alert
-rows met every target and its 50-alert rows had a p99 of 8 to 13 ms.) Beyond the host, the
-50-alert rows at 1,000 requests/s are 50,000 new alerts a second: a CPU
+rows met every target and its 50-alert rows had a p99 of 8 to 13 ms.) Beyond the host, where a
+row's own max req/s is near or below 1,000 (its *vs target* cell then says
+what share of it the fixed rate is), the fixed rate runs the daemon at or
+past saturation and p99 is queueing. The 50-alert rows at 1,000 requests/s
+are 50,000 new alerts a second: a CPU
 profile of the memory-store daemon in that scenario (`+"`go tool pprof`"+` on
 `+"`/debug/pprof/profile`"+`, revision 4036299) puts about 45 %% of its CPU in
 decoding the JSON (encoding/json, as the ceiling), about 25 %% in garbage
