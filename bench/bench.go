@@ -201,6 +201,18 @@ func (b *bench) measure(ctx context.Context, r *row, measure string) error {
 			res = again
 		}
 	}
+	// -repeat: more attempts, the best kept (the highest rate, the lowest
+	// p99). Pauses the host imposes only ever make a figure worse, so the
+	// best of a few is the one least skewed by them.
+	for i := 1; i < b.o.repeat; i++ {
+		again, err := b.scenario(ctx, r, measure)
+		if err != nil {
+			return err
+		}
+		if better(again, res) {
+			res = again
+		}
+	}
 	if res.info.cpu.other >= quietThreshold {
 		b.notef("%s / %s / %s: other processes used %.0f %% of the machine during the scenario; its figures are pessimistic", r.kind, r.payload.name, measure, res.info.cpu.other)
 	}
@@ -212,6 +224,17 @@ func (b *bench) measure(ctx context.Context, r *row, measure string) error {
 	}
 	r.scenarios = append(r.scenarios, res.info)
 	return nil
+}
+
+// better says whether a beats b: a higher maximum rate, a lower p99.
+func better(a, b scenarioResult) bool {
+	switch {
+	case a.closed != nil && b.closed != nil:
+		return a.closed.rate > b.closed.rate
+	case a.open != nil && b.open != nil:
+		return a.open.p99 < b.open.p99
+	}
+	return false
 }
 
 // scenario starts a fresh server, loads it, and stops it. A fresh daemon per

@@ -44,6 +44,7 @@ type options struct {
 	scenarios   map[string]bool
 	vary        string
 	retries     int
+	repeat      int
 	e2eRate     int
 	e2eDrain    time.Duration
 	memAlerts   int
@@ -91,6 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.poolMB, "pool-mb", 2048, "memory for the pre-generated bodies of each payload, in MiB; it bounds the requests of a scenario")
 	fs.IntVar(&o.maxRequests, "max-requests", 600_000, "most requests of one scenario (with -pool-mb, this bounds the bench's memory)")
 	fs.StringVar(&o.vary, "vary", varyLabel, "how each body is made distinct: label (a unique bench_seq label on every alert: new alerts, as in a large fleet) or startsAt (the same alerts, a new startsAt per request: histories stay full)")
+	fs.IntVar(&o.repeat, "repeat", 3, "attempts of each ingest scenario, each on a fresh server; the best is kept (highest max rate, lowest p99), which is the one the host's pauses skewed least")
 	fs.IntVar(&o.retries, "retries", 3, "how many scenarios, in all, may be run again because other processes took a share of the CPU during them")
 	fs.IntVar(&o.e2eRate, "e2e-rate", 200, "requests per second (1 alert each) of the end-to-end scenario, webhook to a local Slack stand-in, run for the memory and redis targets; 0 skips it")
 	fs.DurationVar(&o.e2eDrain, "e2e-drain", 30*time.Second, "how long the end-to-end scenario waits after its load for alerts still on their way to the stand-in")
@@ -139,6 +141,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.retries < 0 || o.retries > 12 {
 		bad = append(bad, "-retries must be in [0, 12]")
+	}
+	if o.repeat < 1 || o.repeat > 10 {
+		bad = append(bad, "-repeat must be in [1, 10]")
 	}
 	if o.e2eRate < 0 || o.e2eRate > 10_000 {
 		bad = append(bad, "-e2e-rate must be in [0, 10000]")
