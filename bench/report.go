@@ -217,6 +217,20 @@ func stallLine(m machine) string {
 	return l
 }
 
+// rateSentence says whether the run met the rate targets, for the analysis.
+func rateSentence(rows []*row) string {
+	var missed []string
+	for _, r := range rows {
+		if v := verdict(rows, r); strings.Contains(v, "rate ") || strings.Contains(v, "not measured") {
+			missed = append(missed, r.target+", "+r.payload.name)
+		}
+	}
+	if len(missed) == 0 {
+		return "in this run the rate targets, 50 % and 25 % of the ceiling, hold for both payloads and both stores"
+	}
+	return "in this run the rate targets, 50 % and 25 % of the ceiling, miss for " + strings.Join(missed, "; ") + " (see the vs target column)"
+}
+
 func settings(o options) string {
 	return fmt.Sprintf("each scenario on a freshly started server: %s warm-up, then %s measured, the best of %d attempts; max rate: closed loop, %d keep-alive connections; latency: open loop at %d requests/s; bodies made distinct by -vary %s",
 		o.warmup, o.duration, o.repeat, o.concurrency, o.rate, o.vary)
@@ -325,8 +339,7 @@ the notes.
 
 **Where the targets are missed, and why** (the analysis behind the run
 below, kept in the generator so that a rerun keeps it; the figures it
-names are in the tables): the rate targets, 50 %% and 25 %% of the ceiling,
-hold for both payloads and both stores. The ack p99 targets are absolute,
+names are in the tables): %s. The ack p99 targets are absolute,
 5 ms and 10 ms at 1,000 requests/s, and on this machine they measure the
 host as much as alertmedic: the *stall probe* line under Results shows how
 much the host paused the virtual machine's CPUs, and the *vs target* cell
@@ -334,11 +347,11 @@ of a p99 miss names the bare ceiling's own p99 at the same rate; where the
 ceiling misses the target too, no daemon could meet it here. (On the same
 machine type in a quieter hour, 2026-11-26 19:49 to 20:12 UTC, the ceiling
 took about 30,000 requests/s with a p99 of 1.3 ms, alertmedic's 1-alert
-rows met every target and its 50-alert rows had a p99 of 8 to 13 ms.) Beyond the host, where a
-row's own max req/s is near or below 1,000 (its *vs target* cell then says
-what share of it the fixed rate is), the fixed rate runs the daemon at or
-past saturation and p99 is queueing. The 50-alert rows at 1,000 requests/s
-are 50,000 new alerts a second: a CPU
+rows met every target and its 50-alert rows had a p99 of 8 to 13 ms.)
+Beyond the host, where a row's own max req/s is near or below 1,000 (its
+*vs target* cell then says what share of it the fixed rate is), the fixed
+rate runs the daemon at or past saturation and p99 is queueing. The
+50-alert rows at 1,000 requests/s are 50,000 new alerts a second: a CPU
 profile of the memory-store daemon in that scenario (`+"`go tool pprof`"+` on
 `+"`/debug/pprof/profile`"+`, revision 4036299) puts about 45 %% of its CPU in
 decoding the JSON (encoding/json, as the ceiling), about 25 %% in garbage
@@ -347,7 +360,7 @@ keep live (550,000 at the defaults), about 10 %% in the store's enqueue and
 8 %% in the workers; the daemon runs near both cores where the ceiling does
 not, and queueing behind its own garbage collection is what reaches p99.
 A faster JSON decoder is the lead for that row; it would also be faster
-than the ceiling as the issue defines it. With Redis the workers fall behind
+than the ceiling as defined above. With Redis the workers fall behind
 at these rates (the *processed* column: a few Redis round trips per alert);
 the queue absorbs it, nothing is lost or refused (non-2xx 0), and batching
 those round trips is the known next step.
@@ -357,7 +370,7 @@ those round trips is the known next step.
 - date: %s
 - machine: %s, %d CPUs (nproc), %s; %s
 - daemon: %s
-`, vary, o.concurrency, o.duration, o.warmup, o.rate, o.duration, o.repeat, o.repeat, o.rate, m.cpus, quietThreshold, o.retries, e2eIntro(o), memIntro(o), m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
+`, vary, o.concurrency, o.duration, o.warmup, o.rate, o.duration, o.repeat, o.repeat, o.rate, m.cpus, quietThreshold, o.retries, rateSentence(rows), e2eIntro(o), memIntro(o), m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
 	if m.redis != "" {
 		fmt.Fprintf(w, "- store: %s on 127.0.0.1\n", m.redis)
 	}
