@@ -19,14 +19,15 @@ import (
 )
 
 // The end-to-end scenario times what an operator waits for: from the
-// webhook POST to the Slack message. The daemon routes every alert to one
-// Slack target whose incoming-webhook URL is a stand-in served by the bench
-// itself on 127.0.0.1; the stand-in finds in each message which alerts it
-// carries and when it came, and each alert's latency is that time minus the
-// request's scheduled send time (the open loop's clock, so a stall counts
-// against every alert it delayed). The dispatcher may merge alerts that
-// waited for the same target into one message: each alert carried gets the
-// message's time.
+// webhook POST to the Slack message and the PagerDuty event. The daemon
+// routes every alert to one Slack target and one PagerDuty target whose
+// endpoints are stand-ins served by the bench itself on 127.0.0.1; each
+// stand-in finds in each request which alerts it carries and when it came,
+// and each alert's latency is that time minus the request's scheduled send
+// time (the open loop's clock, so a stall counts against every alert it
+// delayed). The dispatcher may merge alerts that waited for the same Slack
+// target into one message: each alert carried gets the message's time.
+// PagerDuty gets one event per alert.
 
 // e2eGoal is the target: end-to-end p99 below this, every accepted alert
 // delivered.
@@ -36,8 +37,16 @@ const e2eGoal = 100 * time.Millisecond
 // is a finding.
 const e2eChannel = "#bench"
 
-// e2ePath is the stand-in's webhook path, as Slack's /services/... URLs.
-const e2ePath = "/services/bench"
+// e2ePath is the Slack stand-in's webhook path, as Slack's /services/...
+// URLs; e2ePDPath is the Events API v2 path go-pagerduty posts to.
+const (
+	e2ePath   = "/services/bench"
+	e2ePDPath = "/v2/enqueue"
+)
+
+// e2eRoutingKey is the PagerDuty routing key of the scenario's daemon; an
+// event with another is a finding.
+const e2eRoutingKey = "bench-routing-key"
 
 // e2eSeqLayout is written at the start of the summary annotation, which the
 // Slack message shows as its attachment's text; fixed-width so that every
@@ -51,14 +60,18 @@ var e2eSeqRE = regexp.MustCompile(`bench_seq (\d{9})`)
 var moreRE = regexp.MustCompile(`^and (\d+) more alerts?$`)
 
 // e2eConfig is the part of the daemon's configuration that makes it
-// deliver: every alert to one Slack target, the stand-in at addr, and no
-// rate limit (the default is Slack's 1 message/s per channel; this
-// scenario measures the pipeline, not that policy).
-func e2eConfig(addr string) string {
+// deliver: every alert to one Slack target and one PagerDuty target, the
+// stand-ins at slackAddr and pdAddr, and no rate limit (the default is
+// Slack's 1 message/s per channel; this scenario measures the pipeline,
+// not that policy).
+func e2eConfig(slackAddr, pdAddr string) string {
 	return "route:\n  receiver: bench\n" +
-		"receivers:\n  - name: bench\n    integrations:\n      - type: slack\n        settings: {channel: \"" + e2eChannel + "\"}\n" +
-		"integrations:\n  slack:\n    api_url: http://" + addr + e2ePath + "\n" +
-		"delivery:\n  rate_limits:\n    slack: {per_second: 0}\n"
+		"receivers:\n  - name: bench\n    integrations:\n" +
+		"      - type: slack\n        settings: {channel: \"" + e2eChannel + "\"}\n" +
+		"      - type: pagerduty\n" +
+		"integrations:\n  slack:\n    api_url: http://" + slackAddr + e2ePath + "\n" +
+		"  pagerduty:\n    routing_key: " + e2eRoutingKey + "\n    url: http://" + pdAddr + e2ePDPath + "\n" +
+		"delivery:\n  rate_limits:\n    slack: {per_second: 0}\n    pagerduty: {per_second: 0}\n"
 }
 
 // newE2EPool makes n bodies of the 1-alert payload, body i with a label
@@ -137,38 +150,66 @@ func newE2EPool(path string, n int) (*pool, error) {
 	return p, nil
 }
 
-// slackSink is the Slack stand-in: an incoming webhook that answers 200
-// "ok" and notes when each alert's message came.
-type slackSink struct {
+// standIn is a notification service's stand-in: it reads each request with
+// parse, notes when each alert first came, and answers with reply, as the
+// service does.
+type standIn struct {
+	name  string // "Slack", "PagerDuty"
+	path  string
+	parse func(body []byte) (got parsed, err error)
+	reply func(w http.ResponseWriter)
+
 	srv  *http.Server
 	addr string
 	errc chan error
 
-	mu           sync.Mutex
-	got          map[int]time.Time // bench_seq → first message carrying it
-	dups         int               // alerts carried again by a later message
-	hidden       int               // alerts only counted in "and N more alerts"
-	unknown      int               // attachments with no bench_seq
-	bad          int               // requests that were not a Slack message
-	firstBad     string
-	wrongChannel int
-	messages     int
-	maxPerMsg    int
-	last         time.Time
+	mu        sync.Mutex
+	got       map[int]time.Time // bench_seq → first request carrying it
+	dups      int               // alerts carried again by a later request
+	hidden    int               // alerts only counted in "and N more alerts"
+	unknown   int               // parts with no bench_seq
+	bad       int               // requests that could not be read
+	firstBad  string
+	wrongDest int // requests for another channel or routing key
+	messages  int
+	maxPerMsg int
+	last      time.Time
 }
 
-func startSink() (*slackSink, error) {
+// parsed is what a stand-in found in one request.
+type parsed struct {
+	seqs            []int
+	hidden, unknown int
+	wrongDest       bool
+}
+
+func startStandIn(name, path string, parse func([]byte) (parsed, error), reply func(http.ResponseWriter)) (*standIn, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("Slack stand-in: listen: %w", err)
+		return nil, fmt.Errorf("%s stand-in: listen: %w", name, err)
 	}
-	s := &slackSink{addr: ln.Addr().String(), got: map[int]time.Time{}, errc: make(chan error, 1)}
+	s := &standIn{name: name, path: path, parse: parse, reply: reply, addr: ln.Addr().String(), got: map[int]time.Time{}, errc: make(chan error, 1)}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
 	go func() { s.errc <- s.srv.Serve(ln) }()
 	return s, nil
 }
 
-func (s *slackSink) close() {
+func startSlack() (*standIn, error) {
+	return startStandIn("Slack", e2ePath, parseSlack, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok")
+	})
+}
+
+func startPagerDuty() (*standIn, error) {
+	return startStandIn("PagerDuty", e2ePDPath, parsePagerDuty, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"status":"success","message":"Event processed"}`)
+	})
+}
+
+func (s *standIn) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
@@ -192,29 +233,12 @@ type slackMessage struct {
 	} `json:"attachments"`
 }
 
-func (s *slackSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
-	at := time.Now()
+func parseSlack(body []byte) (parsed, error) {
 	var m slackMessage
-	switch {
-	case err != nil:
-	case r.Method != http.MethodPost || r.URL.Path != e2ePath:
-		err = fmt.Errorf("%s %s", r.Method, r.URL.Path)
-	default:
-		err = json.Unmarshal(body, &m)
+	var p parsed
+	if err := json.Unmarshal(body, &m); err != nil {
+		return p, err
 	}
-	if err != nil {
-		s.mu.Lock()
-		s.bad++
-		if s.firstBad == "" {
-			s.firstBad = err.Error()
-		}
-		s.mu.Unlock()
-		http.Error(w, "invalid_payload", http.StatusBadRequest)
-		return
-	}
-	var seqs []int
-	hidden, unknown := 0, 0
 	for _, a := range m.Attachments {
 		found := e2eSeqRE.FindStringSubmatch(a.Text)
 		if found == nil {
@@ -226,25 +250,78 @@ func (s *slackSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if found != nil {
 			n, _ := strconv.Atoi(found[1])
-			seqs = append(seqs, n)
+			p.seqs = append(p.seqs, n)
 			continue
 		}
 		if more := moreRE.FindStringSubmatch(a.Text); more != nil {
 			n, _ := strconv.Atoi(more[1])
-			hidden += n
+			p.hidden += n
 			continue
 		}
-		unknown++
+		p.unknown++
+	}
+	p.wrongDest = m.Channel != e2eChannel
+	return p, nil
+}
+
+// pdEvent is the part of an Events API v2 event the stand-in reads.
+type pdEvent struct {
+	RoutingKey  string `json:"routing_key"`
+	EventAction string `json:"event_action"`
+	Payload     struct {
+		Summary string `json:"summary"`
+	} `json:"payload"`
+}
+
+// parsePagerDuty reads one event: one alert, its bench_seq at the start of
+// the summary (the integration's default summary is the alert's summary
+// annotation).
+func parsePagerDuty(body []byte) (parsed, error) {
+	var e pdEvent
+	var p parsed
+	if err := json.Unmarshal(body, &e); err != nil {
+		return p, err
+	}
+	if found := e2eSeqRE.FindStringSubmatch(e.Payload.Summary); found != nil {
+		n, _ := strconv.Atoi(found[1])
+		p.seqs = []int{n}
+	} else {
+		p.unknown = 1
+	}
+	p.wrongDest = e.RoutingKey != e2eRoutingKey || e.EventAction != "trigger"
+	return p, nil
+}
+
+func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+	at := time.Now()
+	var m parsed
+	switch {
+	case err != nil:
+	case r.Method != http.MethodPost || r.URL.Path != s.path:
+		err = fmt.Errorf("%s %s", r.Method, r.URL.Path)
+	default:
+		m, err = s.parse(body)
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.bad++
+		if s.firstBad == "" {
+			s.firstBad = err.Error()
+		}
+		s.mu.Unlock()
+		http.Error(w, "invalid_payload", http.StatusBadRequest)
+		return
 	}
 	s.mu.Lock()
 	s.messages++
-	s.maxPerMsg = max(s.maxPerMsg, len(seqs)+hidden)
-	s.hidden += hidden
-	s.unknown += unknown
-	if m.Channel != e2eChannel {
-		s.wrongChannel++
+	s.maxPerMsg = max(s.maxPerMsg, len(m.seqs)+m.hidden)
+	s.hidden += m.hidden
+	s.unknown += m.unknown
+	if m.wrongDest {
+		s.wrongDest++
 	}
-	for _, n := range seqs {
+	for _, n := range m.seqs {
 		if _, ok := s.got[n]; ok {
 			s.dups++
 			continue
@@ -253,12 +330,11 @@ func (s *slackSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.last = at
 	s.mu.Unlock()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, "ok")
+	s.reply(w)
 }
 
 // count says how many of seqs have arrived.
-func (s *slackSink) count(seqs []int) int {
+func (s *standIn) count(seqs []int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -270,17 +346,22 @@ func (s *slackSink) count(seqs []int) int {
 	return n
 }
 
-// e2eRow is one store's end-to-end scenario.
+// e2eRow is one store's end-to-end scenario, as one destination saw it.
 type e2eRow struct {
 	target string
 	kind   string
+	dest   string
 	failed string
 	res    *e2eResult
 	info   scenarioInfo
 }
 
-// e2eResult is what the stand-in saw, matched with what the load sent.
+// e2eDests are the destinations, in the order of the rows.
+var e2eDests = []string{"Slack", "PagerDuty"}
+
+// e2eResult is what one stand-in saw, matched with what the load sent.
 type e2eResult struct {
+	dest      string
 	ack       openResult // the webhook's own answers, at the same rate
 	accepted  int        // alerts whose request was answered 200 (warm-up included)
 	delivered int        // of those, how many the stand-in received
@@ -292,7 +373,7 @@ type e2eResult struct {
 	unknown   int
 	bad       int
 	firstBad  string
-	wrongChan int
+	wrongDest int
 	messages  int
 	maxPerMsg int
 	samples   int // latencies measured (after the warm-up)
@@ -324,15 +405,23 @@ func (b *bench) runE2E(ctx context.Context) ([]*e2eRow, error) {
 		if !b.o.targets[t.kind] || (t.kind == kindRedis && b.redis == nil) {
 			continue
 		}
-		r := &e2eRow{target: t.name, kind: t.kind}
-		rows = append(rows, r)
-		if err := b.checkConfig(ctx, t.kind, e2eConfig("127.0.0.1:9"), 0); err != nil {
+		var mine []*e2eRow
+		for _, d := range e2eDests {
+			mine = append(mine, &e2eRow{target: t.name, kind: t.kind, dest: d})
+		}
+		rows = append(rows, mine...)
+		fail := func(msg string) {
+			for _, r := range mine {
+				r.failed = msg
+			}
+		}
+		if err := b.checkConfig(ctx, t.kind, e2eConfig("127.0.0.1:9", "127.0.0.1:9"), 0); err != nil {
 			if ctx.Err() != nil {
 				return rows, ctx.Err()
 			}
 			first, _, _ := strings.Cut(err.Error(), "\n")
 			fmt.Fprintf(b.log, "bench: %v\n", err)
-			r.failed = first
+			fail(first)
 			b.notef("end-to-end: %s", first)
 			continue
 		}
@@ -355,7 +444,7 @@ func (b *bench) runE2E(ctx context.Context) ([]*e2eRow, error) {
 			}
 			fmt.Fprintf(b.log, "bench: %v\n", err)
 			first, _, _ := strings.Cut(err.Error(), "\n")
-			r.failed = first
+			fail(first)
 			b.notef("%s (the servers' logs are kept in %s)", first, b.tmp)
 			b.keepLogs = true
 			continue
@@ -363,15 +452,18 @@ func (b *bench) runE2E(ctx context.Context) ([]*e2eRow, error) {
 		if info.cpu.other >= quietThreshold {
 			b.notef("%s / end-to-end: other processes used %.0f %% of the machine during the scenario; its figures are pessimistic", t.kind, info.cpu.other)
 		}
-		r.res, r.info = res, info
+		for i, r := range mine {
+			r.res, r.info = res[i], info
+		}
 	}
 	return rows, nil
 }
 
-// e2eScenario starts the stand-in and a fresh daemon delivering to it,
+// e2eScenario starts the stand-ins and a fresh daemon delivering to them,
 // sends -e2e-rate requests/s for warm-up + duration, waits (at most
-// -e2e-drain) for every accepted alert to arrive, and stops both.
-func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) (*e2eResult, scenarioInfo, error) {
+// -e2e-drain) for every accepted alert to arrive at both, and stops them.
+// The results are in the order of e2eDests.
+func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) ([]*e2eResult, scenarioInfo, error) {
 	label := kind + " / end-to-end"
 	info := scenarioInfo{name: "end-to-end"}
 	pids := map[string]int{"bench": os.Getpid()}
@@ -385,12 +477,18 @@ func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) (*e2eResu
 			b.notef("%s: other processes were using %.0f %% of the machine when it started (waited %s)", label, other, waited.Round(100*time.Millisecond))
 		}
 	}
-	sink, err := startSink()
+	slack, err := startSlack()
 	if err != nil {
 		return nil, info, err
 	}
-	defer sink.close()
-	srv, err := b.startTarget(ctx, kind, label, e2eConfig(sink.addr), 0)
+	defer slack.close()
+	pd, err := startPagerDuty()
+	if err != nil {
+		return nil, info, err
+	}
+	defer pd.close()
+	sinks := []*standIn{slack, pd}
+	srv, err := b.startTarget(ctx, kind, label, e2eConfig(slack.addr, pd.addr), 0)
 	if err != nil {
 		return nil, info, err
 	}
@@ -405,19 +503,18 @@ func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) (*e2eResu
 	t0 := time.Now()
 	ack, sends := openLoopSends(lctx, "http://"+srv.addr+"/webhook", p, b.o.e2eRate, b.o.workers, b.o.warmup, b.o.duration)
 	loadTime := time.Since(t0)
-	res := &e2eResult{ack: ack}
 	var accepted []int
 	for i := 0; i < sends.scheduled; i++ {
 		if sends.errs[i] == nil && sends.codes[i] == http.StatusOK {
 			accepted = append(accepted, i)
 		}
 	}
-	res.accepted = len(accepted)
 	// Wait for the stragglers, bounded; the daemon is still running.
 	deadline := time.Now().Add(b.o.e2eDrain)
-	for sink.count(accepted) < len(accepted) && ctx.Err() == nil && !srv.hasExited() {
+	timedOut := false
+	for (slack.count(accepted) < len(accepted) || pd.count(accepted) < len(accepted)) && ctx.Err() == nil && !srv.hasExited() {
 		if time.Now().After(deadline) {
-			res.timedOut = true
+			timedOut = true
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -432,6 +529,7 @@ func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) (*e2eResu
 	fmt.Fprintf(b.log, "bench: %s: CPU %s\n", label, cpuCell(info.cpu))
 
 	st := &daemonStats{loadTime: loadTime}
+	var daemon e2eResult // the daemon's delivery counters, for every row
 	if m, err := scrape(ctx, "http://"+srv.addr+"/metrics"); err != nil {
 		b.notef("%s: read /metrics: %v", label, err)
 	} else {
@@ -439,10 +537,10 @@ func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) (*e2eResu
 		st.duplicates = m["alertmedic_alerts_duplicate_total"]
 		st.processed = m["alertmedic_alerts_processed_total"]
 		st.depth = m["alertmedic_queue_depth"]
-		res.notifications = m["alertmedic_notifications_total"]
-		res.coalesced = m["alertmedic_notifications_coalesced_total"]
-		res.notifyErrors = m["alertmedic_notification_errors_total"]
-		res.deadLetters = m["alertmedic_notifications_dead_letters_total"]
+		daemon.notifications = m["alertmedic_notifications_total"]
+		daemon.coalesced = m["alertmedic_notifications_coalesced_total"]
+		daemon.notifyErrors = m["alertmedic_notification_errors_total"]
+		daemon.deadLetters = m["alertmedic_notifications_dead_letters_total"]
 	}
 	grace := shutdownTimeout + 15*time.Second
 	took, killed, stopErr := srv.stop(grace)
@@ -476,11 +574,31 @@ func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) (*e2eResu
 	info.st = st
 
 	// Match what was sent with what arrived. The daemon is stopped, so the
-	// stand-in sees nothing more.
+	// stand-ins see nothing more.
+	var out []*e2eResult
+	for _, sink := range sinks {
+		res := b.e2eMatch(label, sink, sends, accepted)
+		res.dest, res.ack, res.timedOut = sink.name, ack, timedOut
+		res.notifications, res.coalesced, res.notifyErrors, res.deadLetters = daemon.notifications, daemon.coalesced, daemon.notifyErrors, daemon.deadLetters
+		fmt.Fprintf(b.log, "bench: %s → %s: %d of %d accepted alerts delivered in %d requests (most in one: %d), p50 %s p99 %s max %s; ack p99 %s\n",
+			label, sink.name, res.delivered, res.accepted, res.messages, res.maxPerMsg, ms(res.p50), ms(res.p99), ms(res.max), ms(ack.p99))
+		out = append(out, res)
+	}
+	fmt.Fprintf(b.log, "bench: %s: daemon: %.0f notifications, %.0f coalesced, %.0f errors, %.0f dead letters; shutdown took %s\n",
+		label, daemon.notifications, daemon.coalesced, daemon.notifyErrors, daemon.deadLetters, took.Round(time.Millisecond))
+	if daemon.notifyErrors > 0 || daemon.deadLetters > 0 {
+		b.notef("%s: the daemon counted %.0f failed deliveries and %.0f dead letters", label, daemon.notifyErrors, daemon.deadLetters)
+	}
+	return out, info, nil
+}
+
+// e2eMatch holds what one stand-in got against what the load sent.
+func (b *bench) e2eMatch(label string, sink *standIn, sends openSends, accepted []int) *e2eResult {
+	res := &e2eResult{accepted: len(accepted)}
 	sink.mu.Lock()
 	got := sink.got
 	res.dups, res.hidden, res.unknown, res.bad, res.firstBad = sink.dups, sink.hidden, sink.unknown, sink.bad, sink.firstBad
-	res.wrongChan, res.messages, res.maxPerMsg = sink.wrongChannel, sink.messages, sink.maxPerMsg
+	res.wrongDest, res.messages, res.maxPerMsg = sink.wrongDest, sink.messages, sink.maxPerMsg
 	last := sink.last
 	sink.mu.Unlock()
 	isAccepted := make(map[int]bool, len(accepted))
@@ -513,29 +631,23 @@ func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) (*e2eResu
 		res.samples = len(lat)
 		res.p50, res.p99, res.max = percentile(lat, 0.50), percentile(lat, 0.99), lat[len(lat)-1]
 	}
-	fmt.Fprintf(b.log, "bench: %s: %d of %d accepted alerts delivered in %d messages (most in one: %d), p50 %s p99 %s max %s; ack p99 %s; daemon: %.0f notifications, %.0f coalesced, %.0f errors, %.0f dead letters; shutdown took %s\n",
-		label, res.delivered, res.accepted, res.messages, res.maxPerMsg, ms(res.p50), ms(res.p99), ms(res.max), ms(ack.p99),
-		res.notifications, res.coalesced, res.notifyErrors, res.deadLetters, took.Round(time.Millisecond))
 	if res.nMissing > 0 {
 		why := ""
 		if res.hidden > 0 {
 			why = fmt.Sprintf(" (%d alerts arrived only as \"and N more alerts\")", res.hidden)
 		}
-		b.notef("%s: %d of %d accepted alerts never reached the Slack stand-in within %s after the load%s, e.g. bench_seq %v", label, res.nMissing, res.accepted, b.o.e2eDrain, why, res.missing)
+		b.notef("%s: %d of %d accepted alerts never reached the %s stand-in within %s after the load%s, e.g. bench_seq %v", label, res.nMissing, res.accepted, sink.name, b.o.e2eDrain, why, res.missing)
 	}
 	if res.dups > 0 {
-		b.notef("%s: %d alerts reached the Slack stand-in more than once", label, res.dups)
+		b.notef("%s: %d alerts reached the %s stand-in more than once", label, res.dups, sink.name)
 	}
-	if res.bad > 0 || res.unknown > 0 || res.wrongChan > 0 {
-		b.notef("%s: the Slack stand-in got %d requests it could not read (first: %s), %d attachments without a bench_seq, %d messages for another channel than %s", label, res.bad, res.firstBad, res.unknown, res.wrongChan, e2eChannel)
+	if res.bad > 0 || res.unknown > 0 || res.wrongDest > 0 {
+		b.notef("%s: the %s stand-in got %d requests it could not read (first: %s), %d parts without a bench_seq, %d requests for another channel, routing key or action than the scenario's", label, sink.name, res.bad, res.firstBad, res.unknown, res.wrongDest)
 	}
 	if res.stray > 0 {
-		b.notef("%s: %d alerts were delivered whose request got no 200 (a timeout or reset after the daemon took it)", label, res.stray)
+		b.notef("%s: %d alerts reached the %s stand-in whose request got no 200 (a timeout or reset after the daemon took it)", label, res.stray, sink.name)
 	}
-	if res.notifyErrors > 0 || res.deadLetters > 0 {
-		b.notef("%s: the daemon counted %.0f failed deliveries and %.0f dead letters", label, res.notifyErrors, res.deadLetters)
-	}
-	return res, info, nil
+	return res
 }
 
 // e2eVerdict holds a row against the end-to-end goal: p99 below e2eGoal and
@@ -564,7 +676,7 @@ func e2eVerdict(r *e2eRow) string {
 
 // e2eTable prints one line per store; withVerdict adds the goal column.
 func e2eTable(w io.Writer, rows []*e2eRow, o options, withVerdict bool) {
-	h := fmt.Sprintf("| target | payload | alerts sent @%s/s | delivered | missing | Slack messages (most alerts in one) | p50 | p99 | max | ack p99 | non-2xx | CPU: load generator + stand-in / server / Redis / others |", thousands(float64(o.e2eRate)))
+	h := fmt.Sprintf("| target | to | alerts sent @%s/s | delivered | missing | requests (most alerts in one) | p50 | p99 | max | ack p99 | non-2xx | CPU: load generator + stand-ins / server / Redis / others |", thousands(float64(o.e2eRate)))
 	sep := "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
 	if withVerdict {
 		h += " vs target |"
@@ -573,7 +685,7 @@ func e2eTable(w io.Writer, rows []*e2eRow, o options, withVerdict bool) {
 	fmt.Fprintln(w, h)
 	fmt.Fprintln(w, sep)
 	for _, r := range rows {
-		c := []string{r.target, "1 alert"}
+		c := []string{r.target, r.dest}
 		if r.res == nil {
 			c = append(c, "failed", "", "", "", "", "", "", "", "", "see notes")
 		} else {
@@ -612,8 +724,8 @@ func e2eDetails(w io.Writer, rows []*e2eRow) {
 		if x.coalesced == 1 {
 			merged = "alert"
 		}
-		fmt.Fprintf(w, "- %s: %s latency samples after the warm-up; %s; the daemon sent %s notifications (%s %s merged into another message), %s failed deliveries, %s dead letters, processed %s of %s alerts, shutdown %s.\n",
-			r.target, thousands(float64(x.samples)), drain, thousands(x.notifications), thousands(x.coalesced), merged, thousands(x.notifyErrors), thousands(x.deadLetters),
+		fmt.Fprintf(w, "- %s → %s: %s latency samples after the warm-up; %s; the daemon (both destinations) sent %s notifications (%s %s merged into another message), %s failed deliveries, %s dead letters, processed %s of %s alerts, shutdown %s.\n",
+			r.target, r.dest, thousands(float64(x.samples)), drain, thousands(x.notifications), thousands(x.coalesced), merged, thousands(x.notifyErrors), thousands(x.deadLetters),
 			thousands(st.processed), thousands(st.received), ms(st.shutdown))
 	}
 }
@@ -627,17 +739,20 @@ func e2eIntro(o options) string {
 	}
 	return fmt.Sprintf(`
 **End to end** (the last table): the time from the webhook POST to the
-Slack message, which is what the person on call waits for. For this
-scenario the daemon's configuration also routes every alert to one Slack
-target (`+"`route: {receiver: bench}`"+`, a receiver with one `+"`slack`"+` integration,
-channel `+"`%s`"+`), and `+"`integrations.slack.api_url`"+` points at a stand-in: an
-incoming-webhook style http.Server inside the bench process on 127.0.0.1
-that answers 200 "ok", as Slack does. `+"`delivery.rate_limits.slack.per_second: 0`"+`
-lifts the rate limit (by default 1 message a second per target, burst 3,
-Slack's own policy for incoming webhooks), so the figures are the
-pipeline's (queue, worker, flap state, outbox, dispatcher, HTTP post), not
-that policy's: with the limit, alerts past the burst wait up to a second
-and go out merged into the next message.
+Slack message and to the PagerDuty event, which is what the person on call
+waits for. For this scenario the daemon's configuration also routes every
+alert to one receiver with a `+"`slack`"+` integration (channel `+"`%s`"+`) and a
+`+"`pagerduty`"+` integration; `+"`integrations.slack.api_url`"+` and
+`+"`integrations.pagerduty.url`"+` point at stand-ins, http.Servers inside the
+bench process on 127.0.0.1: an incoming webhook that answers 200 "ok", as
+Slack does, and an Events API v2 endpoint that answers 202
+`+"`{\"status\":\"success\"}`"+`, as PagerDuty does.
+`+"`delivery.rate_limits.{slack,pagerduty}.per_second: 0`"+` lifts the rate limits
+(by default Slack's own policy for incoming webhooks, 1 message a second
+per target with a burst of 3), so the figures are the pipeline's (queue,
+worker, flap state, outbox, dispatcher, HTTP post), not that policy's: with
+the limit, alerts past the burst wait up to a second and go out merged into
+the next message.
 
 - **Load**: open loop at %d requests/s of 1 alert each for %s after a %s
   warm-up, on a freshly started daemon per store, with the ingest settings
@@ -645,36 +760,38 @@ and go out merged into the next message.
   request, as above, and the same number at the start of the summary
   annotation, which the Slack message shows as its attachment's text
   (title `+"`CRITICAL: HighErrorRate`"+`, text `+"`bench_seq 000000042: High HTTP 5xx…`"+`,
-  fields Description, Status, Started At).
-- **p50/p99/max**: the stand-in reads each message, finds the sequence
+  fields Description, Status, Started At) and PagerDuty's event carries as
+  its `+"`payload.summary`"+`.
+- **p50/p99/max**: each stand-in reads each request, finds the sequence
   numbers of the alerts it carries and notes when it had read the body; an
   alert's latency is that time minus its request's scheduled send time (one
   clock, in one process; a stalled sender counts against the alerts it
-  delayed). The dispatcher merges alerts that waited for the same target
-  into one message; every alert in it gets that message's time. Only the
-  alerts sent after the warm-up are timed.
+  delayed). The dispatcher merges alerts that waited for the same Slack
+  target into one message; every alert in it gets that message's time.
+  PagerDuty gets one event per alert. Only the alerts sent after the
+  warm-up are timed.
 - **delivered / missing**: every alert whose request was answered 200,
-  warm-up included, must arrive; after the load the bench waits up to %s
-  (-e2e-drain) for the last ones, then counts the rest as missing. An alert
-  the stand-in gets twice is shown as *+N twice*. *Slack messages* counts
-  the messages and, in brackets, the most alerts one carried; *ack p99* is
-  the webhook's own answer at this rate, for comparison. CPU is over the
-  load and the wait for the last deliveries, and the bench's share includes
-  the stand-in.
+  warm-up included, must arrive at both; after the load the bench waits up
+  to %s (-e2e-drain) for the last ones, then counts the rest as missing.
+  An alert a stand-in gets twice is shown as *+N twice*. *requests* counts
+  the Slack messages or PagerDuty events and, in brackets, the most alerts
+  one carried; *ack p99* is the webhook's own answer at this rate, for
+  comparison. CPU is over the load and the wait for the last deliveries
+  (one scenario feeds both rows), and the bench's share includes the
+  stand-ins.
 
-**Target** (end to end): p99 below %d ms at %d alerts/s with either store,
-every accepted alert delivered (missing 0) and no non-2xx answer.
+**Target** (end to end): p99 below %d ms at %d alerts/s with either store
+and to either destination, every accepted alert delivered (missing 0) and
+no non-2xx answer.
 
-**End to end, the analysis of the run below**: both stores meet the target
-by a wide margin: p99 of a few milliseconds, within a few milliseconds of
-the ack's own p99, because an idle worker takes the entry as soon as it is
-queued and the dispatcher is woken when the outbox gets an item. At this
-rate almost every alert goes out as a message of its own: none or one of
-2,200 merged with the memory store, under 20 with Redis. An alert merges
-when it is due while the target's previous post is still under way (one
-message at a time per target), which happens more with Redis, where
-claiming and settling the outbox items of a send are Redis round trips
-that keep the target busy longer. Every alert arrived once, none failed,
-nothing was dead-lettered.
+**End to end, the analysis**: an idle worker takes the entry as soon as it
+is queued and the dispatcher is woken when the outbox gets an item, so an
+alert's way to Slack or PagerDuty costs about one webhook answer plus one
+post; p99 follows the host's pauses (see the stall probe) more than the
+pipeline. An alert bound for Slack merges into the next message when it is
+due while the target's previous post is still under way (one message at a
+time per target), which happens more with Redis, where claiming and
+settling the outbox items of a send are Redis round trips that keep the
+target busy longer.
 `, e2eChannel, o.e2eRate, o.duration, o.warmup, o.e2eDrain, e2eGoal.Milliseconds(), o.e2eRate)
 }

@@ -202,7 +202,7 @@ func footnotes(w io.Writer, rows []*row, o options) {
 }
 
 func e2eSettings(o options) string {
-	return fmt.Sprintf("each store on a freshly started daemon routing every alert to one Slack target whose incoming webhook is a stand-in in the bench process; open loop at %d requests/s of 1 alert each, %s warm-up + %s measured, then up to %s for the last deliveries; delivery.rate_limits.slack.per_second: 0 (no limit)",
+	return fmt.Sprintf("each store on a freshly started daemon routing every alert to one Slack target and one PagerDuty target whose endpoints are stand-ins in the bench process; open loop at %d requests/s of 1 alert each, %s warm-up + %s measured, then up to %s for the last deliveries; delivery.rate_limits.{slack,pagerduty}.per_second: 0 (no limit)",
 		o.e2eRate, o.warmup, o.duration, o.e2eDrain)
 }
 
@@ -252,7 +252,7 @@ func report(w io.Writer, m machine, o options, rows []*row, e2e []*e2eRow, mem [
 	fmt.Fprintln(w)
 	scenarioTable(w, rows)
 	if len(e2e) > 0 {
-		fmt.Fprintf(w, "\n## alertmedic end-to-end: webhook POST to Slack stand-in\n\n- %s\n\n", e2eSettings(o))
+		fmt.Fprintf(w, "\n## alertmedic end-to-end: webhook POST to the Slack and PagerDuty stand-ins\n\n- %s\n\n", e2eSettings(o))
 		e2eTable(w, e2e, o, false)
 		fmt.Fprintln(w)
 		e2eDetails(w, e2e)
@@ -390,7 +390,7 @@ those round trips is the known next step.
 		"queue is full.\n\n", m.cpus)
 	scenarioTable(w, rows)
 	if len(e2e) > 0 {
-		fmt.Fprintf(w, "\n### End-to-end: webhook POST to Slack stand-in\n\n"+
+		fmt.Fprintf(w, "\n### End-to-end: webhook POST to the Slack and PagerDuty stand-ins\n\n"+
 			"- %s\n\n", e2eSettings(o))
 		e2eTable(w, e2e, o, true)
 		fmt.Fprintln(w)
