@@ -787,8 +787,10 @@ no non-2xx answer.
 **End to end, the analysis**: an idle worker takes the entry as soon as it
 is queued and the dispatcher is woken when the outbox gets an item, so an
 alert's way to Slack or PagerDuty costs about one webhook answer plus one
-post; p99 follows the host's pauses (see the stall probe) more than the
-pipeline. An alert bound for Slack merges into the next message when it is
+post. With the memory store p99 stays near the ack's own p99, which
+follows the host's pauses (see the stall probe); with Redis the outbox's
+round trips (put, claim, settle), on the same two cores as Redis and the
+load, add tens of milliseconds at p99. An alert bound for Slack merges into the next message when it is
 due while the target's previous post is still under way (one message at a
 time per target), which happens more with Redis, where claiming and
 settling the outbox items of a send are Redis round trips that keep the
