@@ -769,24 +769,8 @@ func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 // MarshalJSON redacts.
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
 
-// Duration accepts Prometheus durations (30s, 5m, 1h30m, 1d, 1w).
-type Duration time.Duration
-
-// UnmarshalYAML parses a Prometheus duration. A bad value is reported as a
-// type error so that loading goes on and finds every other problem too.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := model.ParseDuration(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration (write it like 30s, 5m, 1h or 1d)", n.Line, n.Value)}}
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration as Prometheus does.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
-
-func (d Duration) String() string { return model.Duration(d).String() }
-
-// Std is the duration as the standard library's type.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
+// Duration accepts Prometheus durations (30s, 5m, 1h30m, 1d, 1w). It is the
+// routing package's type (the route tree's flapping overrides need it and
+// routing cannot import config), so one parser and one error text serve
+// the whole file.
+type Duration = routing.Duration
