@@ -228,26 +228,16 @@ func (r *Receiver) auth(admin bool) gin.HandlerFunc {
 		if admin && s.AdminAuth.enabled() {
 			want = s.AdminAuth
 		}
-		if !want.enabled() {
-			c.Next()
-			return
-		}
-		if authorized(c.Request, want) {
-			c.Next()
-			return
-		}
-		if want.BearerToken != "" {
-			c.Header("WWW-Authenticate", `Bearer realm="alertmedic"`)
-		} else {
-			c.Header("WWW-Authenticate", `Basic realm="alertmedic"`)
-		}
-		fail(c, http.StatusUnauthorized, "missing or wrong credentials")
+		require(c, want)
 	}
 }
 
 // readAuth protects read-only endpoints when web.read_auth is set.
-func (r *Receiver) readAuth(c *gin.Context) {
-	want := r.settings.Load().ReadAuth
+func (r *Receiver) readAuth(c *gin.Context) { require(c, r.settings.Load().ReadAuth) }
+
+// require lets the request through when want is not set or the request
+// carries it; otherwise it answers 401 with the challenge for want's kind.
+func require(c *gin.Context, want Credentials) {
 	if !want.enabled() || authorized(c.Request, want) {
 		c.Next()
 		return
