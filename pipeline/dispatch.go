@@ -67,20 +67,9 @@ func (p *Pipeline) wake() {
 }
 
 func (p *Pipeline) dispatcher(ctx context.Context) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-p.wakeCh:
-		}
-		if err := p.dispatchOnce(ctx, false); err != nil && ctx.Err() == nil {
-			p.m.storeErrors.WithLabelValues("check").Inc()
-			p.o.Logger.Error().Err(err).Msg("dispatch failed; trying again shortly")
-		}
-	}
+	p.loop(ctx, 100*time.Millisecond, p.wakeCh, "dispatch", "dispatch failed; trying again shortly", func(ctx context.Context) error {
+		return p.dispatchOnce(ctx, false)
+	})
 }
 
 // Flush sends what is due now and waits for it (tests, and the end of a
@@ -150,7 +139,7 @@ func (p *Pipeline) dispatchOnce(ctx context.Context, wait bool) error {
 			// Sends outlive a shutdown's cancel only as long as their own
 			// attempt timeout allows.
 			if err := p.sendTarget(context.WithoutCancel(ctx), ids); err != nil {
-				p.m.storeErrors.WithLabelValues("check").Inc()
+				p.m.storeErrors.WithLabelValues("dispatch").Inc()
 				p.o.Logger.Error().Err(err).Str("target", k).Msg("send failed on the store; the items are retried after their lease")
 			}
 		}()

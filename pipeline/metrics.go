@@ -82,7 +82,7 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 	}
 	m.processed.WithLabelValues(alert.StatusFiring)
 	m.processed.WithLabelValues(alert.StatusResolved)
-	for _, op := range []string{"dequeue", "record", "decide", "check", "ack"} {
+	for _, op := range []string{"dequeue", "record", "decide", "check", "dispatch", "remedy", "ack"} {
 		m.storeErrors.WithLabelValues(op)
 	}
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

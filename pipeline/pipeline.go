@@ -123,19 +123,29 @@ func (p *Pipeline) Check(ctx context.Context) error {
 }
 
 func (p *Pipeline) checker(ctx context.Context) {
-	t := time.NewTicker(p.o.CheckInterval)
+	p.loop(ctx, p.o.CheckInterval, nil, "check", "periodic check failed; it runs again at the next interval", func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(ctx, p.o.CheckInterval)
+		defer cancel()
+		return p.check(cctx)
+	})
+}
+
+// loop runs fn every interval, and at once when wake fires (nil: never),
+// until ctx is done. A failure is counted under op and logged with msg; the
+// next round tries again.
+func (p *Pipeline) loop(ctx context.Context, interval time.Duration, wake <-chan struct{}, op, msg string, fn func(context.Context) error) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			cctx, cancel := context.WithTimeout(ctx, p.o.CheckInterval)
-			if err := p.check(cctx); err != nil && ctx.Err() == nil {
-				p.m.storeErrors.WithLabelValues("check").Inc()
-				p.o.Logger.Error().Err(err).Msg("periodic check failed; it runs again at the next interval")
-			}
-			cancel()
+		case <-wake:
+		}
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			p.m.storeErrors.WithLabelValues(op).Inc()
+			p.o.Logger.Error().Err(err).Msg(msg)
 		}
 	}
 }

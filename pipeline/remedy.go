@@ -58,20 +58,9 @@ func (p *Pipeline) putRemedy(ctx context.Context, entryID string, a template.Ale
 // remedies runs waiting remediation tasks, at most RemedyWorkers at once,
 // each under a lease so that a replica dying mid-action leaves it to another.
 func (p *Pipeline) remedies(ctx context.Context) {
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-p.remedyWake:
-		}
-		if err := p.runRemedies(ctx, false); err != nil && ctx.Err() == nil {
-			p.m.storeErrors.WithLabelValues("check").Inc()
-			p.o.Logger.Error().Err(err).Msg("remediation queue failed; trying again shortly")
-		}
-	}
+	p.loop(ctx, 200*time.Millisecond, p.remedyWake, "remedy", "remediation queue failed; trying again shortly", func(ctx context.Context) error {
+		return p.runRemedies(ctx, false)
+	})
 }
 
 // FlushRemediation runs what waits now and returns when it finished.
