@@ -41,9 +41,9 @@ type Notifier struct {
 	// err is a Config that New could not use (it was not loaded, or its
 	// CA file went away since); every Notify reports it.
 	err error
-	// secrets are the strings no error may carry, longest first; typed
-	// Secret so that printing a Notifier does not print them.
-	secrets []notifiers.Secret
+	// secrets are the strings no error may carry: the password and the
+	// AUTH PLAIN exchange that carries it.
+	secrets notifiers.Secrets
 }
 
 // New returns a Notifier for a loaded Config.
@@ -52,12 +52,11 @@ func New(c Config) *Notifier {
 	n := &Notifier{cfg: c}
 	n.err = n.init()
 	if c.AuthPassword != "" {
-		n.secrets = []notifiers.Secret{
-			// What AUTH PLAIN puts on the wire, should a relay quote it
-			// back; it is the longer, so it goes first.
-			notifiers.Secret(base64.StdEncoding.EncodeToString([]byte("\x00" + c.AuthUsername + "\x00" + string(c.AuthPassword)))),
-			c.AuthPassword,
-		}
+		n.secrets = notifiers.NewSecrets(
+			// What AUTH PLAIN puts on the wire, should a relay quote it back.
+			base64.StdEncoding.EncodeToString([]byte("\x00"+c.AuthUsername+"\x00"+string(c.AuthPassword))),
+			string(c.AuthPassword),
+		)
 	}
 	return n
 }
@@ -253,19 +252,7 @@ func retryable(ctx context.Context, err error) bool {
 
 // scrub keeps the password out of an error even when a relay quotes the
 // AUTH exchange back in its reply.
-func (n *Notifier) scrub(err error) error {
-	msg := err.Error()
-	clean := msg
-	for _, s := range n.secrets {
-		clean = strings.ReplaceAll(clean, string(s), "<secret>")
-	}
-	if clean == msg {
-		return err
-	}
-	// Rebuilt rather than wrapped: the original is still reachable through
-	// Unwrap and would carry the secret.
-	return errors.New(clean)
-}
+func (n *Notifier) scrub(err error) error { return n.secrets.Scrub(err) }
 
 // message builds the mail: headers, the text part and the HTML
 // alternative.

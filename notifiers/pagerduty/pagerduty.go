@@ -48,9 +48,10 @@ const (
 
 // Notifier sends notifications to PagerDuty's Events API v2.
 type Notifier struct {
-	conf   Config
-	client *pd.Client
-	key    string // the routing key, for the events and for redaction
+	conf    Config
+	client  *pd.Client
+	key     string // the routing key, for the events
+	secrets notifiers.Secrets
 }
 
 // New returns a Notifier for c (loaded, or at least defaulted: New applies
@@ -65,7 +66,7 @@ func New(c Config, client *http.Client) *Notifier {
 	base := strings.TrimSuffix(c.URL, enqueuePath)
 	pc := pd.NewClient("", pd.WithV2EventsAPIEndpoint(base))
 	pc.HTTPClient = doer{client: client}
-	return &Notifier{conf: c, client: pc, key: string(c.RoutingKey)}
+	return &Notifier{conf: c, client: pc, key: string(c.RoutingKey), secrets: notifiers.NewSecrets(string(c.RoutingKey))}
 }
 
 // Notify sends one event per alert: the Events API takes one alert per
@@ -316,19 +317,8 @@ func errorDetail(body []byte) string {
 // redact takes the routing key out of an error's text. The key travels in
 // the request body, which an Events API stand-in, a proxy or an error
 // object may quote back; Secret keeps it out of logs only as long as it is
-// not converted, and here it has been. The RetryAfterError in the chain
-// survives so the retry still honours Retry-After.
-func (n *Notifier) redact(err error) error {
-	if err == nil || n.key == "" || !strings.Contains(err.Error(), n.key) {
-		return err
-	}
-	red := errors.New(strings.ReplaceAll(err.Error(), n.key, "<secret>"))
-	var ra *notifiers.RetryAfterError
-	if errors.As(err, &ra) {
-		return &notifiers.RetryAfterError{After: ra.After, Err: red}
-	}
-	return red
-}
+// not converted, and here it has been.
+func (n *Notifier) redact(err error) error { return n.secrets.Scrub(err) }
 
 // exchange records what go-pagerduty does not pass on: the status and
 // headers (Retry-After) of the answer, the body of a failed one, and the

@@ -14,7 +14,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -26,9 +25,9 @@ import (
 type Notifier struct {
 	cfg    Config
 	client *http.Client
-	// secrets are the strings no error may carry, longest first so that
-	// the whole webhook URL is replaced before its path.
-	secrets []string
+	// secrets are the strings no error may carry: the webhook URL, its
+	// path and the token.
+	secrets notifiers.Secrets
 }
 
 // New returns a Notifier for a loaded Config. client carries the proxy and
@@ -38,19 +37,9 @@ func New(c Config, client *http.Client) *Notifier {
 	if client == nil {
 		client = &http.Client{}
 	}
-	n := &Notifier{cfg: c, client: client}
-	for _, s := range []string{string(c.APIURL), string(c.Token)} {
-		if s != "" {
-			n.secrets = append(n.secrets, s)
-		}
-	}
-	// A webhook's secret is its path; servers quote a path more often
-	// than a whole URL.
-	if u, err := url.Parse(string(c.APIURL)); err == nil && len(u.Path) > 1 {
-		n.secrets = append(n.secrets, u.Path)
-	}
-	sort.Slice(n.secrets, func(i, j int) bool { return len(n.secrets[i]) > len(n.secrets[j]) })
-	return n
+	// A webhook's secret is its path too: servers quote a path more often
+	// than a whole URL (NewSecrets adds it).
+	return &Notifier{cfg: c, client: client, secrets: notifiers.NewSecrets(string(c.APIURL), string(c.Token))}
 }
 
 // String names the Notifier without its credentials: fmt would otherwise
@@ -159,7 +148,7 @@ func classify(err error, resp *http.Response) (bool, error) {
 
 // scrub keeps the webhook URL and the token out of an error even when a
 // server echoes the request back in the body that CheckResponse quotes.
-func (n *Notifier) scrub(err error) error { return notifiers.Scrub(err, n.secrets...) }
+func (n *Notifier) scrub(err error) error { return n.secrets.Scrub(err) }
 
 // recorder keeps the status, headers and first bytes of the body of the
 // answer to a call, which slack-go reads and discards.

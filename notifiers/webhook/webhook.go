@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"sort"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
@@ -119,10 +117,9 @@ var _ notifiers.Notifier = (*Notifier)(nil)
 type Notifier struct {
 	cfg    Config
 	client *http.Client
-	// secrets are the strings no error may carry, longest first so that
-	// the whole URL is replaced before its parts; typed Secret so that
-	// printing a Notifier does not print them.
-	secrets []string
+	// secrets are the strings no error may carry: the URL, its parts and
+	// the bearer token.
+	secrets notifiers.Secrets
 }
 
 // New returns a Notifier for a loaded Config. client carries the proxy and
@@ -132,28 +129,9 @@ func New(c Config, client *http.Client) *Notifier {
 	if client == nil {
 		client = &http.Client{}
 	}
-	n := &Notifier{cfg: c, client: client}
-	secrets := []string{string(c.URL), string(c.BearerToken)}
 	// Servers quote a path, a query or a password more often than a whole
-	// URL, and any of them may be the token.
-	if u, err := url.Parse(string(c.URL)); err == nil {
-		if len(u.Path) > 1 {
-			secrets = append(secrets, u.Path)
-		}
-		if u.RawQuery != "" {
-			secrets = append(secrets, u.RawQuery)
-		}
-		if p, ok := u.User.Password(); ok {
-			secrets = append(secrets, p)
-		}
-	}
-	for _, s := range secrets {
-		if s != "" {
-			n.secrets = append(n.secrets, s)
-		}
-	}
-	sort.Slice(n.secrets, func(i, j int) bool { return len(n.secrets[i]) > len(n.secrets[j]) })
-	return n
+	// URL, and any of them may be the token: NewSecrets adds them.
+	return &Notifier{cfg: c, client: client, secrets: notifiers.NewSecrets(string(c.URL), string(c.BearerToken))}
 }
 
 // String describes the Notifier without its URL: fmt would print
@@ -218,4 +196,4 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 
 // scrub keeps the URL and the token out of an error even when a server
 // echoes the request back in the body that CheckResponse quotes.
-func (n *Notifier) scrub(err error) error { return notifiers.Scrub(err, n.secrets...) }
+func (n *Notifier) scrub(err error) error { return n.secrets.Scrub(err) }
