@@ -291,55 +291,24 @@ func (b *bench) scenario(ctx context.Context, r *row, measure string) (scenarioR
 	info := scenarioInfo{name: map[string]string{"max": "max rate", "latency": "latency"}[measure], cpu: share(cpu0, snapCPU(pids))}
 	fmt.Fprintf(b.log, "bench: %s: CPU %s\n", label, cpuCell(info.cpu))
 
-	var st *daemonStats
-	if r.kind != kindCeiling {
-		st = &daemonStats{loadTime: loadTime}
+	if r.kind == kindCeiling {
+		srv.stop(shutdownTimeout + 15*time.Second)
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+	} else {
+		st := &daemonStats{loadTime: loadTime}
 		if m, err := scrape(ctx, "http://"+srv.addr+"/metrics"); err != nil {
 			b.notef("%s: read /metrics: %v", label, err)
 		} else {
-			st.received = m["alertmedic_alerts_received_total"]
-			st.duplicates = m["alertmedic_alerts_duplicate_total"]
-			st.processed = m["alertmedic_alerts_processed_total"]
-			st.depth = m["alertmedic_queue_depth"]
+			st.read(m)
 		}
-	}
-	// The memory store drains its queue on SIGTERM, bounded by
-	// shutdownTimeout; beyond that plus a margin the daemon is stuck.
-	grace := shutdownTimeout + 15*time.Second
-	took, killed, stopErr := srv.stop(grace)
-	if ctx.Err() != nil {
-		return out, ctx.Err()
-	}
-	if st != nil {
-		var samples []string
-		st.shutdown, st.killed = took, killed
-		st.logIssues, samples = logIssues(srv.logPath)
-		if killed {
-			b.notef("%s: the daemon did not exit within %s of SIGTERM and was killed", label, grace)
-		} else if stopErr != nil {
-			b.notef("%s: shutdown: %v", label, stopErr)
-		}
-		if st.duplicates > 0 {
-			b.notef("%s: the daemon counted %.0f alerts as duplicates: the bodies were not all distinct", label, st.duplicates)
-		}
-		if st.logIssues > 0 {
-			b.notef("%s: %d warn/error lines in the daemon log, e.g. %s", label, st.logIssues, strings.Join(samples, " | "))
-			b.keepLogs = true
-		}
-		if r.kind == kindRedis {
-			// Drop this scenario's queue and dedup keys so that the next
-			// daemon starts empty, as the memory one does.
-			wctx, cancel := context.WithTimeout(ctx, time.Minute)
-			n, err := wipePrefix(wctx, b.redis, b.prefix)
-			cancel()
-			if err != nil {
-				return out, fmt.Errorf("%s: %w", label, err)
-			}
-			st.redisKeys = n
+		if err := b.stopDaemon(ctx, label, r.kind, srv, st); err != nil {
+			return out, err
 		}
 		info.st = st
 		fmt.Fprintf(b.log, "bench: %s: daemon processed %.0f of %.0f alerts, %.0f entries still queued, shutdown took %s",
-			label, st.processed, st.received, st.depth, took.Round(time.Millisecond))
+			label, st.processed, st.received, st.depth, st.shutdown.Round(time.Millisecond))
 		if r.kind == kindRedis {
 			fmt.Fprintf(b.log, ", %d Redis keys deleted", st.redisKeys)
 		}
@@ -347,6 +316,53 @@ func (b *bench) scenario(ctx context.Context, r *row, measure string) (scenarioR
 	}
 	out.info = info
 	return out, nil
+}
+
+// read takes the daemon's own counters from a /metrics scrape.
+func (st *daemonStats) read(m map[string]float64) {
+	st.received = m["alertmedic_alerts_received_total"]
+	st.duplicates = m["alertmedic_alerts_duplicate_total"]
+	st.processed = m["alertmedic_alerts_processed_total"]
+	st.depth = m["alertmedic_queue_depth"]
+}
+
+// stopDaemon stops a daemon (SIGTERM; SIGKILL past shutdownTimeout and a
+// margin, beyond which it is stuck: the memory store drains its queue on
+// SIGTERM within shutdownTimeout), notes what went wrong on the way out
+// and the warn/error lines of its log, and for Redis deletes the run's keys
+// so that the next daemon starts empty, as a memory one does. st gets the
+// shutdown time, the log lines and the keys deleted.
+func (b *bench) stopDaemon(ctx context.Context, label, kind string, srv *proc, st *daemonStats) error {
+	grace := shutdownTimeout + 15*time.Second
+	took, killed, stopErr := srv.stop(grace)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	st.shutdown, st.killed = took, killed
+	var samples []string
+	st.logIssues, samples = logIssues(srv.logPath)
+	if killed {
+		b.notef("%s: the daemon did not exit within %s of SIGTERM and was killed", label, grace)
+	} else if stopErr != nil {
+		b.notef("%s: shutdown: %v", label, stopErr)
+	}
+	if st.duplicates > 0 {
+		b.notef("%s: the daemon counted %.0f alerts as duplicates: the bodies were not all distinct", label, st.duplicates)
+	}
+	if st.logIssues > 0 {
+		b.notef("%s: %d warn/error lines in the daemon log, e.g. %s", label, st.logIssues, strings.Join(samples, " | "))
+		b.keepLogs = true
+	}
+	if kind == kindRedis {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := wipePrefix(wctx, b.redis, b.prefix)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", label, err)
+		}
+		st.redisKeys = n
+	}
+	return nil
 }
 
 // startTarget starts one server on a free loopback port and waits until it

@@ -533,43 +533,14 @@ func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) ([]*e2eRe
 	if m, err := scrape(ctx, "http://"+srv.addr+"/metrics"); err != nil {
 		b.notef("%s: read /metrics: %v", label, err)
 	} else {
-		st.received = m["alertmedic_alerts_received_total"]
-		st.duplicates = m["alertmedic_alerts_duplicate_total"]
-		st.processed = m["alertmedic_alerts_processed_total"]
-		st.depth = m["alertmedic_queue_depth"]
+		st.read(m)
 		daemon.notifications = m["alertmedic_notifications_total"]
 		daemon.coalesced = m["alertmedic_notifications_coalesced_total"]
 		daemon.notifyErrors = m["alertmedic_notification_errors_total"]
 		daemon.deadLetters = m["alertmedic_notifications_dead_letters_total"]
 	}
-	grace := shutdownTimeout + 15*time.Second
-	took, killed, stopErr := srv.stop(grace)
-	if ctx.Err() != nil {
-		return nil, info, ctx.Err()
-	}
-	st.shutdown, st.killed = took, killed
-	var samples []string
-	st.logIssues, samples = logIssues(srv.logPath)
-	if killed {
-		b.notef("%s: the daemon did not exit within %s of SIGTERM and was killed", label, grace)
-	} else if stopErr != nil {
-		b.notef("%s: shutdown: %v", label, stopErr)
-	}
-	if st.duplicates > 0 {
-		b.notef("%s: the daemon counted %.0f alerts as duplicates: the bodies were not all distinct", label, st.duplicates)
-	}
-	if st.logIssues > 0 {
-		b.notef("%s: %d warn/error lines in the daemon log, e.g. %s", label, st.logIssues, strings.Join(samples, " | "))
-		b.keepLogs = true
-	}
-	if kind == kindRedis {
-		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
-		n, err := wipePrefix(wctx, b.redis, b.prefix)
-		wcancel()
-		if err != nil {
-			return nil, info, fmt.Errorf("%s: %w", label, err)
-		}
-		st.redisKeys = n
+	if err := b.stopDaemon(ctx, label, kind, srv, st); err != nil {
+		return nil, info, err
 	}
 	info.st = st
 
@@ -585,7 +556,7 @@ func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) ([]*e2eRe
 		out = append(out, res)
 	}
 	fmt.Fprintf(b.log, "bench: %s: daemon: %.0f notifications, %.0f coalesced, %.0f errors, %.0f dead letters; shutdown took %s\n",
-		label, daemon.notifications, daemon.coalesced, daemon.notifyErrors, daemon.deadLetters, took.Round(time.Millisecond))
+		label, daemon.notifications, daemon.coalesced, daemon.notifyErrors, daemon.deadLetters, st.shutdown.Round(time.Millisecond))
 	if daemon.notifyErrors > 0 || daemon.deadLetters > 0 {
 		b.notef("%s: the daemon counted %.0f failed deliveries and %.0f dead letters", label, daemon.notifyErrors, daemon.deadLetters)
 	}

@@ -227,27 +227,10 @@ func (b *bench) memScenario(ctx context.Context, r *memRow, one, fifty *pool, re
 	r.waited = time.Since(t0)
 	fmt.Fprintf(b.log, "bench: %s: after the retention: live heap %s, RSS %s (%s in all)\n", label, mib(r.afterLive), mib(r.afterRSS), r.waited.Round(time.Second))
 
-	took, killed, stopErr := srv.stop(shutdownTimeout + 15*time.Second)
-	r.shutdown = took
-	if killed {
-		b.notef("%s: the daemon did not exit after SIGTERM and was killed", label)
-	} else if stopErr != nil {
-		b.notef("%s: shutdown: %v", label, stopErr)
-	}
-	var samples []string
-	if r.logIssues, samples = logIssues(srv.logPath); r.logIssues > 0 {
-		b.notef("%s: %d warn/error lines in the daemon log, e.g. %s", label, r.logIssues, strings.Join(samples, " | "))
-		b.keepLogs = true
-	}
-	if r.kind == kindRedis {
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
-		_, err := wipePrefix(wctx, b.redis, b.prefix)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("%s: %w", label, err)
-		}
-	}
-	return nil
+	var st daemonStats
+	err = b.stopDaemon(ctx, label, r.kind, srv, &st)
+	r.shutdown, r.logIssues = st.shutdown, st.logIssues
+	return err
 }
 
 // sendAll posts bodies 0..n-1 of p over conns keep-alive connections, each
