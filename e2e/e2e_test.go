@@ -400,70 +400,16 @@ func TestEndToEnd(t *testing.T) {
 	amBin := lookPath(t, "ALERTMANAGER", "prometheus-alertmanager", "alertmanager")
 
 	// Redis, under a prefix of this run alone, purged at the end.
-	redisURL := os.Getenv("REDIS_URL")
-	if redisURL == "" {
-		redisURL = "redis://127.0.0.1:6379/15"
-	}
-	rc, err := redisstore.NewClient(redisstore.ClientOptions{URL: redisURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rc.Ping(ctx).Err(); err != nil {
-		rc.Close()
-		skipOrFail(t, "redis at %s is unreachable: %v", redisURL, err)
-	}
-	rb := make([]byte, 6)
-	_, _ = rand.Read(rb)
-	prefix := "alertmedic-e2e-" + hex.EncodeToString(rb)
-	st, err := redisstore.New(ctx, redisstore.Options{Client: rc, Prefix: prefix, ClaimIdle: time.Second, HistoryRetention: time.Hour, HistoryMax: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Registered before any process starts: runs after they are all killed.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := st.Purge(ctx); err != nil {
-			t.Errorf("purge %s keys: %v", prefix, err)
-		}
-		st.Close()
-	})
+	redisURL, prefix := e2eRedis(t, "single")
 
 	dir := t.TempDir()
 
 	// Build alertmedic.
-	bin := filepath.Join(dir, "alertmedic")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/alertmedic")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Logf("built alertmedic in %s", time.Since(start).Round(time.Millisecond))
+	bin := buildAlertmedic(t, root, dir, start)
 
 	// Stand-ins.
-	var slackRec, pdRec, orchRec recorder
-	slackSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		slackRec.add(r)
-		_, _ = io.WriteString(w, "ok")
-	}))
-	t.Cleanup(slackSrv.Close)
-	pdSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := pdRec.add(r)
-		var e pdEvent
-		_ = json.Unmarshal([]byte(rec.Body), &e)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": "success", "message": "Event processed", "dedup_key": e.DedupKey})
-	}))
-	t.Cleanup(pdSrv.Close)
-	orchSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		orchRec.add(r)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"ok"}`)
-	}))
-	t.Cleanup(orchSrv.Close)
+	si := startStandIns(t)
+	slackRec, pdRec, orchRec := &si.slack, &si.pd, &si.orch
 
 	tg := &target{}
 	tg.activeExtractions.Store(5)
@@ -474,7 +420,7 @@ func TestEndToEnd(t *testing.T) {
 	amdPort := freePort(t)
 	amdURL := fmt.Sprintf("http://127.0.0.1:%d", amdPort)
 	mailbox, smtpAddr := startSMTP(t)
-	cfg := write(t, filepath.Join(dir, "alertmedic.yml"), alertmedicConfig(t, root, redisURL, prefix, slackSrv.URL, pdSrv.URL, orchSrv.URL, smtpAddr))
+	cfg := write(t, filepath.Join(dir, "alertmedic.yml"), alertmedicConfig(t, root, redisURL, prefix, si.slackURL, si.pdURL, si.orchURL, smtpAddr))
 	if out, err := exec.Command(bin, "check-config", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("alertmedic check-config: %v\n%s\n---- config ----\n%s", err, out, mustRead(t, cfg))
 	}
@@ -675,4 +621,88 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// buildAlertmedic builds the daemon into dir and returns its path.
+func buildAlertmedic(t *testing.T, root, dir string, start time.Time) string {
+	t.Helper()
+	bin := filepath.Join(dir, "alertmedic")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/alertmedic")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Logf("built alertmedic in %s", time.Since(start).Round(time.Millisecond))
+	return bin
+}
+
+// standIns are the Slack, PagerDuty and orchestrator stand-ins; each
+// records what it gets, whichever replica sent it.
+type standIns struct {
+	slack, pd, orch          recorder
+	slackURL, pdURL, orchURL string
+}
+
+func startStandIns(t *testing.T) *standIns {
+	si := &standIns{}
+	slackSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		si.slack.add(r)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(slackSrv.Close)
+	pdSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := si.pd.add(r)
+		var e pdEvent
+		_ = json.Unmarshal([]byte(rec.Body), &e)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "success", "message": "Event processed", "dedup_key": e.DedupKey})
+	}))
+	t.Cleanup(pdSrv.Close)
+	orchSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		si.orch.add(r)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	}))
+	t.Cleanup(orchSrv.Close)
+	si.slackURL, si.pdURL, si.orchURL = slackSrv.URL, pdSrv.URL, orchSrv.URL
+	return si
+}
+
+// e2eRedis opens Redis (skipping without it, failing in CI) and registers
+// the purge of a fresh key prefix, alertmedic-e2e-<tag>-<random>; called
+// before any process starts, its cleanup runs after they are all killed.
+func e2eRedis(t *testing.T, tag string) (url, prefix string) {
+	t.Helper()
+	url = os.Getenv("REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/15"
+	}
+	rc, err := redisstore.NewClient(redisstore.ClientOptions{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := rc.Ping(ctx).Err(); err != nil {
+		rc.Close()
+		skipOrFail(t, "redis at %s is unreachable: %v", url, err)
+	}
+	rb := make([]byte, 6)
+	_, _ = rand.Read(rb)
+	prefix = "alertmedic-e2e-" + tag + "-" + hex.EncodeToString(rb)
+	st, err := redisstore.New(ctx, redisstore.Options{Client: rc, Prefix: prefix, ClaimIdle: time.Second, HistoryRetention: time.Hour, HistoryMax: 100})
+	if err != nil {
+		rc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := st.Purge(ctx); err != nil {
+			t.Errorf("purge %s keys: %v", prefix, err)
+		}
+		st.Close()
+	})
+	return url, prefix
 }

@@ -4,23 +4,16 @@ package e2e
 
 import (
 	"bufio"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
 )
 
 // haOverall bounds every wait of TestHAPair together (the test itself
@@ -46,39 +39,14 @@ func TestHAPair(t *testing.T) {
 	promBin := lookPath(t, "PROMETHEUS", "prometheus")
 	amBin := lookPath(t, "ALERTMANAGER", "prometheus-alertmanager", "alertmanager")
 
-	redisURL, prefix := haRedis(t)
+	redisURL, prefix := e2eRedis(t, "ha")
 	dir := t.TempDir()
 
-	bin := filepath.Join(dir, "alertmedic")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/alertmedic")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Logf("built alertmedic in %s", time.Since(start).Round(time.Millisecond))
+	bin := buildAlertmedic(t, root, dir, start)
 
 	// Stand-ins, shared by both replicas: whatever either sends is counted.
-	var slackRec, pdRec, orchRec recorder
-	slackSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		slackRec.add(r)
-		_, _ = io.WriteString(w, "ok")
-	}))
-	t.Cleanup(slackSrv.Close)
-	pdSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := pdRec.add(r)
-		var e pdEvent
-		_ = json.Unmarshal([]byte(rec.Body), &e)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": "success", "message": "Event processed", "dedup_key": e.DedupKey})
-	}))
-	t.Cleanup(pdSrv.Close)
-	orchSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		orchRec.add(r)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"ok"}`)
-	}))
-	t.Cleanup(orchSrv.Close)
+	si := startStandIns(t)
+	slackRec, pdRec, orchRec := &si.slack, &si.pd, &si.orch
 	mailbox, smtpAddr := startSMTP(t)
 
 	tg := &target{}
@@ -88,7 +56,7 @@ func TestHAPair(t *testing.T) {
 
 	// Two alertmedic replicas: the same config (one Redis prefix) but for
 	// global.replica_id.
-	base := alertmedicConfig(t, root, redisURL, prefix, slackSrv.URL, pdSrv.URL, orchSrv.URL, smtpAddr)
+	base := alertmedicConfig(t, root, redisURL, prefix, si.slackURL, si.pdURL, si.orchURL, smtpAddr)
 	names := []string{"a", "b"}
 	amdURLs := make([]string, len(names))
 	for i, n := range names {
@@ -279,44 +247,6 @@ scrape_configs:
 	}
 	t.Logf("slack messages %d, pagerduty events %d, orchestrator calls %d, emails %d; done in %s",
 		len(slackRec.all()), len(pdRec.all()), len(orchRec.all()), len(mailbox.all()), time.Since(start).Round(time.Millisecond))
-}
-
-// haRedis opens Redis (skipping without it) and registers the purge of a
-// fresh key prefix; the cleanup is registered before any process starts, so
-// it runs after they are all killed.
-func haRedis(t *testing.T) (url, prefix string) {
-	t.Helper()
-	url = os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/15"
-	}
-	rc, err := redisstore.NewClient(redisstore.ClientOptions{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rc.Ping(ctx).Err(); err != nil {
-		rc.Close()
-		skipOrFail(t, "redis at %s is unreachable: %v", url, err)
-	}
-	rb := make([]byte, 6)
-	_, _ = rand.Read(rb)
-	prefix = "alertmedic-e2e-ha-" + hex.EncodeToString(rb)
-	st, err := redisstore.New(ctx, redisstore.Options{Client: rc, Prefix: prefix, ClaimIdle: time.Second, HistoryRetention: time.Hour, HistoryMax: 100})
-	if err != nil {
-		rc.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := st.Purge(ctx); err != nil {
-			t.Errorf("purge %s keys: %v", prefix, err)
-		}
-		st.Close()
-	})
-	return url, prefix
 }
 
 // withReplicaID sets global.replica_id in an alertmedic config.
