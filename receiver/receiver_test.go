@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,12 +37,32 @@ type harness struct {
 	store *memory.Store
 	reg   *prometheus.Registry
 	rcv   *Receiver
-	logs  *bytes.Buffer
+	logs  *lockedBuffer
+}
+
+// lockedBuffer collects the log: the server's goroutines write the access
+// log after the answer has gone out, so writes overlap the next request's
+// and the test's reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newHarness(t *testing.T, st Store, s Settings) *harness {
 	t.Helper()
-	h := &harness{reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}}
+	h := &harness{reg: prometheus.NewRegistry(), logs: &lockedBuffer{}}
 	if st == nil {
 		h.store = memory.New(memory.Options{Capacity: 100})
 		st = h.store
