@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -157,32 +158,17 @@ func (f *FlappingOverride) merge(parent FlappingOverride) FlappingOverride {
 		return parent
 	}
 	m := *f
-	if m.Method == nil {
-		m.Method = parent.Method
-	}
-	if m.Threshold == nil {
-		m.Threshold = parent.Threshold
-	}
-	if m.Window == nil {
-		m.Window = parent.Window
-	}
-	if m.By == nil {
+	// Pointers: nil is "not set here", which cmp.Or skips.
+	m.Method = cmp.Or(m.Method, parent.Method)
+	m.Threshold = cmp.Or(m.Threshold, parent.Threshold)
+	m.Window = cmp.Or(m.Window, parent.Window)
+	m.High = cmp.Or(m.High, parent.High)
+	m.Low = cmp.Or(m.Low, parent.Low)
+	m.StableFor = cmp.Or(m.StableFor, parent.StableFor)
+	m.Suppress = cmp.Or(m.Suppress, parent.Suppress)
+	m.Remediate = cmp.Or(m.Remediate, parent.Remediate)
+	if m.By == nil { // by: [] (empty, not nil) overrides
 		m.By = parent.By
-	}
-	if m.High == nil {
-		m.High = parent.High
-	}
-	if m.Low == nil {
-		m.Low = parent.Low
-	}
-	if m.StableFor == nil {
-		m.StableFor = parent.StableFor
-	}
-	if m.Suppress == nil {
-		m.Suppress = parent.Suppress
-	}
-	if m.Remediate == nil {
-		m.Remediate = parent.Remediate
 	}
 	return m
 }
