@@ -84,7 +84,7 @@ func testPrefix(t *testing.T, c redis.UniversalClient) string {
 func prefixKeys(t *testing.T, ctx context.Context, c redis.UniversalClient, prefix string) []string {
 	t.Helper()
 	var keys []string
-	iter := c.Scan(ctx, 0, "{"+globEscape(prefix)+"}:*", 100).Iterator()
+	iter := c.Scan(ctx, 0, "{"+redisstore.GlobEscape(prefix)+"}:*", 100).Iterator()
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())
 	}
@@ -92,17 +92,6 @@ func prefixKeys(t *testing.T, ctx context.Context, c redis.UniversalClient, pref
 		t.Fatalf("scan test keys: %v", err)
 	}
 	return keys
-}
-
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 func opener(t *testing.T, prefix string, o storetest.Options) storetest.Opener {

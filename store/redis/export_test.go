@@ -1,0 +1,5 @@
+package redisstore
+
+// GlobEscape lets the external tests match the keys of one prefix as the
+// store does.
+var GlobEscape = globEscape
