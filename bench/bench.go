@@ -243,17 +243,7 @@ func better(a, b scenarioResult) bool {
 func (b *bench) scenario(ctx context.Context, r *row, measure string) (scenarioResult, error) {
 	var out scenarioResult
 	label := fmt.Sprintf("%s / %s / %s", r.kind, r.payload.name, measure)
-	pids := map[string]int{"bench": os.Getpid()}
-	if r.kind == kindRedis {
-		pids["redis"] = b.redisPID
-	}
-	if b.quietBudget > 0 {
-		waited, other := waitQuiet(ctx, pids, min(10*time.Second, b.quietBudget))
-		b.quietBudget -= waited
-		if other >= quietThreshold {
-			b.notef("%s: other processes were using %.0f %% of the machine when it started (waited %s)", label, other, waited.Round(100*time.Millisecond))
-		}
-	}
+	pids := b.settle(ctx, label, r.kind)
 	srv, err := b.startTarget(ctx, r.kind, label, "", 0)
 	if err != nil {
 		return out, err
@@ -316,6 +306,25 @@ func (b *bench) scenario(ctx context.Context, r *row, measure string) (scenarioR
 	}
 	out.info = info
 	return out, nil
+}
+
+// settle waits (within the run's quiet budget) for other processes to leave
+// the machine before a scenario, notes it when they did not, and returns the
+// processes whose CPU the scenario measures: the bench, and Redis for the
+// Redis store; the caller adds the server.
+func (b *bench) settle(ctx context.Context, label, kind string) map[string]int {
+	pids := map[string]int{"bench": os.Getpid()}
+	if kind == kindRedis {
+		pids["redis"] = b.redisPID
+	}
+	if b.quietBudget > 0 {
+		waited, other := waitQuiet(ctx, pids, min(10*time.Second, b.quietBudget))
+		b.quietBudget -= waited
+		if other >= quietThreshold {
+			b.notef("%s: other processes were using %.0f %% of the machine when it started (waited %s)", label, other, waited.Round(100*time.Millisecond))
+		}
+	}
+	return pids
 }
 
 // read takes the daemon's own counters from a /metrics scrape.

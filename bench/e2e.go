@@ -466,17 +466,7 @@ func (b *bench) runE2E(ctx context.Context) ([]*e2eRow, error) {
 func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) ([]*e2eResult, scenarioInfo, error) {
 	label := kind + " / end-to-end"
 	info := scenarioInfo{name: "end-to-end"}
-	pids := map[string]int{"bench": os.Getpid()}
-	if kind == kindRedis {
-		pids["redis"] = b.redisPID
-	}
-	if b.quietBudget > 0 {
-		waited, other := waitQuiet(ctx, pids, min(10*time.Second, b.quietBudget))
-		b.quietBudget -= waited
-		if other >= quietThreshold {
-			b.notef("%s: other processes were using %.0f %% of the machine when it started (waited %s)", label, other, waited.Round(100*time.Millisecond))
-		}
-	}
+	pids := b.settle(ctx, label, kind)
 	slack, err := startSlack()
 	if err != nil {
 		return nil, info, err
@@ -648,13 +638,7 @@ func e2eVerdict(r *e2eRow) string {
 // e2eTable prints one line per store; withVerdict adds the goal column.
 func e2eTable(w io.Writer, rows []*e2eRow, o options, withVerdict bool) {
 	h := fmt.Sprintf("| target | to | alerts sent @%s/s | delivered | missing | requests (most alerts in one) | p50 | p99 | max | ack p99 | non-2xx | CPU: load generator + stand-ins / server / Redis / others |", thousands(float64(o.e2eRate)))
-	sep := "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
-	if withVerdict {
-		h += " vs target |"
-		sep += "---|"
-	}
-	fmt.Fprintln(w, h)
-	fmt.Fprintln(w, sep)
+	tableHead(w, h, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|", withVerdict)
 	for _, r := range rows {
 		c := []string{r.target, r.dest}
 		if r.res == nil {

@@ -111,14 +111,7 @@ func (b *bench) runMemory(ctx context.Context, one, fifty *pool) ([]*memRow, err
 
 func (b *bench) memScenario(ctx context.Context, r *memRow, one, fifty *pool, requests int) error {
 	label := fmt.Sprintf("%s / memory after %s alerts", r.kind, thousands(float64(requests*fifty.alerts)))
-	pids := map[string]int{"bench": os.Getpid()}
-	if r.kind == kindRedis {
-		pids["redis"] = b.redisPID
-	}
-	if b.quietBudget > 0 {
-		waited, _ := waitQuiet(ctx, pids, min(10*time.Second, b.quietBudget))
-		b.quietBudget -= waited
-	}
+	b.settle(ctx, label, r.kind)
 	srv, err := b.startTarget(ctx, r.kind, label, "", b.o.memWindow)
 	if err != nil {
 		return err

@@ -133,15 +133,19 @@ func verdict(rows []*row, r *row) string {
 	return "MISS: " + strings.Join(miss, "; ")
 }
 
-func table(w io.Writer, rows []*row, o options, withVerdict bool) {
-	h := header(o)
-	sep := "|---|---|--:|--:|--:|--:|--:|--:|"
+// tableHead writes a Markdown table's header and separator, with the
+// verdict column when withVerdict.
+func tableHead(w io.Writer, h, sep string, withVerdict bool) {
 	if withVerdict {
 		h += " vs target |"
 		sep += "---|"
 	}
 	fmt.Fprintln(w, h)
 	fmt.Fprintln(w, sep)
+}
+
+func table(w io.Writer, rows []*row, o options, withVerdict bool) {
+	tableHead(w, header(o), "|---|---|--:|--:|--:|--:|--:|--:|", withVerdict)
 	for _, r := range rows {
 		c := cells(rows, r, o)
 		if withVerdict {
