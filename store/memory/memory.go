@@ -142,7 +142,7 @@ type Store struct {
 	state     map[string]stateVal
 	index     map[string]map[string]float64
 	// high holds each map's high-water mark since it was last compacted.
-	high      [5]int
+	high      struct{ dedup, done, state, histories, taken int }
 	processed int64
 	seq       uint64
 }
@@ -415,11 +415,11 @@ func (s *Store) sweepLocked(now time.Time) {
 		s.byAge.Remove(e)
 		delete(s.histories, fp)
 	}
-	s.dedup = compact(s.dedup, &s.high[0])
-	s.done = compact(s.done, &s.high[1])
-	s.state = compact(s.state, &s.high[2])
-	s.histories = compact(s.histories, &s.high[3])
-	s.taken = compact(s.taken, &s.high[4])
+	s.dedup = compact(s.dedup, &s.high.dedup)
+	s.done = compact(s.done, &s.high.done)
+	s.state = compact(s.state, &s.high.state)
+	s.histories = compact(s.histories, &s.high.histories)
+	s.taken = compact(s.taken, &s.high.taken)
 }
 
 // compactMin and compactRatio: a Go map keeps the table it grew to after
