@@ -53,6 +53,7 @@ type Options struct {
 type store interface {
 	receiver.Store
 	pipeline.Store
+	remediation.Store
 	Close() error
 }
 
@@ -120,7 +121,7 @@ func Run(ctx context.Context, o Options) error {
 	a.reloadOK.Set(1)
 	a.reloadTime.SetToCurrentTime()
 
-	st, capacity, stats, err := openStore(ctx, cfg, a.log.With().Str("component", "store").Logger())
+	st, capacity, stats, err := openStore(ctx, cfg, a.log.With().Str("component", "store").Logger(), reg)
 	if err != nil {
 		return err
 	}
@@ -183,6 +184,7 @@ func Run(ctx context.Context, o Options) error {
 		},
 		RateLimits:    rateLimits(cfg),
 		Rules:         rules,
+		RecordTTL:     cfg.Pipeline.HistoryRetention.Std(),
 		CheckInterval: cfg.Pipeline.CheckInterval.Std(),
 	})
 	a.pl = pl
@@ -282,7 +284,7 @@ loop:
 	return runErr
 }
 
-func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger) (store, int, func() map[string]int, error) {
+func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger, reg prometheus.Registerer) (store, int, func() map[string]int, error) {
 	switch cfg.Store.Type {
 	case config.StoreRedis:
 		r := cfg.Store.Redis
@@ -302,14 +304,13 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger) (sto
 			return nil, 0, nil, fmt.Errorf("redis store: %w", err)
 		}
 		s, err := redisstore.New(ctx, redisstore.Options{
-			Client:           client,
-			Prefix:           r.KeyPrefix,
-			Capacity:         r.QueueCapacity,
-			ClaimIdle:        r.ClaimIdle.Std(),
-			HistoryRetention: cfg.Pipeline.HistoryRetention.Std(),
-			HistoryMax:       cfg.Pipeline.HistoryMax,
-			KeyTTL:           r.KeyTTL.Std(),
-			Logger:           log,
+			Client:         client,
+			Prefix:         r.KeyPrefix,
+			Capacity:       r.QueueCapacity,
+			ClaimIdle:      r.ClaimIdle.Std(),
+			KeyTTL:         r.KeyTTL.Std(),
+			MaxDeadLetters: r.MaxDeadLetters,
+			Logger:         log,
 		})
 		if err != nil {
 			_ = client.Close()
@@ -317,15 +318,18 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger) (sto
 		}
 		return s, r.QueueCapacity, nil, nil
 	default:
+		m := cfg.Store.Memory
 		s := memory.New(memory.Options{
-			Capacity:         cfg.Store.Memory.QueueCapacity,
-			HistoryRetention: cfg.Pipeline.HistoryRetention.Std(),
-			HistoryMax:       cfg.Pipeline.HistoryMax,
-			// Processed-entry markers only guard redeliveries within this
-			// process; they need not outlive the alerts' own history.
-			DoneTTL: cfg.Pipeline.HistoryRetention.Std(),
+			Capacity:       m.QueueCapacity,
+			MaxDedupKeys:   m.MaxDedupKeys,
+			MaxValues:      m.MaxValues,
+			MaxItems:       m.MaxItems,
+			MaxDeadLetters: m.MaxDeadLetters,
 		})
-		return s, cfg.Store.Memory.QueueCapacity, s.Stats, nil
+		if reg != nil {
+			reg.MustRegister(memoryCollector{s})
+		}
+		return s, m.QueueCapacity, func() map[string]int { return s.Stats().Sizes }, nil
 	}
 }
 
@@ -340,7 +344,7 @@ func rateLimits(c *config.Config) map[string]pipeline.RateLimit {
 // buildRules compiles the route tree; config.Load has checked it already,
 // so an error here is a bug rather than bad input.
 func buildRules(c *config.Config) (*pipeline.Rules, error) {
-	r := &pipeline.Rules{Flapping: c.Flapping, FlappingReceiver: c.Notices.FlappingReceiver, Override: config.FlappingOverride}
+	r := &pipeline.Rules{Flapping: c.Flapping, FlappingReceiver: c.Notices.FlappingReceiver, Override: config.FlappingOverride, DigestMax: c.Delivery.DigestMaxAlerts}
 	if c.Route == nil {
 		return r, nil
 	}
@@ -442,3 +446,39 @@ func (r remediationAPI) Audit(ctx context.Context, limit int) (any, error) {
 func (r remediationAPI) Pause(ctx context.Context, by string) error  { return r.e.Pause(ctx, by) }
 func (r remediationAPI) Resume(ctx context.Context, by string) error { return r.e.Resume(ctx, by) }
 func (r remediationAPI) Paused(ctx context.Context) (bool, error)    { return r.e.Paused(ctx) }
+
+// memoryCollector exports what the memory store's caps did: the sizes of
+// each kind of state, the finished state evicted at a cap, and the work
+// refused because still-needed state was at its cap.
+type memoryCollector struct{ s *memory.Store }
+
+var (
+	memSizeDesc    = prometheus.NewDesc("alertmedic_store_size", "Entries, keys and items the memory store holds, by kind.", []string{"kind"}, nil)
+	memEvictDesc   = prometheus.NewDesc("alertmedic_store_evictions_total", "Finished state the memory store dropped at its cap, oldest first, by kind.", []string{"kind"}, nil)
+	memRefusalDesc = prometheus.NewDesc("alertmedic_store_refusals_total", "Work the memory store refused (the webhook answered 503) because still-needed state was at its cap, by kind.", []string{"kind"}, nil)
+)
+
+func (c memoryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- memSizeDesc
+	ch <- memEvictDesc
+	ch <- memRefusalDesc
+}
+
+func (c memoryCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	for k, v := range st.Sizes {
+		ch <- prometheus.MustNewConstMetric(memSizeDesc, prometheus.GaugeValue, float64(v), k)
+	}
+	// Zeros, not gaps, for the kinds a cap can hit.
+	for _, k := range []string{"dedup_keys", "values", "outbox_dead", "remedy_dead"} {
+		ch <- prometheus.MustNewConstMetric(memEvictDesc, prometheus.CounterValue, float64(st.Evictions[k]), k)
+	}
+	for k, v := range st.Evictions {
+		if k != "dedup_keys" && k != "values" && k != "outbox_dead" && k != "remedy_dead" {
+			ch <- prometheus.MustNewConstMetric(memEvictDesc, prometheus.CounterValue, float64(v), k)
+		}
+	}
+	for _, k := range []string{"queue", "values", "outbox", "remedy"} {
+		ch <- prometheus.MustNewConstMetric(memRefusalDesc, prometheus.CounterValue, float64(st.Refusals[k]), k)
+	}
+}

@@ -57,6 +57,16 @@ func (d *dispatcher) Notify(ctx context.Context, n *notifiers.Notification) (boo
 	return d.log.Notify(ctx, n)
 }
 
+// PerMessage is the most alerts one message of the integration carries
+// (notifiers.PerMessage); 0 for those that count what they do not show,
+// and for the log.
+func (d *dispatcher) PerMessage(integration string) int {
+	if pm, ok := d.by[integration].(interface{ PerMessage() int }); ok {
+		return pm.PerMessage()
+	}
+	return 0
+}
+
 // String never shows a credential, whatever the integrations hold.
 func (d *dispatcher) String() string {
 	return fmt.Sprintf("dispatcher(%d live integrations)", len(d.by))
@@ -71,3 +81,5 @@ func (s *swappable) set(d *dispatcher) { s.p.Store(d) }
 func (s *swappable) Notify(ctx context.Context, n *notifiers.Notification) (bool, error) {
 	return s.p.Load().Notify(ctx, n)
 }
+
+func (s *swappable) PerMessage(integration string) int { return s.p.Load().PerMessage(integration) }

@@ -46,7 +46,7 @@ func (b *bench) openRedis(ctx context.Context) (st *redisstore.Store, prefix, sk
 	var r [4]byte
 	rand.Read(r[:])
 	prefix = "alertmedic-bench-" + hex.EncodeToString(r[:])
-	st, err = redisstore.New(pctx, redisstore.Options{Client: c, Prefix: prefix, ClaimIdle: time.Minute, HistoryRetention: time.Hour, HistoryMax: 1})
+	st, err = redisstore.New(pctx, redisstore.Options{Client: c, Prefix: prefix, ClaimIdle: time.Minute})
 	if err != nil {
 		c.Close()
 		return nil, "", "open redis store: " + err.Error()

@@ -77,6 +77,9 @@ type DeliveryConfig struct {
 	// RateLimits bound messages per target, by integration type (slack,
 	// email, pagerduty, webhook); alerts waiting for the limit coalesce.
 	RateLimits map[string]RateLimit `yaml:"rate_limits"`
+	// DigestMaxAlerts bounds the alerts one deferred digest carries; past
+	// it they are counted ("and N more"). Resolves are always kept.
+	DigestMaxAlerts int `yaml:"digest_max_alerts"`
 }
 
 // RateLimit is a token bucket: per_second on average, burst at once.
@@ -152,9 +155,17 @@ type StoreConfig struct {
 	Redis  RedisStore  `yaml:"redis"`
 }
 
-// MemoryStore tunes the embedded store.
+// MemoryStore tunes the embedded store. Each kind of state has a cap; the
+// defaults fit 100,000 active alerts with room to spare.
 type MemoryStore struct {
 	QueueCapacity int `yaml:"queue_capacity"`
+	// MaxDedupKeys and MaxValues: past them the oldest go (counted).
+	MaxDedupKeys int `yaml:"max_dedup_keys"`
+	MaxValues    int `yaml:"max_values"`
+	// MaxItems bounds the unsent notifications (and waiting
+	// remediations); at it the webhook answers 503.
+	MaxItems       int `yaml:"max_items"`
+	MaxDeadLetters int `yaml:"max_dead_letters"`
 }
 
 // RedisStore is a Redis server, Sentinel group or Cluster shared by replicas.
@@ -170,17 +181,21 @@ type RedisStore struct {
 	DB            int      `yaml:"db"`
 	KeyPrefix     string   `yaml:"key_prefix"`
 	QueueCapacity int      `yaml:"queue_capacity"`
-	ClaimIdle     Duration `yaml:"claim_idle"`
-	KeyTTL        Duration `yaml:"key_ttl"`
-	DialTimeout   Duration `yaml:"dial_timeout"`
-	Timeout       Duration `yaml:"timeout"`
+	// MaxDeadLetters bounds the dead letters kept; past it the oldest go.
+	MaxDeadLetters int      `yaml:"max_dead_letters"`
+	ClaimIdle      Duration `yaml:"claim_idle"`
+	KeyTTL         Duration `yaml:"key_ttl"`
+	DialTimeout    Duration `yaml:"dial_timeout"`
+	Timeout        Duration `yaml:"timeout"`
 }
 
 // PipelineConfig tunes the workers.
 type PipelineConfig struct {
-	Workers          int      `yaml:"workers"`
+	Workers int `yaml:"workers"`
+	// HistoryRetention is how long an alert's record (its last
+	// observation, flap state and what each target was given) outlives the
+	// alert's last observation.
 	HistoryRetention Duration `yaml:"history_retention"`
-	HistoryMax       int      `yaml:"history_max"`
 	// ShutdownTimeout bounds the drain on SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// CheckInterval is how often a replica looks for flapping that ended
@@ -200,20 +215,20 @@ func Default() Config {
 		Webhook: WebhookConfig{DedupWindow: Duration(10 * time.Minute)},
 		Store: StoreConfig{
 			Type:   StoreMemory,
-			Memory: MemoryStore{QueueCapacity: 10000},
+			Memory: MemoryStore{QueueCapacity: 10000, MaxDedupKeys: 1_000_000, MaxValues: 1_000_000, MaxItems: 100_000, MaxDeadLetters: 1000},
 			Redis: RedisStore{
-				KeyPrefix:     "alertmedic",
-				QueueCapacity: 100000,
-				ClaimIdle:     Duration(time.Minute),
-				KeyTTL:        Duration(7 * 24 * time.Hour),
-				DialTimeout:   Duration(5 * time.Second),
-				Timeout:       Duration(3 * time.Second),
+				KeyPrefix:      "alertmedic",
+				QueueCapacity:  100000,
+				MaxDeadLetters: 1000,
+				ClaimIdle:      Duration(time.Minute),
+				KeyTTL:         Duration(7 * 24 * time.Hour),
+				DialTimeout:    Duration(5 * time.Second),
+				Timeout:        Duration(3 * time.Second),
 			},
 		},
 		Pipeline: PipelineConfig{
 			Workers:          4,
 			HistoryRetention: Duration(24 * time.Hour),
-			HistoryMax:       100,
 			ShutdownTimeout:  Duration(25 * time.Second),
 			CheckInterval:    Duration(30 * time.Second),
 		},
@@ -226,7 +241,8 @@ func Default() Config {
 			Deadline:       Duration(5 * time.Minute),
 			// Slack's documented limit for posting: about one message a
 			// second per channel, short bursts allowed.
-			RateLimits: map[string]RateLimit{"slack": {PerSecond: 1, Burst: 3}},
+			RateLimits:      map[string]RateLimit{"slack": {PerSecond: 1, Burst: 3}},
+			DigestMaxAlerts: 1000,
 		},
 	}
 }
@@ -510,7 +526,12 @@ func validate(c *Config, dir string) error {
 
 	switch c.Store.Type {
 	case StoreMemory:
-		positive("store.memory.queue_capacity", int64(c.Store.Memory.QueueCapacity))
+		m := c.Store.Memory
+		positive("store.memory.queue_capacity", int64(m.QueueCapacity))
+		positive("store.memory.max_dedup_keys", int64(m.MaxDedupKeys))
+		positive("store.memory.max_values", int64(m.MaxValues))
+		positive("store.memory.max_items", int64(m.MaxItems))
+		positive("store.memory.max_dead_letters", int64(m.MaxDeadLetters))
 	case StoreRedis:
 		r := &c.Store.Redis
 		readSecret("store.redis.url", &r.URL, r.URLFile, dir, bad)
@@ -529,6 +550,7 @@ func validate(c *Config, dir string) error {
 			bad("store.redis.key_prefix", "must be non-empty and contain no { or }")
 		}
 		positive("store.redis.queue_capacity", int64(r.QueueCapacity))
+		positive("store.redis.max_dead_letters", int64(r.MaxDeadLetters))
 		positiveDur("store.redis.claim_idle", r.ClaimIdle)
 		positiveDur("store.redis.key_ttl", r.KeyTTL)
 		positiveDur("store.redis.dial_timeout", r.DialTimeout)
@@ -542,7 +564,6 @@ func validate(c *Config, dir string) error {
 
 	positive("pipeline.workers", int64(c.Pipeline.Workers))
 	positiveDur("pipeline.history_retention", c.Pipeline.HistoryRetention)
-	positive("pipeline.history_max", int64(c.Pipeline.HistoryMax))
 	positiveDur("pipeline.shutdown_timeout", c.Pipeline.ShutdownTimeout)
 	positiveDur("pipeline.check_interval", c.Pipeline.CheckInterval)
 
@@ -561,6 +582,7 @@ func validate(c *Config, dir string) error {
 	positiveDur("delivery.max_backoff", c.Delivery.MaxBackoff)
 	positiveDur("delivery.attempt_timeout", c.Delivery.AttemptTimeout)
 	positiveDur("delivery.deadline", c.Delivery.Deadline)
+	positive("delivery.digest_max_alerts", int64(c.Delivery.DigestMaxAlerts))
 	for typ, rl := range c.Delivery.RateLimits {
 		if !slices.Contains(routing.IntegrationTypes, typ) {
 			bad("delivery.rate_limits."+typ, "unknown integration type (known: %s)", strings.Join(routing.IntegrationTypes, ", "))

@@ -691,7 +691,7 @@ func e2eRedis(t *testing.T, tag string) (url, prefix string) {
 	rb := make([]byte, 6)
 	_, _ = rand.Read(rb)
 	prefix = "alertmedic-e2e-" + tag + "-" + hex.EncodeToString(rb)
-	st, err := redisstore.New(ctx, redisstore.Options{Client: rc, Prefix: prefix, ClaimIdle: time.Second, HistoryRetention: time.Hour, HistoryMax: 100})
+	st, err := redisstore.New(ctx, redisstore.Options{Client: rc, Prefix: prefix, ClaimIdle: time.Second})
 	if err != nil {
 		rc.Close()
 		t.Fatal(err)

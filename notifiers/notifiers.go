@@ -52,6 +52,18 @@ type Notification struct {
 	// Facts carry a notice's figures (changes, window, percent) for
 	// templates and structured logs.
 	Facts map[string]string `json:"facts,omitempty"`
+	// More counts alerts this message stands for but does not carry (a
+	// digest past its cap): a message that shows a count ("and N more")
+	// adds them to it.
+	More int `json:"more,omitempty"`
+}
+
+// PerMessage is implemented by notifiers whose messages carry a bounded
+// number of alerts (a PagerDuty event carries one, a webhook POST up to its
+// max_alerts): the dispatcher splits a notification into messages of at
+// most that many. 0 means one message carries, or counts, any number.
+type PerMessage interface {
+	PerMessage(integration string) int
 }
 
 // Notifier delivers notifications. Like Alertmanager's, it says whether a

@@ -1,21 +1,19 @@
 package pipeline
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
-	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/flapping"
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/routing"
+	"github.com/alertmedic/alertmedic/store"
 )
 
 // Rules are the parts of the configuration the pipeline decides with; a
@@ -28,76 +26,114 @@ type Rules struct {
 	FlappingReceiver string
 	// Override turns a route's flapping block into the package's override.
 	Override func(routing.FlappingOverride) *flapping.Override
+	// DigestMax bounds the alerts one digest carries; past it they are
+	// counted ("and N more"), resolves excepted. Default 1000.
+	DigestMax int
 }
 
-// Index names in the store.
-const (
-	indexFlapping = "flapping" // flap keys flapping or with work pending
-	indexOutbox   = "outbox"   // notifications waiting (score: due time)
-)
+// indexFlapping lists the flap keys that are flapping, for the periodic
+// check that ends them.
+const indexFlapping = "flapping"
 
-// outboxLease is how long a replica may take to deliver an outbox item it
-// claimed before another replica takes it over.
-const outboxLease = 2 * time.Minute
-
-// flapRecord is what the store keeps per flap key.
-type flapRecord struct {
-	State    flapping.State  `json:"state"`
-	Config   flapping.Config `json:"config"`
-	Suppress bool            `json:"suppress"`
-	// Held are the latest observations of alerts whose notifications were
-	// held back while flapping, by fingerprint: delivered when it stops, so
-	// a resolve that came during the flap is never lost.
-	Held map[string]heldAlert `json:"held,omitempty"`
-	// Pending notifications still to be written to the outbox (a notice,
-	// the held alerts' release). They leave the record only once written,
-	// so a crash in between loses nothing.
-	Pending []notifiers.Notification `json:"pending,omitempty"`
+// plan is what processing one entry, or one periodic check, decided: the
+// records to write and the work to queue, committed as one store.Txn so
+// that either all of it happens or none.
+type plan struct {
+	p   *Pipeline
+	r   *Rules
+	now time.Time
+	// cur are the values the plan was decided from (Expect), by key.
+	cur map[string][]byte
+	// records and flaps being written, by key.
+	records map[string]*alertRecord
+	flaps   map[string]*flapRecord
+	order   []string // record keys in the order first touched
+	txn     store.Txn
+	outbox  bool // something was put in the outbox
+	remedy  bool // something was put in the remediation queue
+	// For the log and the metrics once committed.
+	held     int
+	muted    map[routing.MuteAction]int
+	events   []flapEvent
+	deferred []deferral
+	already  int
 }
 
-type heldAlert struct {
-	Alert       template.Alert `json:"alert"`
-	GroupKey    string         `json:"groupKey,omitempty"`
-	ExternalURL string         `json:"externalURL,omitempty"`
+type flapEvent struct {
+	key, alertname string
+	d              flapping.Decision
 }
 
-// maxHeld bounds the alerts held under one flap key; past it alerts are
-// delivered as they come rather than held (never dropped).
-const maxHeld = 1000
-
-// outboxItem is a notification waiting in the store for its due time.
-type outboxItem struct {
-	N     notifiers.Notification `json:"n"`
-	Due   time.Time              `json:"due"`
-	Lease time.Time              `json:"lease,omitzero"`
-	// Sent marks a delivered (or dead) item, kept for sentTTL as a
-	// tombstone so that a replica writing the same item late does not make
-	// it new again.
-	Sent bool `json:"sent,omitempty"`
-	// Attempts, First and LastErr drive retries and the deadline.
-	Attempts int       `json:"attempts,omitempty"`
-	First    time.Time `json:"first,omitzero"`
-	LastErr  string    `json:"lastErr,omitempty"`
+type deferral struct {
+	target, interval string
+	until            time.Time
+	alerts           int
+	drop             bool
 }
 
-// sentTTL is how long a delivered outbox item is remembered.
-const sentTTL = 24 * time.Hour
-
-func (p *Pipeline) flapTTL(c flapping.Config) time.Duration {
-	return 2*max(time.Duration(c.Window), time.Duration(c.StableFor)) + 24*time.Hour
+func (p *Pipeline) newPlan(r *Rules, cur map[string][]byte, now time.Time) *plan {
+	return &plan{p: p, r: r, now: now, cur: cur, records: map[string]*alertRecord{}, flaps: map[string]*flapRecord{},
+		muted: map[routing.MuteAction]int{}}
 }
 
-// decide runs one entry's alerts through flap detection and routing and
-// hands the resulting notifications over. It reports an error when the
-// store failed; the entry is then retried.
-func (p *Pipeline) decide(ctx context.Context, e *alert.Entry, log zerolog.Logger) error {
-	r := p.rules.Load()
-	if r == nil || r.Tree == nil {
-		return nil
+func (pl *plan) record(fp string) *alertRecord {
+	k := alertKey(fp)
+	if r := pl.records[k]; r != nil {
+		return r
 	}
-	now := p.o.Now()
-	// Alerts bound for the same target go out together, as Alertmanager
-	// grouped them.
+	r := decodeRecord(pl.cur[k])
+	pl.records[k] = r
+	pl.order = append(pl.order, k)
+	return r
+}
+
+// flap returns flap key's state: within the alert's record, or its own.
+func (pl *plan) flap(key string) *flapRecord {
+	if !grouped(key) {
+		r := pl.record(key)
+		if r.Flap == nil {
+			r.Flap = &flapRecord{}
+		}
+		return r.Flap
+	}
+	k := flapKey(key)
+	if f := pl.flaps[k]; f != nil {
+		return f
+	}
+	f := decodeFlap(pl.cur[k])
+	pl.flaps[k] = f
+	pl.order = append(pl.order, k)
+	return f
+}
+
+// keys are the store keys an entry's plan reads, so that they can be read
+// in one round trip before it is decided.
+func entryKeys(r *Rules, e *alert.Entry, now time.Time) []string {
+	seen := map[string]bool{}
+	var ks []string
+	add := func(k string) {
+		if !seen[k] {
+			seen[k] = true
+			ks = append(ks, k)
+		}
+	}
+	for _, a := range e.Message.Alerts {
+		add(alertKey(a.Fingerprint))
+		if r != nil && r.Tree != nil {
+			res := r.Tree.Match(a.Labels, now)
+			cfg := flapping.Merge(r.Flapping, r.Override(res.Flapping))
+			if key := flapping.Key(cfg, a.Fingerprint, a.Labels); grouped(key) {
+				add(flapKey(key))
+			}
+		}
+	}
+	return ks
+}
+
+// decideEntry runs an entry's alerts through flap detection, routing and
+// the per-target decisions, into pl.
+func (pl *plan) decideEntry(e *alert.Entry) {
+	r := pl.r
 	type group struct {
 		t      routing.Target
 		alerts template.Alerts
@@ -105,23 +141,49 @@ func (p *Pipeline) decide(ctx context.Context, e *alert.Entry, log zerolog.Logge
 	groups := map[string]*group{}
 	var order []string
 	for _, a := range e.Message.Alerts {
-		res := r.Tree.Match(a.Labels, now)
+		rec := pl.record(a.Fingerprint)
+		rec.observe(a, e.ReceivedAt)
+		if r == nil || r.Tree == nil {
+			continue
+		}
+		res := r.Tree.Match(a.Labels, pl.now)
 		ov := res.Flapping
 		cfg := flapping.Merge(r.Flapping, r.Override(ov))
 		key := flapping.Key(cfg, a.Fingerprint, a.Labels)
-		held, flappingNow, err := p.observe(ctx, r, key, cfg, ov.SuppressNotifications(), a, e, log)
-		if err != nil {
-			return err
+		fr := pl.flap(key)
+		wasFlapping := fr.State.Flapping
+		d := flapping.Observe(cfg, &fr.State, a, e.ReceivedAt)
+		fr.Suppress = ov.SuppressNotifications()
+		held := false
+		if d.Flapping && fr.Suppress {
+			if _, ok := fr.Held[a.Fingerprint]; ok || len(fr.Held) < maxHeld {
+				if fr.Held == nil {
+					fr.Held = map[string]heldAlert{}
+				}
+				fr.Held[a.Fingerprint] = heldAlert{Alert: a, GroupKey: e.Message.GroupKey, ExternalURL: e.Message.ExternalURL}
+				held = true
+				pl.held++
+			}
 		}
+		pl.flapped(key, cfg, fr, a.Labels, d, wasFlapping, a.Fingerprint)
+
 		// Remediation runs off the notification path, from the store, so a
-		// slow action delays no notification and a crash loses none.
-		if err := p.putRemedy(ctx, e.ID, a, flappingNow && !ov.RemediateWhileFlapping()); err != nil {
-			return err
+		// slow action delays no notification and a crash loses none; only
+		// alerts a rule matches get a task.
+		if rm := pl.p.o.Remediator; rm != nil && rm.Matches(a) {
+			flappingNow := d.Flapping && !ov.RemediateWhileFlapping()
+			b, _ := json.Marshal(remedyTask{Alert: a, Flapping: flappingNow})
+			pl.txn.Put = append(pl.txn.Put, store.Put{Queue: store.QueueRemedy, Item: store.Item{
+				ID: e.ID + ":" + a.Fingerprint, Due: pl.now, Alerts: 1, Payload: b}})
+			pl.remedy = true
 		}
 		if held {
 			continue
 		}
 		for _, t := range res.Targets {
+			if !pl.admit(rec, t, a) {
+				continue
+			}
 			g := groups[t.Key()]
 			if g == nil {
 				g = &group{t: t}
@@ -131,123 +193,224 @@ func (p *Pipeline) decide(ctx context.Context, e *alert.Entry, log zerolog.Logge
 			g.alerts = append(g.alerts, a)
 		}
 	}
+	// Alerts bound for the same target go out together, as Alertmanager
+	// grouped them.
 	for _, k := range order {
 		g := groups[k]
-		if err := p.send(ctx, r, g.t, g.alerts, e.Message.GroupKey, e.Message.ExternalURL, "entry:"+e.ID, now, log); err != nil {
-			return err
-		}
+		pl.putAlerts("e:"+e.ID+":"+k, g.t, g.alerts, e.Message.GroupKey, e.Message.ExternalURL)
 	}
-	return nil
 }
 
-// observe updates the alert's flap state and reports whether its
-// notifications are held back.
-func (p *Pipeline) observe(ctx context.Context, r *Rules, key string, cfg flapping.Config, suppress bool, a template.Alert, e *alert.Entry, log zerolog.Logger) (held, flappingNow bool, err error) {
-	var d flapping.Decision
-	var rec flapRecord
-	_, err = p.o.Store.UpdateState(ctx, "flap:"+key, p.flapTTL(cfg), func(old []byte) ([]byte, error) {
-		rec = flapRecord{}
-		if old != nil {
-			if err := json.Unmarshal(old, &rec); err != nil {
-				// A record we cannot read is started afresh rather than
-				// blocking the alert's notifications.
-				rec = flapRecord{}
-			}
+// admit decides one alert for one target: it reports whether the alert goes
+// into the target's notification now; a muted target defers it to the
+// digest or drops it. rec is the alert's record (for its watermark), or nil
+// when the alert's record is not part of this plan.
+func (pl *plan) admit(rec *alertRecord, t routing.Target, a template.Alert) bool {
+	if rec != nil && !rec.newer(t.Key(), a) {
+		// This observation, or a newer one, was given to the target
+		// already: a resend after the dedup window, or a late replay.
+		pl.already++
+		return false
+	}
+	resolved := a.Status == alert.StatusResolved
+	switch {
+	case !t.Muted:
+	case t.Action == routing.Defer && !t.Until.IsZero():
+		pl.collect(t, a)
+		pl.muted[routing.Defer]++
+		pl.deferred = append(pl.deferred, deferral{target: t.Key(), interval: t.MutedBy, until: t.Until, alerts: 1})
+		if rec != nil {
+			rec.sent(t.Key(), a)
 		}
-		rec.Config, rec.Suppress = cfg, suppress
-		d = flapping.Observe(cfg, &rec.State, a, e.ReceivedAt)
-		held = false
-		if d.Flapping && suppress {
-			if rec.Held == nil {
-				rec.Held = map[string]heldAlert{}
-			}
-			if _, ok := rec.Held[a.Fingerprint]; ok || len(rec.Held) < maxHeld {
-				rec.Held[a.Fingerprint] = heldAlert{Alert: a, GroupKey: e.Message.GroupKey, ExternalURL: e.Message.ExternalURL}
-				held = true
-			}
+		return false
+	case !resolved:
+		// drop loses the firing notifications while quiet, but never a
+		// resolve: a page sent before the quiet hours must still be closed.
+		pl.muted[routing.Drop]++
+		pl.deferred = append(pl.deferred, deferral{target: t.Key(), interval: t.MutedBy, alerts: 1, drop: true})
+		return false
+	case !t.Until.IsZero():
+		pl.collect(t, a)
+		pl.muted[routing.Defer]++
+		if rec != nil {
+			rec.sent(t.Key(), a)
 		}
-		p.noticeFor(r, key, a.Labels, d, &rec)
-		return json.Marshal(rec)
+		return false
+	}
+	// Not muted, or a resolve on a mute that does not end within the
+	// search horizon: it goes now rather than never.
+	if rec != nil {
+		rec.sent(t.Key(), a)
+	}
+	return true
+}
+
+// putAlerts puts one notification of alerts for t in the outbox.
+func (pl *plan) putAlerts(id string, t routing.Target, as template.Alerts, groupKey, extURL string) {
+	n := notifiers.Notification{Key: id, Kind: notifiers.KindAlerts, Target: toTarget(t), Alerts: as, GroupKey: groupKey, ExternalURL: extURL}
+	pl.putNotification(n, len(as))
+}
+
+func (pl *plan) putNotification(n notifiers.Notification, alerts int) {
+	b, _ := json.Marshal(n)
+	pl.txn.Put = append(pl.txn.Put, store.Put{Queue: store.QueueOutbox, Item: store.Item{
+		ID: n.Key, Group: n.Target.Key(), Class: n.Target.Integration, Alerts: alerts, Due: pl.now, Payload: b}})
+	pl.outbox = true
+}
+
+// collect adds an alert to the target's digest, due when its mute ends;
+// the latest observation of each alert wins, and a resolve is always kept.
+func (pl *plan) collect(t routing.Target, a template.Alert) {
+	id := fmt.Sprintf("digest:%s:%d", t.Key(), t.Until.UnixNano())
+	n := notifiers.Notification{Key: id, Kind: notifiers.KindDigest, Target: toTarget(t)}
+	hb, _ := json.Marshal(n)
+	ab, _ := json.Marshal(a)
+	capN := pl.r.DigestMax
+	if capN <= 0 {
+		capN = defaultDigestMax
+	}
+	f := store.Field{Name: a.Fingerprint, Value: ab, Keep: a.Status == alert.StatusResolved}
+	// One collect per digest per plan, however many alerts go into it.
+	for i := range pl.txn.Collect {
+		if pl.txn.Collect[i].Item.ID == id {
+			pl.txn.Collect[i].Fields = append(pl.txn.Collect[i].Fields, f)
+			return
+		}
+	}
+	pl.txn.Collect = append(pl.txn.Collect, store.Collect{
+		Queue:  store.QueueOutbox,
+		Item:   store.Item{ID: id, Group: t.Key(), Class: t.Integration, Due: t.Until, Payload: hb},
+		Fields: []store.Field{f}, Cap: capN,
+		// The digest goes at the mute's end; a week covers a delivery that
+		// struggles long after it.
+		TTL: 7 * 24 * time.Hour,
 	})
-	if err != nil {
-		return false, false, fmt.Errorf("update flap state: %w", err)
-	}
-	if d.Event != flapping.None {
-		log.Warn().Str("flap_key", key).Str("alertname", a.Labels["alertname"]).Str("event", string(d.Event)).
-			Int("changes", d.Changes).Str("window", d.Window.String()).Float64("percent", d.Percent).Str("reason", d.Reason).
-			Msg("flapping " + string(d.Event))
-	}
-	if held {
-		p.m.held.Inc()
-		log.Info().Str("flap_key", key).Str("fingerprint", a.Fingerprint).Str("status", a.Status).Msg("alert is flapping; its notification is held back")
-	}
-	if rec.State.Flapping || len(rec.Pending) > 0 {
-		if err := p.o.Store.Mark(ctx, indexFlapping, key, float64(p.o.Now().Unix())); err != nil {
-			return false, false, err
-		}
-	}
-	if len(rec.Pending) > 0 {
-		if err := p.flushPending(ctx, key, cfg, log); err != nil {
-			return false, false, err
-		}
-	}
-	return held, d.Flapping, nil
 }
 
-// noticeFor adds to rec what an event calls for: a notice to the flapping
-// receiver, and when flapping stopped, the release of the held alerts. It
-// runs inside a state update, so it only changes rec.
-func (p *Pipeline) noticeFor(r *Rules, key string, labels template.KV, d flapping.Decision, rec *flapRecord) {
+const defaultDigestMax = 1000
+
+// flapped turns a flapping decision into what it calls for: the index
+// entry, a notice to the flapping receiver, and, when flapping stopped,
+// the release of the held alerts. skip is the fingerprint whose current
+// observation is being routed anyway (its held one is older).
+func (pl *plan) flapped(key string, cfg flapping.Config, fr *flapRecord, labels template.KV, d flapping.Decision, wasFlapping bool, skip string) {
+	if fr.State.Flapping {
+		c := cfg
+		fr.Config = &c
+		if !wasFlapping {
+			pl.txn.Mark = append(pl.txn.Mark, store.Mark{Index: indexFlapping, Member: key, Score: float64(pl.now.Unix())})
+		}
+	} else {
+		fr.Config = nil
+		if wasFlapping {
+			pl.txn.Unmark = append(pl.txn.Unmark, store.Mark{Index: indexFlapping, Member: key})
+		}
+	}
 	if d.Event == flapping.None {
 		return
 	}
-	name := labels["alertname"]
-	facts := map[string]string{
-		"flap_key":  key,
-		"alertname": name,
-		"changes":   strconv.Itoa(d.Changes),
-		"window":    d.Window.String(),
-		"percent":   strconv.FormatFloat(d.Percent, 'f', 1, 64),
-		"method":    rec.Config.Method,
-	}
-	kind, text := notifiers.KindFlappingStarted, fmt.Sprintf("%s is flapping: %s. Its notifications are held back until it is stable for %s.", describe(labels, rec.Config), d.Reason, time.Duration(rec.Config.StableFor))
-	if !rec.Suppress {
-		text = fmt.Sprintf("%s is flapping: %s.", describe(labels, rec.Config), d.Reason)
-	}
-	if d.Event == flapping.Stopped {
-		kind, text = notifiers.KindFlappingStopped, fmt.Sprintf("%s stopped flapping: %s. Its current state follows.", describe(labels, rec.Config), d.Reason)
-	}
-	id := fmt.Sprintf("flap:%s:%s:%d", key, d.Event, d.Since.UnixNano())
-	if r.FlappingReceiver != "" {
-		for _, t := range r.Tree.ReceiverTargets(r.FlappingReceiver) {
-			n := notifiers.Notification{Key: id + ":" + t.Key(), Kind: kind, Target: toTarget(t), Text: text, Facts: facts}
-			for _, h := range rec.Held {
-				n.Alerts = append(n.Alerts, h.Alert)
-			}
-			if len(n.Alerts) == 0 {
-				n.Alerts = template.Alerts{{Labels: labels, Status: alert.StatusFiring}}
-			}
-			sortAlerts(n.Alerts)
-			rec.Pending = append(rec.Pending, n)
-		}
-	}
-	if d.Event == flapping.Stopped && len(rec.Held) > 0 {
-		// The held alerts are released as "release" markers; flushPending
-		// routes them at release time, when muting is decided anew.
-		for fp, h := range rec.Held {
-			b, _ := json.Marshal(h)
-			rec.Pending = append(rec.Pending, notifiers.Notification{
-				Key:   fmt.Sprintf("release:%s:%d:%s", key, d.Since.UnixNano(), fp),
-				Kind:  kindRelease,
-				Facts: map[string]string{"held": string(b)},
-			})
-		}
-		rec.Held = nil
+	pl.events = append(pl.events, flapEvent{key: key, alertname: labels["alertname"], d: d})
+	pl.notice(key, cfg, fr, labels, d)
+	if d.Event == flapping.Stopped && len(fr.Held) > 0 {
+		pl.release(key, d, fr, skip)
 	}
 }
 
-// kindRelease marks a held alert to route and deliver once flapping stopped.
-const kindRelease = "release"
+// notice queues the flapping notice for every target of the flapping
+// receiver.
+func (pl *plan) notice(key string, cfg flapping.Config, fr *flapRecord, labels template.KV, d flapping.Decision) {
+	r := pl.r
+	if r.FlappingReceiver == "" {
+		return
+	}
+	facts := map[string]string{
+		"flap_key":  key,
+		"alertname": labels["alertname"],
+		"changes":   strconv.Itoa(d.Changes),
+		"window":    d.Window.String(),
+		"percent":   strconv.FormatFloat(d.Percent, 'f', 1, 64),
+		"method":    cfg.Method,
+	}
+	kind, text := notifiers.KindFlappingStarted, fmt.Sprintf("%s is flapping: %s. Its notifications are held back until it is stable for %s.", describe(labels, cfg), d.Reason, time.Duration(cfg.StableFor))
+	if !fr.Suppress {
+		text = fmt.Sprintf("%s is flapping: %s.", describe(labels, cfg), d.Reason)
+	}
+	if d.Event == flapping.Stopped {
+		kind, text = notifiers.KindFlappingStopped, fmt.Sprintf("%s stopped flapping: %s. Its current state follows.", describe(labels, cfg), d.Reason)
+	}
+	id := fmt.Sprintf("flap:%s:%s:%d", key, d.Event, d.Since.UnixNano())
+	for _, t := range r.Tree.ReceiverTargets(r.FlappingReceiver) {
+		n := notifiers.Notification{Key: id + ":" + t.Key(), Kind: kind, Target: toTarget(t), Text: text, Facts: facts}
+		for _, h := range fr.Held {
+			n.Alerts = append(n.Alerts, h.Alert)
+		}
+		if len(n.Alerts) == 0 {
+			n.Alerts = template.Alerts{{Labels: labels, Status: alert.StatusFiring}}
+		}
+		sortAlerts(n.Alerts)
+		pl.putNotification(n, 0)
+	}
+}
+
+// release routes the held alerts now that flapping stopped: muting is
+// decided anew, at this instant.
+func (pl *plan) release(key string, d flapping.Decision, fr *flapRecord, skip string) {
+	fps := make([]string, 0, len(fr.Held))
+	for fp := range fr.Held {
+		fps = append(fps, fp)
+	}
+	sort.Strings(fps)
+	for _, fp := range fps {
+		h := fr.Held[fp]
+		if fp == skip {
+			continue // its newer observation is routed as it came
+		}
+		// An alert flapping on its own has its record in this plan: its
+		// watermark counts. Grouped alerts' records are not read here; the
+		// release's idempotent id keeps replicas from sending it twice.
+		var rec *alertRecord
+		if !grouped(key) {
+			rec = pl.record(fp)
+		}
+		res := pl.r.Tree.Match(h.Alert.Labels, pl.now)
+		for _, t := range res.Targets {
+			if pl.admit(rec, t, h.Alert) {
+				id := fmt.Sprintf("release:%s:%d:%s:%s", key, d.Since.UnixNano(), fp, t.Key())
+				pl.putAlerts(id, t, template.Alerts{h.Alert}, h.GroupKey, h.ExternalURL)
+			}
+		}
+	}
+	fr.Held = nil
+}
+
+// finish turns the plan's records into the Txn's expectations and writes.
+func (pl *plan) finish() store.Txn {
+	ttl := max(pl.p.o.RecordTTL, flapTTL(pl.r.flappingOrDefault()))
+	for _, k := range pl.order {
+		pl.txn.Expect = append(pl.txn.Expect, store.Value{Key: k, Value: pl.cur[k]})
+		var b []byte
+		pin := false
+		if r := pl.records[k]; r != nil {
+			if r.Flap != nil && r.Flap.State.Idle(pl.r.flappingOrDefault(), pl.now) && !r.Flap.pinned() {
+				r.Flap = nil
+			}
+			pin = r.Flap != nil && r.Flap.pinned()
+			b, _ = json.Marshal(r)
+		} else if f := pl.flaps[k]; f != nil {
+			pin = f.pinned()
+			b, _ = json.Marshal(f)
+		}
+		pl.txn.Set = append(pl.txn.Set, store.Value{Key: k, Value: b, TTL: ttl, Pin: pin})
+	}
+	return pl.txn
+}
+
+func (r *Rules) flappingOrDefault() flapping.Config {
+	if r == nil {
+		return flapping.DefaultConfig()
+	}
+	return r.Flapping
+}
 
 func describe(labels template.KV, c flapping.Config) string {
 	if len(c.By) == 0 {
@@ -278,273 +441,4 @@ func sortAlerts(as template.Alerts) {
 
 func toTarget(t routing.Target) notifiers.Target {
 	return notifiers.Target{Receiver: t.Receiver, Integration: t.Integration, Name: t.Name, Settings: t.Settings}
-}
-
-// flushPending moves a flap record's pending notifications into the outbox
-// (or, for released alerts, routes them), then removes them from the record.
-// Writing is idempotent by key, so a crash in between writes them again.
-func (p *Pipeline) flushPending(ctx context.Context, key string, cfg flapping.Config, log zerolog.Logger) error {
-	var pending []notifiers.Notification
-	old, err := p.o.Store.State(ctx, "flap:"+key)
-	if old != nil {
-		var rec flapRecord
-		if json.Unmarshal(old, &rec) == nil {
-			pending = rec.Pending
-		}
-	}
-	if err != nil || len(pending) == 0 {
-		return err
-	}
-	r := p.rules.Load()
-	now := p.o.Now()
-	for _, n := range pending {
-		if n.Kind == kindRelease {
-			var h heldAlert
-			if err := json.Unmarshal([]byte(n.Facts["held"]), &h); err != nil {
-				continue
-			}
-			res := r.Tree.Match(h.Alert.Labels, now)
-			for _, t := range res.Targets {
-				if t.Muted {
-					if err := p.send(ctx, r, t, template.Alerts{h.Alert}, h.GroupKey, h.ExternalURL, n.Key, now, log); err != nil {
-						return err
-					}
-					continue
-				}
-				// Through the outbox, so that replicas releasing the same
-				// held alert at once deliver it once.
-				rn := notifiers.Notification{Key: n.Key + ":" + t.Key(), Kind: notifiers.KindAlerts, Target: toTarget(t),
-					Alerts: template.Alerts{h.Alert}, GroupKey: h.GroupKey, ExternalURL: h.ExternalURL}
-				if err := p.putOutbox(ctx, rn, now); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		if err := p.putOutbox(ctx, n, now); err != nil {
-			return err
-		}
-	}
-	done := map[string]bool{}
-	for _, n := range pending {
-		done[n.Key] = true
-	}
-	var rec flapRecord
-	_, err = p.o.Store.UpdateState(ctx, "flap:"+key, p.flapTTL(cfg), func(old []byte) ([]byte, error) {
-		if old == nil {
-			return nil, nil
-		}
-		rec = flapRecord{}
-		if err := json.Unmarshal(old, &rec); err != nil {
-			return old, nil
-		}
-		keep := rec.Pending[:0]
-		for _, n := range rec.Pending {
-			if !done[n.Key] {
-				keep = append(keep, n)
-			}
-		}
-		rec.Pending = keep
-		return json.Marshal(rec)
-	})
-	if err != nil {
-		return err
-	}
-	if !rec.State.Flapping && len(rec.Pending) == 0 {
-		return p.o.Store.Unmark(ctx, indexFlapping, key)
-	}
-	return nil
-}
-
-// send delivers alerts to one target now, or defers or drops them while
-// the target is muted.
-func (p *Pipeline) send(ctx context.Context, r *Rules, t routing.Target, as template.Alerts, groupKey, extURL, cause string, now time.Time, log zerolog.Logger) error {
-	n := notifiers.Notification{
-		Key:         cause + ":" + t.Key(),
-		Kind:        notifiers.KindAlerts,
-		Target:      toTarget(t),
-		Alerts:      as,
-		GroupKey:    groupKey,
-		ExternalURL: extURL,
-	}
-	if t.Muted {
-		if t.Action == routing.Defer && !t.Until.IsZero() {
-			p.m.muted.WithLabelValues(string(routing.Defer)).Add(float64(len(as)))
-			log.Info().Str("target", t.Key()).Str("interval", t.MutedBy).Time("until", t.Until).Int("alerts", len(as)).Msg("target muted; deferred to its digest")
-			return p.addToDigest(ctx, t, as, now)
-		}
-		// drop loses the firing notifications, as the seed's quiet hours
-		// do, but never a resolve: a page sent before the quiet hours must
-		// still be closed, so resolves wait for the digest.
-		var resolved template.Alerts
-		for _, a := range as {
-			if a.Status == alert.StatusResolved {
-				resolved = append(resolved, a)
-			}
-		}
-		p.m.muted.WithLabelValues(string(routing.Drop)).Add(float64(len(as) - len(resolved)))
-		log.Info().Str("target", t.Key()).Str("interval", t.MutedBy).Int("alerts", len(as)-len(resolved)).Int("resolves_deferred", len(resolved)).Msg("target muted; notification dropped")
-		if len(resolved) > 0 && !t.Until.IsZero() {
-			p.m.muted.WithLabelValues(string(routing.Defer)).Add(float64(len(resolved)))
-			return p.addToDigest(ctx, t, resolved, now)
-		}
-		return nil
-	}
-	return p.putOutbox(ctx, n, now)
-}
-
-// DeadLetter is a notification that failed for good.
-type DeadLetter struct {
-	Key          string                 `json:"key"`
-	Kind         string                 `json:"kind"`
-	Target       string                 `json:"target"`
-	Integration  string                 `json:"integration"`
-	Alerts       int                    `json:"alerts"`
-	Attempts     int                    `json:"attempts"`
-	Error        string                 `json:"error"`
-	At           time.Time              `json:"at"`
-	Notification notifiers.Notification `json:"notification"`
-}
-
-const (
-	indexDead = "dead"
-	deadTTL   = 7 * 24 * time.Hour
-)
-
-// FailedDeliveries lists the dead letters kept, oldest first.
-func (p *Pipeline) FailedDeliveries(ctx context.Context) ([]DeadLetter, error) {
-	keys, err := p.o.Store.Marked(ctx, indexDead, math.Inf(1))
-	if err != nil {
-		return nil, err
-	}
-	out := []DeadLetter{}
-	for _, k := range keys {
-		var dl DeadLetter
-		old, err := p.o.Store.State(ctx, "dead:"+k)
-		if err != nil {
-			return nil, err
-		}
-		if old == nil || json.Unmarshal(old, &dl) != nil {
-			_ = p.o.Store.Unmark(ctx, indexDead, k)
-			continue
-		}
-		out = append(out, dl)
-	}
-	return out, nil
-}
-
-// addToDigest keeps the latest observation of each alert for a muted
-// target until the mute ends; a resolve during the mute replaces the firing.
-func (p *Pipeline) addToDigest(ctx context.Context, t routing.Target, as template.Alerts, now time.Time) error {
-	id := "digest:" + t.Key()
-	var due time.Time
-	_, err := p.o.Store.UpdateState(ctx, "outbox:"+id, t.Until.Sub(now)+7*24*time.Hour, func(old []byte) ([]byte, error) {
-		var it outboxItem
-		if old != nil {
-			_ = json.Unmarshal(old, &it)
-		}
-		if it.N.Key == "" || !it.Lease.IsZero() {
-			// New digest, or the previous one is being sent: start another.
-			it = outboxItem{N: notifiers.Notification{Kind: notifiers.KindDigest, Target: toTarget(t)}, Due: t.Until}
-			it.N.Key = fmt.Sprintf("%s:%d", id, t.Until.UnixNano())
-		}
-		for _, a := range as {
-			replaced := false
-			for i, o := range it.N.Alerts {
-				if o.Fingerprint == a.Fingerprint {
-					it.N.Alerts[i], replaced = a, true
-				}
-			}
-			if !replaced {
-				it.N.Alerts = append(it.N.Alerts, a)
-			}
-		}
-		due = it.Due
-		return json.Marshal(it)
-	})
-	if err != nil {
-		return fmt.Errorf("defer to digest: %w", err)
-	}
-	return p.o.Store.Mark(ctx, indexOutbox, id, score(due))
-}
-
-// putOutbox stores a notification for delivery at now by the checker.
-func (p *Pipeline) putOutbox(ctx context.Context, n notifiers.Notification, now time.Time) error {
-	_, err := p.o.Store.UpdateState(ctx, "outbox:"+n.Key, 7*24*time.Hour, func(old []byte) ([]byte, error) {
-		if old != nil {
-			return old, nil // already there: writing again changes nothing
-		}
-		return json.Marshal(outboxItem{N: n, Due: now})
-	})
-	if err != nil {
-		return fmt.Errorf("put outbox: %w", err)
-	}
-	if err := p.o.Store.Mark(ctx, indexOutbox, n.Key, score(now)); err != nil {
-		return err
-	}
-	p.wake()
-	return nil
-}
-
-// score is an index score for a time, to the millisecond.
-func score(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
-
-// check is the periodic work of every replica: flapping that ended by
-// stability, and outbox items that fell due. Every step is an atomic state
-// update, so replicas running it at once act once.
-func (p *Pipeline) check(ctx context.Context) error {
-	r := p.rules.Load()
-	if r == nil || r.Tree == nil {
-		return nil
-	}
-	log := p.o.Logger
-	now := p.o.Now()
-	keys, err := p.o.Store.Marked(ctx, indexFlapping, math.Inf(1))
-	if err != nil {
-		return err
-	}
-	for _, key := range keys {
-		var rec flapRecord
-		var d flapping.Decision
-		var gone bool
-		_, err := p.o.Store.UpdateState(ctx, "flap:"+key, p.flapTTL(r.Flapping), func(old []byte) ([]byte, error) {
-			gone, rec, d = old == nil, flapRecord{}, flapping.Decision{}
-			if old == nil {
-				return nil, nil
-			}
-			if err := json.Unmarshal(old, &rec); err != nil {
-				return nil, nil // unreadable: drop it, as observe would start afresh
-			}
-			d = flapping.Check(rec.Config, &rec.State, now)
-			labels := template.KV{}
-			for _, h := range rec.Held {
-				labels = h.Alert.Labels
-				break
-			}
-			if labels["alertname"] == "" {
-				labels = template.KV{"alertname": key}
-			}
-			p.noticeFor(r, key, labels, d, &rec)
-			return json.Marshal(rec)
-		})
-		if err != nil {
-			return err
-		}
-		if gone {
-			_ = p.o.Store.Unmark(ctx, indexFlapping, key)
-			continue
-		}
-		if d.Event != flapping.None {
-			log.Warn().Str("flap_key", key).Str("event", string(d.Event)).Str("reason", d.Reason).Msg("flapping " + string(d.Event))
-		}
-		if len(rec.Pending) > 0 {
-			if err := p.flushPending(ctx, key, rec.Config, log); err != nil {
-				return err
-			}
-		} else if !rec.State.Flapping {
-			_ = p.o.Store.Unmark(ctx, indexFlapping, key)
-		}
-	}
-
-	return nil
 }

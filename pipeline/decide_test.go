@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/alertmedic/alertmedic/config"
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/routing"
+	"github.com/alertmedic/alertmedic/store"
 	"github.com/alertmedic/alertmedic/store/memory"
 )
 
@@ -439,11 +441,12 @@ func TestDeliveryOnceAcrossReplicas(t *testing.T) {
 	n := notifiers.Notification{Key: "entry:x:warning-alerts/slack[0]", Kind: notifiers.KindAlerts, Target: notifiers.Target{Receiver: "warning-alerts", Name: "slack[0]", Integration: "slack"},
 		Alerts: template.Alerts{mk(alert.StatusFiring, t0, "alertname", "A")}}
 	ctx := context.Background()
-	if err := a.putOutbox(ctx, n, clk.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.putOutbox(ctx, n, clk.Now()); err != nil { // written twice: still one item
-		t.Fatal(err)
+	body, _ := json.Marshal(n)
+	it := store.Item{ID: n.Key, Group: n.Target.Key(), Class: "slack", Alerts: 1, Due: clk.Now(), Payload: body}
+	for i := 0; i < 2; i++ { // written twice: still one item
+		if err := st.Commit(ctx, 0, store.Txn{Put: []store.Put{{Queue: store.QueueOutbox, Item: it}}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var wg sync.WaitGroup
 	for _, p := range []*Pipeline{a, b, a, b} {

@@ -1,387 +1,621 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/store"
 )
 
-// The dispatcher sends what the workers put in the outbox. Workers never
-// wait for an integration: a slow or failing Slack delays nobody else.
-// Per target, it sends at most one message at a time, within the target's
-// rate limit; alerts that wait for the limit coalesce into the next message
-// instead of queueing as many messages. A failure worth retrying
-// reschedules the item with backoff (at least Retry-After); one that fails
-// for good, or runs past the delivery deadline, becomes a dead letter.
-
-// RateLimit is a token bucket per target: PerSecond messages a second on
-// average, Burst at once.
+// RateLimit bounds the messages of each target of one integration type:
+// PerSecond on average, Burst at once (store.GCRA), shared by every
+// replica through the store.
 type RateLimit struct {
 	PerSecond float64
 	Burst     int
 }
 
-// maxCoalesce bounds the alerts merged into one message; the integration
-// shows what exceeds its own limit as "and N more".
-const maxCoalesce = 1000
-
-type bucket struct {
-	tokens float64
-	last   time.Time
+// Dispatcher delivers the outbox. Workers never wait for an integration:
+// they put notifications in the store's outbox and go on, so a slow or
+// failing Slack delays nobody else. The dispatcher claims what is due in
+// batches, one per target, within the target's rate limit (alerts that wait
+// for the limit are merged into the next message instead of queueing as
+// many messages); it splits a batch into as many messages as the
+// integration's limits need (one PagerDuty event per alert; a webhook POST
+// per max_alerts), sends them in order, and settles each item: delivered,
+// retried with backoff (at least Retry-After), or a dead letter when it
+// failed for good or ran past the delivery deadline.
+type Dispatcher struct {
+	p      *Pipeline
+	wakeCh chan struct{}
+	slots  chan struct{} // batches being sent at once
+	mu     sync.Mutex
+	// targets serialises the sends to one target within this replica, so
+	// that an alert's resolve never overtakes its trigger here.
+	targets map[string]*sync.Mutex
+	sends   sync.WaitGroup
 }
 
-func (p *Pipeline) allow(target, integration string, now time.Time) bool {
-	lim, ok := p.o.RateLimits[integration]
-	if !ok || lim.PerSecond <= 0 {
-		return true
-	}
-	p.dmu.Lock()
-	defer p.dmu.Unlock()
-	b := p.buckets[target]
-	if b == nil {
-		b = &bucket{tokens: float64(max(lim.Burst, 1)), last: now}
-		p.buckets[target] = b
-	}
-	b.tokens = min(float64(max(lim.Burst, 1)), b.tokens+now.Sub(b.last).Seconds()*lim.PerSecond)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+// dispatchSlots bounds the batches one replica sends at once.
+const dispatchSlots = 32
+
+// claimMax bounds the items one claim takes.
+const claimMax = 256
+
+// poll is how often the dispatcher looks at the outbox with nothing woken
+// it: for other replicas' work, and leases that lapsed.
+const poll = time.Second
+
+func newDispatcher(p *Pipeline) *Dispatcher {
+	return &Dispatcher{p: p, wakeCh: make(chan struct{}, 1), slots: make(chan struct{}, dispatchSlots), targets: map[string]*sync.Mutex{}}
 }
 
-func (p *Pipeline) wake() {
+func (d *Dispatcher) wake() {
 	select {
-	case p.wakeCh <- struct{}{}:
+	case d.wakeCh <- struct{}{}:
 	default:
 	}
 }
 
-func (p *Pipeline) dispatcher(ctx context.Context) {
-	p.loop(ctx, 100*time.Millisecond, p.wakeCh, "dispatch", "dispatch failed; trying again shortly", func(ctx context.Context) error {
-		return p.dispatchOnce(ctx, false)
-	})
+// run claims and sends until ctx is done. A wake (a worker queued something)
+// is answered after a few milliseconds, so that what the workers commit
+// meanwhile goes in the same claim; otherwise it runs when the earliest due
+// item falls due, and at least every poll.
+func (d *Dispatcher) run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.sends.Wait()
+			return
+		case <-d.wakeCh:
+			sleep(ctx, 5*time.Millisecond)
+		case <-timer.C:
+		}
+		next, err := d.dispatch(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.p.m.storeErrors.WithLabelValues("dispatch").Inc()
+			d.p.o.Logger.Error().Err(err).Msg("dispatch failed; trying again shortly")
+			next = time.Time{}
+		}
+		wait := poll
+		if !next.IsZero() {
+			wait = min(max(time.Until(next), time.Millisecond), poll)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+	}
 }
 
-// Flush sends what is due now and waits for it (tests, and the end of a
-// drain).
-func (p *Pipeline) Flush(ctx context.Context) error { return p.dispatchOnce(ctx, true) }
-
-// dispatchOnce starts a send for every target with due items and a free
-// rate-limit token; with wait it returns when those sends finished.
-func (p *Pipeline) dispatchOnce(ctx context.Context, wait bool) error {
-	now := p.o.Now()
-	ids, err := p.o.Store.Marked(ctx, indexOutbox, score(now))
-	if err != nil {
-		return err
-	}
-	type due struct {
-		id string
-		it outboxItem
-	}
-	byTarget := map[string][]due{}
-	var order []string
-	for _, id := range ids {
-		var it outboxItem
-		old, err := p.o.Store.State(ctx, "outbox:"+id)
+// flush sends what is due now and waits for it.
+func (d *Dispatcher) flush(ctx context.Context) error {
+	for i := 0; i < 100; i++ {
+		n, err := d.claim(ctx, true)
 		if err != nil {
 			return err
 		}
-		if old == nil || json.Unmarshal(old, &it) != nil || it.Sent {
-			_ = p.o.Store.Unmark(ctx, indexOutbox, id)
-			continue
+		d.sends.Wait()
+		if n == 0 {
+			return nil
 		}
-		if it.Due.After(now) || it.Lease.After(now) {
-			continue
-		}
-		k := it.N.Target.Key()
-		if _, seen := byTarget[k]; !seen {
-			order = append(order, k)
-		}
-		byTarget[k] = append(byTarget[k], due{id, it})
 	}
-	var wg sync.WaitGroup
-	for _, k := range order {
-		items := byTarget[k]
-		p.dmu.Lock()
-		busy := p.sending[k]
-		p.dmu.Unlock()
-		if busy || !p.allow(k, items[0].it.N.Target.Integration, now) {
-			continue // coalesces into the next message for this target
+	return nil
+}
+
+// dispatch claims everything due and starts sending it; it returns when the
+// queue says the next item falls due.
+func (d *Dispatcher) dispatch(ctx context.Context) (time.Time, error) {
+	for i := 0; i < 50; i++ {
+		n, err := d.claimOnce(ctx)
+		if err != nil || n.batches == 0 || ctx.Err() != nil {
+			return n.next, err
 		}
-		p.dmu.Lock()
-		p.sending[k] = true
-		p.dmu.Unlock()
-		ids := make([]string, len(items))
-		for i, d := range items {
-			ids[i] = d.id
+	}
+	return time.Now(), nil
+}
+
+type claimed struct {
+	batches int
+	next    time.Time
+}
+
+func (d *Dispatcher) claim(ctx context.Context, _ bool) (int, error) {
+	c, err := d.claimOnce(ctx)
+	return c.batches, err
+}
+
+func (d *Dispatcher) classes() map[string]store.ClassLimit {
+	out := map[string]store.ClassLimit{}
+	for _, typ := range []string{"slack", "email", "pagerduty", "webhook", "log"} {
+		lim := d.p.o.RateLimits[typ]
+		pm := d.perMessage(typ)
+		c := store.ClassLimit{PerSecond: lim.PerSecond, Burst: lim.Burst, MaxAlerts: batchAlerts}
+		switch {
+		case lim.PerSecond > 0 && pm > 0:
+			// Limited: a batch is exactly one message.
+			c.MaxAlerts = pm
+		case pm == 1:
+			// One request per alert: a batch the size its lease can
+			// carry through a slow endpoint.
+			c.MaxAlerts = oneByOneBatch
 		}
-		wg.Add(1)
+		out[typ] = c
+	}
+	return out
+}
+
+// batchAlerts bounds the alerts one batch takes; oneByOneBatch does for an
+// integration that sends a request per alert.
+const (
+	batchAlerts   = 1000
+	oneByOneBatch = 100
+)
+
+func (d *Dispatcher) perMessage(integration string) int {
+	if pm, ok := d.p.o.Notifier.(notifiers.PerMessage); ok {
+		return pm.PerMessage(integration)
+	}
+	return 0
+}
+
+// lease is how long a claimed batch is ours: a batch may wait for the one
+// before it to the same target, then take its own attempt.
+func (d *Dispatcher) lease() time.Duration {
+	return 2*d.p.o.Retrier.AttemptTimeoutOrDefault() + 10*time.Second
+}
+
+func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
+	c, err := d.p.o.Store.Claim(ctx, 0, store.QueueOutbox, store.ClaimOptions{
+		Now: d.p.o.Now(), Lease: d.lease(), Max: claimMax, Classes: d.classes(),
+	})
+	if err != nil {
+		return claimed{}, err
+	}
+	if c.Limited > 0 {
+		d.p.m.limited.Add(float64(c.Limited))
+	}
+	for _, b := range c.Batches {
+		select {
+		case d.slots <- struct{}{}:
+		case <-ctx.Done():
+			// Not sent: the lease hands it to the next claimer.
+			return claimed{}, nil
+		}
+		d.sends.Add(1)
 		go func() {
-			defer wg.Done()
-			defer func() {
-				p.dmu.Lock()
-				delete(p.sending, k)
-				p.dmu.Unlock()
-				// What came due for this target while it was busy goes now,
-				// not at the next tick.
-				p.wake()
-			}()
-			// Sends outlive a shutdown's cancel only as long as their own
+			defer d.sends.Done()
+			defer func() { <-d.slots }()
+			mu := d.target(b.Group)
+			mu.Lock()
+			defer mu.Unlock()
+			// A send outlives a shutdown's cancel only as long as its own
 			// attempt timeout allows.
-			if err := p.sendTarget(context.WithoutCancel(ctx), ids); err != nil {
-				p.m.storeErrors.WithLabelValues("dispatch").Inc()
-				p.o.Logger.Error().Err(err).Str("target", k).Msg("send failed on the store; the items are retried after their lease")
+			if err := d.send(context.WithoutCancel(ctx), b); err != nil {
+				d.p.m.storeErrors.WithLabelValues("dispatch").Inc()
+				d.p.o.Logger.Error().Err(err).Str("target", b.Group).Msg("settling a delivery failed on the store; the batch is sent again after its lease")
 			}
 		}()
 	}
-	if wait {
-		wg.Wait()
-	}
-	return nil
+	return claimed{batches: len(c.Batches), next: c.Next}, nil
 }
 
-// sendTarget claims the due items of one target, sends them as one message
-// where they can merge, and settles each item.
-func (p *Pipeline) sendTarget(ctx context.Context, ids []string) error {
-	now := p.o.Now()
-	// The lease outlasts one attempt: a replica that dies mid-send leaves
-	// the items to others (or to itself, restarted) soon after.
-	lease := now.Add(p.o.Retrier.AttemptTimeoutOrDefault() + 5*time.Second)
-	var claimed []outboxItem
-	var claimedIDs []string
-	for _, id := range ids {
-		var it outboxItem
-		var mine bool
-		if _, err := p.o.Store.UpdateState(ctx, "outbox:"+id, 7*24*time.Hour, func(old []byte) ([]byte, error) {
-			// fn runs again when another replica wrote the key meanwhile:
-			// decide from the newest value alone, never from a stale copy.
-			mine, it = false, outboxItem{}
-			if old == nil || json.Unmarshal(old, &it) != nil || it.Sent || it.Due.After(now) || it.Lease.After(now) {
-				return old, nil
-			}
-			it.Lease, mine = lease, true
-			if it.First.IsZero() {
-				it.First = now
-			}
-			return json.Marshal(it)
-		}); err != nil {
-			return err
-		}
-		if mine {
-			claimed = append(claimed, it)
-			claimedIDs = append(claimedIDs, id)
-		}
+func (d *Dispatcher) target(key string) *sync.Mutex {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.targets[key]
+	if m == nil {
+		m = &sync.Mutex{}
+		d.targets[key] = m
 	}
-	if len(claimed) == 0 {
-		return nil
-	}
-	// Plain alert notifications merge; notices and digests go one each,
-	// first in line.
-	var batch []int
-	for i, it := range claimed {
-		if it.N.Kind != notifiers.KindAlerts {
-			batch = []int{i}
-			break
-		}
-		batch = append(batch, i)
-	}
-	n := merge(claimed, batch)
-	log := p.o.Logger.With().Str("target", n.Target.Key()).Str("kind", n.Kind).Logger()
-	// An alert observation (fingerprint, status, startsAt) goes to a target
-	// at most once, however many entries carried it (a resend after the
-	// dedup window, a replay).
-	if n.Kind == notifiers.KindAlerts {
-		fresh, err := p.undelivered(ctx, n)
-		if err != nil {
-			return err
-		}
-		if len(fresh) == 0 {
-			for _, i := range batch {
-				if err := p.settle(ctx, claimedIDs[i], claimed[i], func(it *outboxItem) { it.Sent, it.N.Alerts = true, nil }); err != nil {
-					return err
-				}
-			}
-			log.Debug().Int("alerts", len(n.Alerts)).Msg("every alert already delivered to this target; nothing sent")
-			return nil
-		}
-		n.Alerts = fresh
-	}
-	var retry bool
-	var err error
-	if p.o.Notifier != nil {
-		actx, cancel := context.WithTimeout(ctx, p.o.Retrier.AttemptTimeoutOrDefault())
-		retry, err = p.o.Notifier.Notify(actx, &n)
-		cancel()
-	}
+	return m
+}
 
-	// Items not in the batch go back at once, unchanged but for the lease.
-	inBatch := map[int]bool{}
-	for _, i := range batch {
-		inBatch[i] = true
-	}
-	for i := range claimed {
-		if !inBatch[i] {
-			if err := p.settle(ctx, claimedIDs[i], claimed[i], func(it *outboxItem) { it.Lease = time.Time{} }); err != nil {
-				return err
-			}
-		}
-	}
-	if err == nil {
-		if n.Kind == notifiers.KindAlerts {
-			if err := p.markDelivered(ctx, n); err != nil {
-				return err
-			}
-		}
-		p.m.notified.WithLabelValues(n.Kind).Inc()
-		if len(batch) > 1 {
-			p.m.coalesced.Add(float64(len(batch) - 1))
-		}
-		for _, i := range batch {
-			if err := p.settle(ctx, claimedIDs[i], claimed[i], func(it *outboxItem) { it.Sent, it.N.Alerts = true, nil }); err != nil {
-				return err
-			}
-		}
-		log.Debug().Int("alerts", len(n.Alerts)).Int("merged", len(batch)).Msg("delivered")
-		return nil
-	}
-	deadline := p.o.Retrier.DeadlineOrDefault()
-	// Retry-After counts from the answer, not from when the attempt began.
-	now = p.o.Now()
-	for _, i := range batch {
-		it := claimed[i]
-		attempts := it.Attempts + 1
-		wait := p.o.Retrier.Backoff(attempts, err)
-		final := !retry || now.Add(wait).Sub(it.First) > deadline
-		if !final {
-			if serr := p.settle(ctx, claimedIDs[i], it, func(x *outboxItem) {
-				x.Attempts, x.LastErr, x.Lease, x.Due = attempts, err.Error(), time.Time{}, now.Add(wait)
-			}); serr != nil {
-				return serr
-			}
-			if serr := p.o.Store.Mark(ctx, indexOutbox, claimedIDs[i], score(now.Add(wait))); serr != nil {
-				return serr
-			}
+// unit is what one claimed batch splits into: each notice or digest item
+// on its own, and the batch's alert items merged into one notification.
+// A unit is sent as one or more messages (its parts).
+type unit struct {
+	items []store.Item // the items it finishes
+	n     *notifiers.Notification
+	parts []*notifiers.Notification
+	// Outcome of each part.
+	sent   []bool
+	failed []error
+}
+
+// send delivers one claimed batch and settles its items.
+func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
+	p := d.p
+	now := p.o.Now()
+	var st store.Settlement
+	integration := b.Items[0].Class
+	pm := d.perMessage(integration)
+
+	var units []*unit
+	var alertItems []store.Item
+	for _, it := range b.Items {
+		var n notifiers.Notification
+		if err := json.Unmarshal(it.Payload, &n); err != nil {
+			it.LastErr = "undecodable notification: " + err.Error()
+			d.deadItem(&st, it)
 			continue
 		}
-		why := "failed for good"
-		if retry {
-			why = "gave up at the delivery deadline"
-		}
-		derr := fmt.Errorf("deliver %s to %s: %s after %d attempts: %w", it.N.Kind, it.N.Target.Key(), why, attempts, err)
-		if serr := p.deadLetter(ctx, it.N, attempts, derr, now); serr != nil {
-			return serr
-		}
-		if serr := p.settle(ctx, claimedIDs[i], it, func(x *outboxItem) { x.Sent, x.N.Alerts = true, nil }); serr != nil {
-			return serr
+		switch {
+		case it.Collects:
+			n.Alerts, n.More = collected(it), it.Overflow
+			if len(n.Alerts) == 0 && n.More == 0 {
+				st.Done = append(st.Done, it) // an empty digest: nothing to say
+				continue
+			}
+			units = append(units, &unit{items: []store.Item{it}, n: &n})
+		case n.Kind == notifiers.KindAlerts:
+			alertItems = append(alertItems, it)
+		default:
+			units = append(units, &unit{items: []store.Item{it}, n: &n})
 		}
 	}
-	if retry && !errors.Is(err, context.Canceled) {
-		log.Warn().Err(err).Int("alerts", len(n.Alerts)).Msg("delivery failed; retrying with backoff")
+	if len(alertItems) > 0 {
+		units = append(units, &unit{items: alertItems, n: merge(alertItems)})
+		if len(alertItems) > 1 {
+			p.m.coalesced.Add(float64(len(alertItems) - 1))
+		}
 	}
-	return nil
-}
+	// A stable key per message: the same batch sends the same messages
+	// under the same keys, whoever sends it.
+	var msgs []*notifiers.Notification
+	for _, u := range units {
+		u.parts = split(u.n, pm)
+		u.sent, u.failed = make([]bool, len(u.parts)), make([]error, len(u.parts))
+		for _, part := range u.parts {
+			part.Key = b.ID + "/" + strconv.Itoa(len(msgs))
+			msgs = append(msgs, part)
+		}
+	}
 
-// settle rewrites a claimed item (if it is still the one we claimed) and
-// drops it from the index once sent.
-func (p *Pipeline) settle(ctx context.Context, id string, claimed outboxItem, change func(*outboxItem)) error {
-	var sent bool
-	_, err := p.o.Store.UpdateState(ctx, "outbox:"+id, 7*24*time.Hour, func(old []byte) ([]byte, error) {
-		var cur outboxItem
-		if old == nil || json.Unmarshal(old, &cur) != nil || cur.N.Key != claimed.N.Key {
-			return old, nil // a digest started anew under the same id: not ours
+	sendN := len(msgs)
+	if p.o.RateLimits[integration].PerSecond > 0 && sendN > 1 {
+		// One message per token: the rest waits for the next claim.
+		sendN = 1
+	}
+	skip := 0
+	if b.Reclaimed && len(msgs) > 1 {
+		// Its first claimer died midway: what it delivered is on record.
+		skip = d.progress(ctx, b.ID)
+	}
+	actx, cancel := context.WithTimeout(ctx, p.o.Retrier.AttemptTimeoutOrDefault())
+	defer cancel()
+	var retryErr error
+	i := 0
+sending:
+	for _, u := range units {
+		for j, part := range u.parts {
+			if i >= sendN {
+				break sending
+			}
+			if i < skip {
+				u.sent[j] = true
+				i++
+				continue
+			}
+			retry, err := false, error(nil)
+			if p.o.Notifier != nil {
+				retry, err = p.o.Notifier.Notify(actx, part)
+			}
+			i++
+			switch {
+			case err == nil:
+				u.sent[j] = true
+				p.m.notified.WithLabelValues(part.Kind).Inc()
+				p.m.alertsOut.WithLabelValues(integration, "delivered").Add(float64(len(part.Alerts) + part.More))
+				if i < sendN && len(msgs) > 1 {
+					d.saveProgress(ctx, b.ID, i)
+				}
+			case retry || actx.Err() != nil:
+				// The endpoint is unwell: the rest waits with this one.
+				retryErr = err
+				break sending
+			default:
+				u.failed[j] = err
+			}
 		}
-		change(&cur)
-		sent = cur.Sent
-		return json.Marshal(cur)
-	})
+	}
+
+	// Retry-After counts from the answer, not from when the batch began.
+	now = p.o.Now()
+	for _, u := range units {
+		if err := d.settleUnit(ctx, &st, b, u, retryErr, now); err != nil {
+			return err
+		}
+	}
+	if retryErr != nil && !errors.Is(retryErr, context.Canceled) {
+		p.o.Logger.Warn().Err(retryErr).Str("target", b.Group).Msg("delivery failed; retrying with backoff")
+	}
+	// Past the delivery deadline a retry is a dead letter.
+	deadline := p.o.Retrier.DeadlineOrDefault()
+	keep := st.Retry[:0]
+	for _, it := range st.Retry {
+		if it.Attempts > 0 && it.Due.Sub(it.Since) > deadline {
+			it.LastErr = fmt.Sprintf("gave up at the delivery deadline (%s) after %d attempts: %s", deadline, it.Attempts, it.LastErr)
+			d.deadItem(&st, it)
+			continue
+		}
+		keep = append(keep, it)
+	}
+	st.Retry = keep
+	st.Now = p.o.Now()
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	res, err := p.o.Store.Settle(sctx, 0, store.QueueOutbox, st)
 	if err != nil {
 		return err
 	}
-	if sent {
-		return p.o.Store.Unmark(ctx, indexOutbox, id)
+	if res.Evicted > 0 {
+		p.m.deadEvicted.Add(float64(res.Evicted))
+		p.o.Logger.Warn().Int("evicted", res.Evicted).Msg("dead letters past the cap dropped, oldest first")
+	}
+	if len(msgs) > 1 {
+		d.clearProgress(sctx, b.ID)
 	}
 	return nil
 }
 
-// merge makes one notification of the batch: the alerts of all, the latest
-// observation of each alert kept.
-func merge(items []outboxItem, batch []int) notifiers.Notification {
-	n := items[batch[0]].N
-	if len(batch) == 1 {
-		return n
+// settleUnit decides what becomes of a unit's items: done when every part
+// went; back in the queue, as they are, when none went; else a dead letter
+// for each part that failed for good and the alerts of the parts not sent
+// back as one item.
+func (d *Dispatcher) settleUnit(ctx context.Context, st *store.Settlement, b store.Batch, u *unit, retryErr error, now time.Time) error {
+	var sent, failed int
+	var rest template.Alerts
+	restMore := 0
+	for j, part := range u.parts {
+		switch {
+		case u.sent[j]:
+			sent++
+		case u.failed[j] != nil:
+			failed++
+		default:
+			rest = append(rest, part.Alerts...)
+			restMore += part.More
+		}
 	}
+	switch {
+	case sent == len(u.parts):
+		st.Done = append(st.Done, u.items...)
+		return nil
+	case sent == 0 && failed == 0:
+		for _, it := range u.items {
+			st.Retry = append(st.Retry, d.retryItem(it, retryErr, now))
+		}
+		return nil
+	case len(u.parts) == 1 && failed == 1 && len(u.items) == 1:
+		it := u.items[0]
+		it.Attempts++
+		it.LastErr = fmt.Sprintf("failed for good after %d attempts: %v", it.Attempts, u.failed[0])
+		d.deadItem(st, it)
+		return nil
+	}
+	for j, part := range u.parts {
+		if err := u.failed[j]; err != nil {
+			it := store.Item{ID: part.Key, Group: b.Group, Class: u.items[0].Class, Alerts: len(part.Alerts), Since: u.items[0].Since}
+			it.Attempts = u.items[0].Attempts + 1
+			it.LastErr = fmt.Sprintf("failed for good after %d attempts: %v", it.Attempts, err)
+			it.Payload, _ = json.Marshal(part)
+			d.deadItem(st, it) // no receipt: a part, a dead letter of its own
+		}
+	}
+	if len(rest) > 0 || restMore > 0 {
+		// Put back before the batch is settled: a crash in between sends
+		// the rest twice, never loses it.
+		n := *u.n
+		n.Alerts, n.More, n.Key = rest, restMore, b.ID+":rest"
+		it := store.Item{ID: n.Key, Group: b.Group, Class: u.items[0].Class, Alerts: len(rest), Since: u.items[0].Since}
+		for _, x := range u.items {
+			it.Attempts = max(it.Attempts, x.Attempts)
+			if x.Since.Before(it.Since) {
+				it.Since = x.Since
+			}
+		}
+		it = d.retryItem(it, retryErr, now)
+		it.Payload, _ = json.Marshal(n)
+		if err := d.p.o.Store.Commit(ctx, 0, store.Txn{Put: []store.Put{{Queue: store.QueueOutbox, Item: it}}}); err != nil {
+			return err
+		}
+	}
+	for _, it := range u.items {
+		if it.Collects {
+			// The digest's content is in the dead letters and the rest;
+			// the item itself is done.
+			it.Collected = nil
+		}
+		st.Done = append(st.Done, it)
+	}
+	return nil
+}
+
+// retryItem is it, put back: with backoff after a failed attempt (err),
+// else due at once (a rate limit let only part of its batch go).
+func (d *Dispatcher) retryItem(it store.Item, err error, now time.Time) store.Item {
+	if err == nil {
+		it.Due = now
+		return it
+	}
+	it.Attempts++
+	it.LastErr = err.Error()
+	it.Due = now.Add(d.p.o.Retrier.Backoff(it.Attempts, err))
+	return it
+}
+
+// deadItem keeps it as a dead letter: logged, counted, listed.
+func (d *Dispatcher) deadItem(st *store.Settlement, it store.Item) {
+	p := d.p
+	p.m.notifyErrors.Inc()
+	p.m.deadLetters.WithLabelValues(it.Class).Inc()
+	if it.Collects {
+		// What the digest collected goes with it into the dead letter.
+		var n notifiers.Notification
+		if json.Unmarshal(it.Payload, &n) == nil && len(n.Alerts) == 0 {
+			n.Alerts, n.More = collected(it), it.Overflow
+			it.Payload, _ = json.Marshal(n)
+			it.Alerts = len(n.Alerts)
+		}
+	}
+	p.m.alertsOut.WithLabelValues(it.Class, "dead_letter").Add(float64(it.Alerts))
+	p.o.Logger.Error().Str("error", it.LastErr).Str("target", it.Group).Int("attempts", it.Attempts).Int("alerts", it.Alerts).
+		Msg("notification failed for good; kept as a dead letter")
+	st.Dead = append(st.Dead, it)
+}
+
+func progressKey(batch string) string { return "progress:" + batch }
+
+func (d *Dispatcher) progress(ctx context.Context, batch string) int {
+	vs, err := d.p.o.Store.Get(ctx, 0, progressKey(batch))
+	if err != nil || len(vs) == 0 || vs[0] == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(vs[0]))
+	return n
+}
+
+// saveProgress records that a batch's first n messages were delivered, so
+// that whoever takes the batch over after a crash does not send them again.
+func (d *Dispatcher) saveProgress(ctx context.Context, batch string, n int) {
+	if err := d.p.o.Store.Commit(ctx, 0, store.Txn{Set: []store.Value{{Key: progressKey(batch), Value: []byte(strconv.Itoa(n)), TTL: 2 * d.lease()}}}); err != nil {
+		d.p.o.Logger.Warn().Err(err).Msg("recording delivery progress failed; a takeover after a crash may send some messages again")
+	}
+}
+
+func (d *Dispatcher) clearProgress(ctx context.Context, batch string) {
+	_ = d.p.o.Store.Commit(ctx, 0, store.Txn{Set: []store.Value{{Key: progressKey(batch)}}})
+}
+
+// collected decodes a digest's alerts, oldest first.
+func collected(it store.Item) template.Alerts {
+	as := make(template.Alerts, 0, len(it.Collected))
+	for _, v := range it.Collected {
+		var a template.Alert
+		if json.Unmarshal(v, &a) == nil {
+			as = append(as, a)
+		}
+	}
+	sortByStart(as)
+	return as
+}
+
+// merge makes one notification of alert items: the latest observation of
+// each alert kept. It decides the same whatever order the items come in, so
+// that a batch claimed again after a crash merges into the same messages.
+func merge(items []store.Item) *notifiers.Notification {
+	sorted := slices.Clone(items)
+	slices.SortFunc(sorted, func(a, b store.Item) int {
+		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.ID, b.ID))
+	})
+	var out *notifiers.Notification
 	byFP := map[string]int{}
 	var as template.Alerts
-	for _, i := range batch {
-		for _, a := range items[i].N.Alerts {
+	for _, it := range sorted {
+		var n notifiers.Notification
+		if json.Unmarshal(it.Payload, &n) != nil {
+			continue
+		}
+		if out == nil {
+			c := n
+			out = &c
+		}
+		for _, a := range n.Alerts {
 			if j, ok := byFP[a.Fingerprint]; ok {
-				as[j] = a
+				if watermark(a) >= watermark(as[j]) {
+					as[j] = a
+				}
 				continue
 			}
 			byFP[a.Fingerprint] = len(as)
 			as = append(as, a)
 		}
 	}
-	if len(as) > maxCoalesce {
-		as = as[:maxCoalesce]
+	if out == nil {
+		out = &notifiers.Notification{Kind: notifiers.KindAlerts}
 	}
-	sort.SliceStable(as, func(i, j int) bool { return as[i].StartsAt.Before(as[j].StartsAt) })
-	n.Alerts = as
-	n.Key = fmt.Sprintf("%s+%d", n.Key, len(batch)-1)
-	return n
+	sortByStart(as)
+	out.Alerts = as
+	return out
 }
 
-func (p *Pipeline) deadLetter(ctx context.Context, n notifiers.Notification, attempts int, err error, now time.Time) error {
-	p.m.notifyErrors.Inc()
-	p.m.deadLetters.WithLabelValues(n.Target.Integration).Inc()
-	p.o.Logger.Error().Err(err).Str("target", n.Target.Key()).Str("kind", n.Kind).Int("attempts", attempts).Int("alerts", len(n.Alerts)).Msg("notification failed for good; kept as a dead letter")
-	dl := DeadLetter{Key: n.Key, Kind: n.Kind, Target: n.Target.Key(), Integration: n.Target.Integration, Alerts: len(n.Alerts), Attempts: attempts, Error: err.Error(), At: now, Notification: n}
-	if _, serr := p.o.Store.UpdateState(ctx, "dead:"+n.Key, deadTTL, func([]byte) ([]byte, error) { return json.Marshal(dl) }); serr != nil {
-		return fmt.Errorf("keep dead letter: %w", serr)
+func sortByStart(as template.Alerts) {
+	sort.SliceStable(as, func(i, j int) bool {
+		if !as[i].StartsAt.Equal(as[j].StartsAt) {
+			return as[i].StartsAt.Before(as[j].StartsAt)
+		}
+		return as[i].Fingerprint < as[j].Fingerprint
+	})
+}
+
+// split cuts n into messages of at most per alerts (0: one message); the
+// count of alerts not carried (More) goes with the last.
+func split(n *notifiers.Notification, per int) []*notifiers.Notification {
+	if per <= 0 || len(n.Alerts) <= per {
+		return []*notifiers.Notification{n}
 	}
-	return p.o.Store.Mark(ctx, indexDead, n.Key, score(now))
+	var out []*notifiers.Notification
+	for i := 0; i < len(n.Alerts); i += per {
+		c := *n
+		c.Alerts = n.Alerts[i:min(i+per, len(n.Alerts))]
+		c.More = 0
+		out = append(out, &c)
+	}
+	out[len(out)-1].More = n.More
+	return out
 }
 
-// deliveredTTL is how long "this observation reached this target" is
-// remembered: longer than any alert's repeat interval.
-const deliveredTTL = 7 * 24 * time.Hour
-
-func deliveredKey(target string, a template.Alert) string {
-	return "delivered:" + target + ":" + a.Fingerprint + ":" + a.Status + ":" + a.StartsAt.UTC().Format(time.RFC3339Nano)
+// DeadLetter is a notification that failed for good.
+type DeadLetter struct {
+	Key         string    `json:"key"`
+	Kind        string    `json:"kind"`
+	Target      string    `json:"target"`
+	Integration string    `json:"integration"`
+	Alerts      int       `json:"alerts"`
+	Attempts    int       `json:"attempts"`
+	Error       string    `json:"error"`
+	At          time.Time `json:"at"`
+	// Fingerprints are the alerts' (at most 100 of them, in order).
+	Fingerprints []string               `json:"fingerprints"`
+	Notification notifiers.Notification `json:"notification"`
 }
 
-// undelivered keeps the alerts of n not yet delivered to its target.
-func (p *Pipeline) undelivered(ctx context.Context, n notifiers.Notification) (template.Alerts, error) {
-	var out template.Alerts
-	for _, a := range n.Alerts {
-		seen, err := p.o.Store.State(ctx, deliveredKey(n.Target.Key(), a))
-		if err != nil {
-			return nil, err
+// FailedDeliveries lists the dead letters kept, newest first.
+func (p *Pipeline) FailedDeliveries(ctx context.Context) ([]DeadLetter, error) {
+	ds, _, err := p.o.Store.DeadLetters(ctx, 0, store.QueueOutbox, 0, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	out := []DeadLetter{}
+	for _, d := range ds {
+		var n notifiers.Notification
+		_ = json.Unmarshal(d.Item.Payload, &n)
+		dl := DeadLetter{Key: d.Item.ID, Kind: n.Kind, Target: d.Item.Group, Integration: d.Item.Class, Alerts: d.Item.Alerts,
+			Attempts: d.Item.Attempts, Error: d.Item.LastErr, At: d.At, Notification: n, Fingerprints: []string{}}
+		for _, a := range n.Alerts {
+			if len(dl.Fingerprints) == 100 {
+				break
+			}
+			dl.Fingerprints = append(dl.Fingerprints, a.Fingerprint)
 		}
-		if seen == nil {
-			out = append(out, a)
-		}
+		out = append(out, dl)
 	}
 	return out, nil
-}
-
-func (p *Pipeline) markDelivered(ctx context.Context, n notifiers.Notification) error {
-	for _, a := range n.Alerts {
-		if _, err := p.o.Store.UpdateState(ctx, deliveredKey(n.Target.Key(), a), deliveredTTL, func([]byte) ([]byte, error) {
-			return []byte("1"), nil
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
 }

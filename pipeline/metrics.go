@@ -21,6 +21,10 @@ type metrics struct {
 	notifyErrors prometheus.Counter
 	deadLetters  *prometheus.CounterVec
 	coalesced    prometheus.Counter
+	alertsOut    *prometheus.CounterVec
+	limited      prometheus.Counter
+	deadEvicted  prometheus.Counter
+	conflicts    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s Store) *metrics {
@@ -31,7 +35,7 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 		}, []string{"status"}),
 		redelivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "alertmedic_queue_redelivered_total",
-			Help: "Queue entries delivered again after they had been processed (a crash before the acknowledgement); skipped.",
+			Help: "Queue entries another consumer finished first (it took them over after claim_idle); this copy was dropped unwritten.",
 		}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "alertmedic_processing_duration_seconds",
@@ -75,6 +79,26 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 		Name: "alertmedic_notifications_coalesced_total",
 		Help: "Notifications merged into another for the same target while it was rate limited or busy.",
 	})
+	m.alertsOut = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "alertmedic_notification_alerts_total",
+		Help: "Alerts carried or counted (\"and N more\") by delivered messages, and alerts in dead letters, by integration and outcome (delivered, dead_letter).",
+	}, []string{"integration", "outcome"})
+	m.limited = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "alertmedic_notifications_rate_limited_total",
+		Help: "Times a target's waiting notifications were held back by its rate limit (they merge into its next message).",
+	})
+	m.deadEvicted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "alertmedic_notifications_dead_letters_evicted_total",
+		Help: "Dead letters dropped, oldest first, because more than the cap were kept.",
+	})
+	m.conflicts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "alertmedic_pipeline_commit_conflicts_total",
+		Help: "Decisions taken again because another worker or replica changed an alert's record meanwhile.",
+	})
+	for _, i := range []string{"slack", "email", "pagerduty", "webhook", "log"} {
+		m.alertsOut.WithLabelValues(i, "delivered")
+		m.alertsOut.WithLabelValues(i, "dead_letter")
+	}
 	m.muted.WithLabelValues("drop")
 	m.muted.WithLabelValues("defer")
 	for _, k := range []string{"alerts", "digest", "flapping_started", "flapping_stopped"} {
@@ -82,7 +106,7 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 	}
 	m.processed.WithLabelValues(alert.StatusFiring)
 	m.processed.WithLabelValues(alert.StatusResolved)
-	for _, op := range []string{"dequeue", "record", "decide", "check", "dispatch", "remedy", "ack"} {
+	for _, op := range []string{"dequeue", "read", "commit", "check", "dispatch", "remedy", "maintain"} {
 		m.storeErrors.WithLabelValues(op)
 	}
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -98,7 +122,8 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 		return float64(d)
 	})
 	if reg != nil {
-		reg.MustRegister(m.processed, m.redelivered, m.duration, m.wait, m.storeErrors, depth, m.held, m.muted, m.notified, m.notifyErrors, m.deadLetters, m.coalesced)
+		reg.MustRegister(m.processed, m.redelivered, m.duration, m.wait, m.storeErrors, depth, m.held, m.muted, m.notified, m.notifyErrors, m.deadLetters, m.coalesced,
+			m.alertsOut, m.limited, m.deadEvicted, m.conflicts)
 	}
 	return m
 }

@@ -1,13 +1,16 @@
-// Package pipeline runs the workers that take queued webhook messages and
-// carry each alert through alertmedic: record the observation in its
-// history (this package, now), then flapping, routing, notifiers and
-// remediation as they land. An entry is acknowledged only once its processing
-// has finished, so a crash leaves it in the queue for a restart or another
-// replica to finish.
+// Package pipeline carries each accepted alert through alertmedic: workers
+// take queued webhook entries and decide flapping, routing and quiet hours
+// for each alert, and commit what they decided in one atomic step with the
+// entry's acknowledgement (so a crash redoes an entry whole or not at all);
+// a dispatcher delivers the outbox to the integrations within each target's
+// rate limit; a runner takes the remediation queue; a periodic check ends
+// flapping that went quiet. Every piece of work waits in the store, so
+// another replica, or this one restarted, finishes it.
 package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -18,21 +21,21 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/store"
 )
 
-// Store is what the pipeline needs of the state backend.
+// Store is what the pipeline needs of the state backend (see package
+// store for the contract).
 type Store interface {
 	Dequeue(ctx context.Context, consumer string, max int, block time.Duration) ([]*alert.Entry, error)
-	Ack(ctx context.Context, receipt string) error
 	Depth(ctx context.Context) (int64, error)
-	// IsDone says whether an entry was recorded (processed) already.
-	IsDone(ctx context.Context, id string) (bool, error)
-	Record(ctx context.Context, e *alert.Entry) (fresh bool, err error)
-	UpdateState(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) ([]byte, error)
-	State(ctx context.Context, key string) ([]byte, error)
-	Mark(ctx context.Context, index, member string, score float64) error
+	Get(ctx context.Context, shard int, keys ...string) ([][]byte, error)
+	Commit(ctx context.Context, shard int, t store.Txn) error
+	Claim(ctx context.Context, shard int, queue string, o store.ClaimOptions) (store.Claimed, error)
+	Settle(ctx context.Context, shard int, queue string, s store.Settlement) (store.Settled, error)
+	DeadLetters(ctx context.Context, shard int, queue string, offset, limit int) ([]store.Dead, int, error)
 	Marked(ctx context.Context, index string, max float64) ([]string, error)
-	Unmark(ctx context.Context, index, member string) error
+	Maintain(ctx context.Context) error
 }
 
 // Options configure a Pipeline.
@@ -60,25 +63,25 @@ type Options struct {
 	RemedyWorkers int
 	// Rules route and judge flapping; nil (until Apply) only records.
 	Rules *Rules
-	// CheckInterval paces the periodic check (flapping that ended, outbox
-	// items due); default 30s.
+	// RecordTTL is how long an alert's record outlives its last
+	// observation (pipeline.history_retention); default 24h.
+	RecordTTL time.Duration
+	// CheckInterval paces the periodic check (flapping that ended);
+	// default 30s.
 	CheckInterval time.Duration
 	Now           func() time.Time
 }
 
-// Pipeline is a pool of workers.
+// Pipeline is a pool of workers, a dispatcher and a remediation runner.
 type Pipeline struct {
 	o     Options
 	m     *metrics
 	wg    sync.WaitGroup
 	rules atomic.Pointer[Rules]
+	disp  *Dispatcher
 
-	wakeCh      chan struct{}
 	remedyWake  chan struct{}
 	remedySlots chan struct{}
-	dmu         sync.Mutex
-	buckets     map[string]*bucket
-	sending     map[string]bool
 }
 
 // New builds a pipeline and registers its metrics.
@@ -101,8 +104,12 @@ func New(o Options) *Pipeline {
 	if o.RemedyWorkers <= 0 {
 		o.RemedyWorkers = 4
 	}
-	p := &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store), wakeCh: make(chan struct{}, 1), buckets: map[string]*bucket{}, sending: map[string]bool{},
+	if o.RecordTTL <= 0 {
+		o.RecordTTL = 24 * time.Hour
+	}
+	p := &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store),
 		remedyWake: make(chan struct{}, 1), remedySlots: make(chan struct{}, o.RemedyWorkers)}
+	p.disp = newDispatcher(p)
 	if o.Rules != nil {
 		p.rules.Store(o.Rules)
 	}
@@ -122,13 +129,9 @@ func (p *Pipeline) Check(ctx context.Context) error {
 	return p.Flush(ctx)
 }
 
-func (p *Pipeline) checker(ctx context.Context) {
-	p.loop(ctx, p.o.CheckInterval, nil, "check", "periodic check failed; it runs again at the next interval", func(ctx context.Context) error {
-		cctx, cancel := context.WithTimeout(ctx, p.o.CheckInterval)
-		defer cancel()
-		return p.check(cctx)
-	})
-}
+// Flush sends what is due now and waits for it (tests, and the end of a
+// memory store's drain).
+func (p *Pipeline) Flush(ctx context.Context) error { return p.disp.flush(ctx) }
 
 // loop runs fn every interval, and at once when wake fires (nil: never),
 // until ctx is done. A failure is counted under op and logged with msg; the
@@ -153,10 +156,14 @@ func (p *Pipeline) loop(ctx context.Context, interval time.Duration, wake <-chan
 // Start runs the workers until ctx is cancelled. Cancelling ctx stops them
 // from taking new entries; entries they hold are finished (see Wait).
 func (p *Pipeline) Start(ctx context.Context) {
-	p.wg.Add(3)
+	p.wg.Add(4)
 	go func() {
 		defer p.wg.Done()
-		p.checker(ctx)
+		p.loop(ctx, p.o.CheckInterval, nil, "check", "periodic check failed; it runs again at the next interval", func(ctx context.Context) error {
+			cctx, cancel := context.WithTimeout(ctx, p.o.CheckInterval)
+			defer cancel()
+			return p.check(cctx)
+		})
 	}()
 	go func() {
 		defer p.wg.Done()
@@ -164,8 +171,17 @@ func (p *Pipeline) Start(ctx context.Context) {
 	}()
 	go func() {
 		defer p.wg.Done()
-		p.dispatcher(ctx)
+		p.disp.run(ctx)
 	}()
+	go func() {
+		defer p.wg.Done()
+		// The keys written too often to set a TTL each time get theirs
+		// refreshed here.
+		p.loop(ctx, time.Minute, nil, "maintain", "refreshing key TTLs failed; it runs again in a minute", p.o.Store.Maintain)
+	}()
+	if err := p.o.Store.Maintain(ctx); err != nil {
+		p.o.Logger.Warn().Err(err).Msg("refreshing key TTLs failed; it runs again in a minute")
+	}
 	for i := 0; i < p.o.Workers; i++ {
 		p.wg.Add(1)
 		// Each worker is its own queue consumer: a consumer's unacknowledged
@@ -200,7 +216,7 @@ func (p *Pipeline) Wait(ctx context.Context) error {
 func (p *Pipeline) Drain(ctx context.Context) (int, error) {
 	n := 0
 	for ctx.Err() == nil {
-		es, err := p.o.Store.Dequeue(ctx, p.o.Consumer+"-drain", 1, 0)
+		es, err := p.o.Store.Dequeue(ctx, p.o.Consumer+"-drain", dequeueBatch, 0)
 		if err != nil {
 			return n, err
 		}
@@ -216,11 +232,15 @@ func (p *Pipeline) Drain(ctx context.Context) (int, error) {
 	return n, ctx.Err()
 }
 
+// dequeueBatch is how many entries one worker takes at once: a backlog is
+// read in few round trips, and an entry waits behind at most a few others.
+const dequeueBatch = 8
+
 func (p *Pipeline) work(ctx context.Context, consumer string) {
 	log := p.o.Logger
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
-		es, err := p.o.Store.Dequeue(ctx, consumer, 1, p.o.Block)
+		es, err := p.o.Store.Dequeue(ctx, consumer, dequeueBatch, p.o.Block)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -248,37 +268,86 @@ func (p *Pipeline) work(ctx context.Context, consumer string) {
 	}
 }
 
-// process runs one entry through the stages and acknowledges it; it reports
-// whether the entry was acknowledged. An entry that could not be processed is
-// left unacknowledged: the queue hands it out again.
+// maxConflicts bounds how often one entry is decided again because another
+// replica changed one of its alerts' records meanwhile.
+const maxConflicts = 20
+
+// process decides one entry and commits the decision with the entry's
+// acknowledgement; it reports whether the entry is finished. An entry that
+// could not be committed is left unacknowledged: the queue hands it out
+// again, and since nothing of it was written, it is decided afresh.
 func (p *Pipeline) process(ctx context.Context, e *alert.Entry) bool {
 	start := p.o.Now()
 	log := p.o.Logger.With().Str("entry_id", e.ID).Str("request_id", e.RequestID).Logger()
 	p.m.wait.Observe(start.Sub(e.ReceivedAt).Seconds())
-
-	done, err := p.o.Store.IsDone(ctx, e.ID)
+	r := p.rules.Load()
+	now := p.o.Now()
+	keys := entryKeys(r, e, now)
+	vals, err := p.o.Store.Get(ctx, 0, keys...)
 	if err != nil {
-		p.m.storeErrors.WithLabelValues("record").Inc()
-		log.Error().Err(err).Msg("check entry state failed; the entry stays queued and will be retried")
+		p.m.storeErrors.WithLabelValues("read").Inc()
+		log.Error().Err(err).Msg("read alert records failed; the entry stays queued and will be retried")
 		return false
 	}
-	if !done {
-		// Flap detection, routing and delivery first; the entry is recorded
-		// as done only after them, so a crash in between redoes them (their
-		// effects carry idempotency keys) instead of losing them.
-		if err := p.decide(ctx, e, log); err != nil {
-			p.m.storeErrors.WithLabelValues("decide").Inc()
-			log.Error().Err(err).Msg("processing failed; the entry stays queued and will be retried")
-			return false
+	cur := make(map[string][]byte, len(keys))
+	for i, k := range keys {
+		cur[k] = vals[i]
+	}
+	for attempt := 0; ; attempt++ {
+		pl := p.newPlan(r, cur, now)
+		pl.decideEntry(e)
+		txn := pl.finish()
+		txn.Ack = e.Receipt
+		err := p.o.Store.Commit(ctx, 0, txn)
+		var c *store.Conflict
+		switch {
+		case err == nil:
+			p.committed(pl, e, log)
+			p.m.duration.Observe(p.o.Now().Sub(start).Seconds())
+			return true
+		case errors.Is(err, store.ErrAcked):
+			// Another consumer took it over after claim_idle and finished
+			// it: nothing of this decision was written.
+			p.m.redelivered.Inc()
+			log.Info().Int("alerts", len(e.Message.Alerts)).Msg("entry was finished by another consumer; dropping this copy")
+			return true
+		case errors.As(err, &c) && attempt < maxConflicts:
+			p.m.conflicts.Inc()
+			for _, v := range c.Current {
+				cur[v.Key] = v.Value
+			}
+			continue
+		}
+		p.m.storeErrors.WithLabelValues("commit").Inc()
+		log.Error().Err(err).Msg("commit failed; the entry stays queued and will be retried")
+		return false
+	}
+}
+
+// committed logs and counts what a committed plan did, and wakes whoever
+// has new work.
+func (p *Pipeline) committed(pl *plan, e *alert.Entry, log zerolog.Logger) {
+	for _, ev := range pl.events {
+		d := ev.d
+		log.Warn().Str("flap_key", ev.key).Str("alertname", ev.alertname).Str("event", string(d.Event)).
+			Int("changes", d.Changes).Str("window", d.Window.String()).Float64("percent", d.Percent).Str("reason", d.Reason).
+			Msg("flapping " + string(d.Event))
+	}
+	if pl.held > 0 {
+		p.m.held.Add(float64(pl.held))
+		log.Info().Int("alerts", pl.held).Msg("alerts are flapping; their notifications are held back")
+	}
+	for a, n := range pl.muted {
+		p.m.muted.WithLabelValues(string(a)).Add(float64(n))
+	}
+	for _, d := range pl.deferred {
+		if d.drop {
+			log.Info().Str("target", d.target).Str("interval", d.interval).Int("alerts", d.alerts).Msg("target muted; notification dropped")
+		} else {
+			log.Info().Str("target", d.target).Str("interval", d.interval).Time("until", d.until).Int("alerts", d.alerts).Msg("target muted; deferred to its digest")
 		}
 	}
-	fresh, err := p.o.Store.Record(ctx, e)
-	if err != nil {
-		p.m.storeErrors.WithLabelValues("record").Inc()
-		log.Error().Err(err).Msg("record history failed; the entry stays queued and will be retried")
-		return false
-	}
-	if fresh {
+	if e != nil {
 		for _, a := range e.Message.Alerts {
 			p.m.processed.WithLabelValues(a.Status).Inc()
 			ev := log.Info().
@@ -294,20 +363,49 @@ func (p *Pipeline) process(ctx context.Context, e *alert.Entry) bool {
 				Str("group_key", e.Message.GroupKey).
 				Msg("alert processed")
 		}
-	} else {
-		// A redelivery after a crash between recording and acknowledging.
-		p.m.redelivered.Inc()
-		log.Info().Int("alerts", len(e.Message.Alerts)).Msg("entry was already processed; acknowledging the redelivery")
 	}
+	if pl.outbox {
+		p.disp.wake()
+	}
+	if pl.remedy {
+		select {
+		case p.remedyWake <- struct{}{}:
+		default:
+		}
+	}
+}
 
-	if err := p.o.Store.Ack(ctx, e.Receipt); err != nil {
-		// Recorded but not acknowledged: the redelivery will find it recorded.
-		p.m.storeErrors.WithLabelValues("ack").Inc()
-		log.Error().Err(err).Msg("acknowledge failed; the entry will be redelivered and skipped")
-		return false
+// commitPlan commits a plan that acknowledges no entry (a periodic check, a
+// notice), deciding it again on conflict with decide.
+func (p *Pipeline) commitPlan(ctx context.Context, keys []string, decide func(pl *plan) bool) error {
+	r := p.rules.Load()
+	vals, err := p.o.Store.Get(ctx, 0, keys...)
+	if err != nil {
+		return err
 	}
-	p.m.duration.Observe(p.o.Now().Sub(start).Seconds())
-	return true
+	cur := make(map[string][]byte, len(keys))
+	for i, k := range keys {
+		cur[k] = vals[i]
+	}
+	for attempt := 0; ; attempt++ {
+		pl := p.newPlan(r, cur, p.o.Now())
+		if !decide(pl) {
+			return nil
+		}
+		err := p.o.Store.Commit(ctx, 0, pl.finish())
+		var c *store.Conflict
+		if errors.As(err, &c) && attempt < maxConflicts {
+			p.m.conflicts.Inc()
+			for _, v := range c.Current {
+				cur[v.Key] = v.Value
+			}
+			continue
+		}
+		if err == nil {
+			p.committed(pl, nil, p.o.Logger)
+		}
+		return err
+	}
 }
 
 type backoff struct{ min, max, cur time.Duration }

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/store"
 	"github.com/alertmedic/alertmedic/store/memory"
 )
 
@@ -52,6 +53,40 @@ func eventually(t *testing.T, what string, ok func() bool) {
 	}
 }
 
+// records reads the records of e's alerts.
+func records(t *testing.T, st Store, e *alert.Entry) []*alertRecord {
+	t.Helper()
+	var keys []string
+	for _, a := range e.Message.Alerts {
+		keys = append(keys, alertKey(a.Fingerprint))
+	}
+	vs, err := st.Get(context.Background(), 0, keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]*alertRecord, len(vs))
+	for i, v := range vs {
+		if v != nil {
+			out[i] = decodeRecord(v)
+		}
+	}
+	return out
+}
+
+// processedOnce says whether every alert of es has a record of exactly one
+// observation.
+func processedOnce(t *testing.T, st Store, es ...*alert.Entry) bool {
+	t.Helper()
+	for _, e := range es {
+		for _, r := range records(t, st, e) {
+			if r == nil || r.N != 1 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func TestWorkersRecordAndAcknowledge(t *testing.T) {
 	st := memory.New(memory.Options{})
 	logs := &syncBuf{}
@@ -59,20 +94,25 @@ func TestWorkersRecordAndAcknowledge(t *testing.T) {
 	p := New(Options{Store: st, Logger: zerolog.New(logs), Registerer: reg, Workers: 3, Consumer: "r1", Block: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx)
+	var es []*alert.Entry
 	for i := 0; i < 20; i++ {
 		status := alert.StatusFiring
 		if i%4 == 0 {
 			status = alert.StatusResolved
 		}
-		if _, err := st.Enqueue(ctx, entry("e"+string(rune('A'+i)), 2, status), time.Minute); err != nil {
+		e := entry("e"+string(rune('A'+i)), 2, status)
+		es = append(es, e)
+		if _, err := st.Enqueue(ctx, e, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "40 alerts processed", func() bool { n, _ := st.Processed(ctx); return n == 40 })
 	eventually(t, "queue empty", func() bool { d, _ := st.Depth(ctx); return d == 0 })
 	cancel()
 	if err := p.Wait(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if !processedOnce(t, st, es...) {
+		t.Error("not every alert has a record of one observation")
 	}
 	if got := strings.Count(logs.String(), `"message":"alert processed"`); got != 40 {
 		t.Errorf("%d alerts logged, want 40", got)
@@ -81,28 +121,28 @@ func TestWorkersRecordAndAcknowledge(t *testing.T) {
 		t.Errorf("resolved counted %v, want 10", got)
 	}
 	e := entry("eA", 2, alert.StatusResolved)
-	h, _ := st.History(ctx, e.Message.Alerts[0].Fingerprint)
-	if len(h) != 1 || h[0].Status != alert.StatusResolved || !h[0].ReceivedAt.Equal(e.ReceivedAt) {
-		t.Errorf("history %+v", h)
+	r := records(t, st, e)[0]
+	if r.Status != alert.StatusResolved || r.SeenAt != e.ReceivedAt.UnixMilli() || r.EndsAt != e.Message.Alerts[0].EndsAt.UnixMilli() {
+		t.Errorf("record %+v", r)
 	}
 	if !strings.Contains(logs.String(), `"entry_id":"eA"`) {
 		t.Error("log lines do not carry the entry id")
 	}
 }
 
-// flakyStore fails Record a given number of times, as a Redis outage does.
+// flakyStore fails Commit a given number of times, as a Redis outage does.
 type flakyStore struct {
 	*memory.Store
 	failures atomic.Int32
 	calls    atomic.Int32
 }
 
-func (f *flakyStore) Record(ctx context.Context, e *alert.Entry) (bool, error) {
+func (f *flakyStore) Commit(ctx context.Context, shard int, txn store.Txn) error {
 	f.calls.Add(1)
 	if f.failures.Add(-1) >= 0 {
-		return false, alert.Unavailable("record", errors.New("connection refused"))
+		return alert.Unavailable("commit", errors.New("connection refused"))
 	}
-	return f.Store.Record(ctx, e)
+	return f.Store.Commit(ctx, shard, txn)
 }
 
 func TestFailedEntryStaysQueuedAndIsRetried(t *testing.T) {
@@ -111,49 +151,59 @@ func TestFailedEntryStaysQueuedAndIsRetried(t *testing.T) {
 	p := New(Options{Store: f, Logger: zerolog.Nop(), Workers: 1, Consumer: "r1", Block: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := f.Enqueue(ctx, entry("e1", 1, alert.StatusFiring), time.Minute); err != nil {
+	e := entry("e1", 1, alert.StatusFiring)
+	if _, err := f.Enqueue(ctx, e, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	p.Start(ctx)
-	eventually(t, "processed after the outage", func() bool { n, _ := f.Processed(ctx); return n == 1 })
-	// The ack follows the record: the entry leaves the queue just after.
+	// The commit carries the acknowledgement: processed and out of the
+	// queue in one step.
 	eventually(t, "queue empty after success", func() bool { d, _ := f.Depth(ctx); return d == 0 })
+	if !processedOnce(t, f, e) {
+		t.Error("not processed once")
+	}
 	if c := f.calls.Load(); c != 4 {
-		t.Errorf("record called %d times, want 4 (3 failures, then success)", c)
+		t.Errorf("commit called %d times, want 4 (3 failures, then success)", c)
 	}
 	// 100ms + 200ms + 400ms of backoff: the failures were not retried in a
 	// busy loop.
 	if el := time.Since(start); el < 600*time.Millisecond {
 		t.Errorf("retried within %v: no backoff", el)
 	}
-	if got := testutil.ToFloat64(p.m.storeErrors.WithLabelValues("record")); got != 3 {
+	if got := testutil.ToFloat64(p.m.storeErrors.WithLabelValues("commit")); got != 3 {
 		t.Errorf("store errors counted %v, want 3", got)
 	}
 }
 
-func TestRedeliveredEntryIsNotProcessedTwice(t *testing.T) {
-	st := memory.New(memory.Options{})
+// An entry taken over by a second consumer after claim_idle, while the
+// first still works on it: whichever commits second writes nothing.
+func TestEntryTakenOverIsProcessedOnce(t *testing.T) {
+	st := memory.New(memory.Options{ClaimIdle: time.Millisecond})
 	logs := &syncBuf{}
-	p := New(Options{Store: st, Logger: zerolog.New(logs), Workers: 1, Consumer: "r1"})
+	p := New(Options{Store: st, Logger: zerolog.New(logs), Workers: 1, Consumer: "r1", Rules: example(t)})
 	ctx := context.Background()
 	e := entry("e1", 3, alert.StatusFiring)
-	// Recorded by a replica that died before acknowledging.
-	if _, err := st.Record(ctx, e); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := st.Enqueue(ctx, e, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	n, err := p.Drain(ctx)
-	if err != nil || n != 1 {
-		t.Fatalf("drain: %d %v", n, err)
+	first, _ := st.Dequeue(ctx, "slow", 1, 0)
+	time.Sleep(5 * time.Millisecond)
+	second, _ := st.Dequeue(ctx, "fast", 1, 0)
+	if len(first) != 1 || len(second) != 1 {
+		t.Fatalf("dequeued %d and %d", len(first), len(second))
 	}
-	if c, _ := st.Processed(ctx); c != 3 {
-		t.Errorf("processed %d, want 3 (once)", c)
+	if !p.process(ctx, second[0]) || !p.process(ctx, first[0]) {
+		t.Fatal("process failed")
 	}
-	if strings.Contains(logs.String(), `"alert processed"`) || !strings.Contains(logs.String(), "already processed") {
-		t.Errorf("redelivery handled wrongly:\n%s", logs)
+	if !processedOnce(t, st, e) {
+		t.Errorf("records %+v: want one observation each", records(t, st, e))
+	}
+	if n, _ := st.QueueLen(ctx, 0, store.QueueOutbox); n != 1 {
+		t.Errorf("outbox holds %d items, want the one notification", n)
+	}
+	if got := strings.Count(logs.String(), `"alert processed"`); got != 3 || !strings.Contains(logs.String(), "finished by another consumer") {
+		t.Errorf("take-over handled wrongly:\n%s", logs)
 	}
 	if got := testutil.ToFloat64(p.m.redelivered); got != 1 {
 		t.Errorf("redelivered = %v", got)

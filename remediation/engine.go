@@ -298,6 +298,22 @@ func (e *Engine) Handle(ctx context.Context, a template.Alert, flapping bool) []
 	return recs
 }
 
+// Matches says whether Handle would have any rule to decide for this
+// observation: a rule that matches its labels and has an action for its
+// status. Alerts no rule matches need no remediation task at all.
+func (e *Engine) Matches(a template.Alert) bool {
+	for _, r := range e.cur.Load().rules {
+		act := r.fire
+		if a.Status == alert.StatusResolved {
+			act = r.resolve
+		}
+		if act != nil && r.matches(a.Labels) {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *compiledRule) matches(ls template.KV) bool {
 	for _, m := range r.matchers {
 		if !m.Matches(ls[m.Name]) {

@@ -135,6 +135,9 @@ type Config struct {
 
 	// Timeout bounds one SMTP conversation, connect to QUIT.
 	Timeout model.Duration `yaml:"timeout"`
+	// MaxAlerts bounds the alerts one mail lists; a notification with
+	// more goes out as several mails. Default 100.
+	MaxAlerts int `yaml:"max_alerts"`
 }
 
 // Configured reports whether mail can be sent: a relay and a sender. Until
@@ -171,6 +174,9 @@ func (c *Config) Load(dir string) []error {
 		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 			bad("smarthost: %q has no valid port (1-65535)", c.Smarthost)
 		}
+	}
+	if c.MaxAlerts < 0 {
+		bad("max_alerts: must be 1 or more, got %d", c.MaxAlerts)
 	}
 	if c.From == "" {
 		bad("from: required when the email block is set (the sender, e.g. alerts@company.com)")
@@ -209,10 +215,17 @@ func (c *Config) Load(dir string) []error {
 }
 
 // setDefaults fills what was left out. A zero timeout counts as left out:
+
+// DefaultMaxAlerts is how many alerts one mail lists unless max_alerts says.
+const DefaultMaxAlerts = 100
+
 // a conversation without a bound could hold a worker forever.
 func (c *Config) setDefaults() {
 	if c.TLS == "" {
 		c.TLS = DefaultTLS
+	}
+	if c.MaxAlerts == 0 {
+		c.MaxAlerts = DefaultMaxAlerts
 	}
 	if c.Subject == "" {
 		c.Subject = DefaultSubject

@@ -61,6 +61,9 @@ func New(c Config) *Notifier {
 	return n
 }
 
+// PerMessage is how many alerts one mail lists (max_alerts).
+func (n *Notifier) PerMessage() int { return n.cfg.MaxAlerts }
+
 // String describes the Notifier without its credentials: fmt would print
 // unexported fields as they are, Secret or not.
 func (n Notifier) String() string { return "email via " + n.cfg.Smarthost }

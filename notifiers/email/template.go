@@ -30,6 +30,9 @@ func data(nt *notifiers.Notification) *Data {
 		d.Intro = nt.Text
 	case notifiers.KindDigest:
 		d.Intro = fmt.Sprintf("%s held during quiet hours; their latest state follows.", digestCount(len(nt.Alerts)))
+		if nt.More > 0 {
+			d.Intro = fmt.Sprintf("%s held during quiet hours; the latest state of %d follows, the other %d are not listed.", digestCount(len(nt.Alerts)+nt.More), len(nt.Alerts), nt.More)
+		}
 		if nt.Text != "" {
 			d.Intro = nt.Text
 		}

@@ -114,6 +114,10 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 	return false, errors.Join(errs...)
 }
 
+// PerMessage is 1: an Events API v2 event carries one alert, so the
+// dispatcher sends (and settles) a notification event by event.
+func (n *Notifier) PerMessage() int { return 1 }
+
 // DedupKey is the dedup_key of an alert's events on one target: the
 // SHA-256, in hex, of the target's key and the alert's fingerprint. The
 // fingerprint (its label set, as Alertmanager computes it) is the same

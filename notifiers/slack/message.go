@@ -38,12 +38,12 @@ func (n *Notifier) message(nt *notifiers.Notification) (*slack.WebhookMessage, e
 		return msg, nil
 	case notifiers.KindDigest:
 		word := "alerts"
-		if len(nt.Alerts) == 1 {
+		if len(nt.Alerts)+nt.More == 1 {
 			word = "alert"
 		}
-		msg.Text = fmt.Sprintf("Digest: %d %s held during quiet hours", len(nt.Alerts), word)
+		msg.Text = fmt.Sprintf("Digest: %d %s held during quiet hours", len(nt.Alerts)+nt.More, word)
 	}
-	if len(nt.Alerts) == 0 {
+	if len(nt.Alerts) == 0 && nt.More == 0 {
 		return nil, errNoAlerts
 	}
 	shown := nt.Alerts
@@ -57,7 +57,7 @@ func (n *Notifier) message(nt *notifiers.Notification) (*slack.WebhookMessage, e
 		}
 		msg.Attachments = append(msg.Attachments, a)
 	}
-	if rest := len(nt.Alerts) - len(shown); rest > 0 {
+	if rest := len(nt.Alerts) - len(shown) + nt.More; rest > 0 {
 		more := fmt.Sprintf("and %d more alerts", rest)
 		if rest == 1 {
 			more = "and 1 more alert"

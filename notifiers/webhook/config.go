@@ -28,7 +28,9 @@ type Config struct {
 	// Timeout bounds each POST.
 	Timeout model.Duration `yaml:"timeout"`
 	// MaxAlerts caps the alerts in one message (0: all), as Alertmanager's
-	// max_alerts does; the message counts the rest in truncatedAlerts.
+	// max_alerts does. A notification with more is sent as several
+	// messages; truncatedAlerts counts only alerts a digest past its cap
+	// did not keep.
 	MaxAlerts int `yaml:"max_alerts"`
 }
 

@@ -76,7 +76,7 @@ func NewMessage(nt *notifiers.Notification, maxAlerts int) *Message {
 		CommonLabels:      d.CommonLabels,
 		CommonAnnotations: d.CommonAnnotations,
 		ExternalURL:       d.ExternalURL,
-		TruncatedAlerts:   truncated,
+		TruncatedAlerts:   truncated + uint64(max(nt.More, 0)),
 	}
 	if m.GroupKey == "" {
 		m.GroupKey = nt.Key
@@ -133,6 +133,10 @@ func New(c Config, client *http.Client) *Notifier {
 	// URL, and any of them may be the token: NewSecrets adds them.
 	return &Notifier{cfg: c, client: client, secrets: notifiers.NewSecrets(string(c.URL), string(c.BearerToken))}
 }
+
+// PerMessage is max_alerts: the dispatcher splits a longer notification
+// into several POSTs rather than drop what is past the cap.
+func (n *Notifier) PerMessage() int { return n.cfg.MaxAlerts }
 
 // String describes the Notifier without its URL: fmt would print
 // unexported fields as they are, Secret or not.

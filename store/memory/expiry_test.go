@@ -1,45 +1,64 @@
 package memory
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 )
 
-func TestExpiryQueueAcrossChunks(t *testing.T) {
-	var q expiryQueue
-	t0 := time.Unix(1000, 0)
+func TestExpiryAcrossChunksAndTTLs(t *testing.T) {
+	var x expiry[string]
+	t0 := time.Unix(1000, 0).UnixNano()
+	sec := int64(time.Second)
+	// A long TTL written first must not hold back the short ones.
+	x.push("pause", 10*365*24*time.Hour, t0+10*365*24*3600*sec)
 	for i := 0; i < 3*expiryChunk+10; i++ {
-		q.push(strconv.Itoa(i), t0.Add(time.Duration(i)*time.Second))
+		x.push(strconv.Itoa(i), time.Hour, t0+int64(i)*sec)
 	}
 	var got []string
-	drop := func(k string, _ time.Time) { got = append(got, k) }
-	// Nothing expired: nothing popped.
-	q.pop(t0.Add(-time.Second), 0, drop)
+	drop := func(k string, _ int64, forced bool) dropped {
+		got = append(got, k)
+		return evicted
+	}
+	x.pop(t0-sec, 0, drop)
 	if len(got) != 0 {
 		t.Fatalf("popped %d before expiry", len(got))
 	}
 	// Expired up to and including #5000, in order, across a chunk boundary.
-	q.pop(t0.Add(5000*time.Second), 0, drop)
+	x.pop(t0+5000*sec, 0, drop)
 	if len(got) != 5001 || got[0] != "0" || got[5000] != "5000" {
 		t.Fatalf("popped %d, first %s last %s", len(got), got[0], got[len(got)-1])
 	}
-	// Forced: the 10 oldest regardless of expiry.
+	// Forced: the 10 that expire soonest, not the pause.
 	got = nil
-	q.pop(t0, 10, drop)
+	x.pop(t0, 10, drop)
 	if len(got) != 10 || got[0] != "5001" {
 		t.Fatalf("forced %v", got)
 	}
-	// Drain all, then reuse.
+	// A kept (still needed) key does not count, and going round ends.
 	got = nil
-	q.pop(t0.Add(time.Hour*24), 0, drop)
-	if len(got) != 3*expiryChunk+10-5011 || len(q.chunks) > 1 {
-		t.Fatalf("drained %d, %d chunks left", len(got), len(q.chunks))
+	x.push("pinned", time.Minute, t0+1)
+	keptOnce := false
+	x.pop(t0, 1, func(k string, exp int64, forced bool) dropped {
+		got = append(got, k)
+		if k == "pinned" && !keptOnce {
+			keptOnce = true
+			return kept
+		}
+		return evicted
+	})
+	if len(got) != 2 || got[0] != "pinned" || got[1] != "5011" {
+		t.Fatalf("with a kept key: %v", got)
 	}
-	q.push("again", t0)
 	got = nil
-	q.pop(t0, 0, drop)
-	if len(got) != 1 || got[0] != "again" {
-		t.Fatalf("after reuse: %v", got)
+	x.pop(t0+24*3600*sec, 0, drop)
+	if len(got) != 3*expiryChunk+10-5012+1 || !slices.Contains(got, "pinned") {
+		t.Fatalf("drained %d: %v", len(got), got[:3])
+	}
+	for _, k := range got {
+		if k == "pause" {
+			t.Fatal("the 10-year key expired after a day")
+		}
 	}
 }

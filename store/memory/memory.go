@@ -1,17 +1,19 @@
-// Package memory is the embedded store: queue, dedup memory and alert history
-// in this process's memory. It needs nothing else running, which makes it the
-// default for a first run and for a single replica. It is bounded everywhere,
-// but it is not durable: a crash (not a graceful shutdown, which drains the
-// queue) loses what was queued. Several replicas, or a promise that survives
-// SIGKILL, need the Redis store.
+// Package memory is the embedded store: the queue, the dedup memory, values,
+// leased queues and rate limits in this process's memory. It needs nothing
+// else running, which makes it the default for a first run and for a single
+// replica. Every kind of state has a cap (Options) and a TTL. At a cap,
+// finished state goes first, oldest first, and is counted (Stats); state
+// something still needs (queued entries, unsent items, pinned values) is
+// never evicted: Enqueue refuses new work with store.ErrFull instead, so the
+// webhook answers 503 and Alertmanager retries. It is not durable: a crash
+// (not a graceful shutdown, which drains the queue) loses what was queued.
+// Several replicas, or a promise that survives SIGKILL, need the Redis store.
 package memory
 
 import (
-	"bytes"
-	"container/list"
 	"context"
+	"hash/maphash"
 	"maps"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -19,18 +21,29 @@ import (
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/store"
 )
 
-// Options bound the store. Zero values take the defaults below.
+// Options bound the store. Zero values take the defaults below, which fit
+// 100,000 active alerts with room to spare.
 type Options struct {
-	Capacity         int           // entries queued and unacknowledged; default 10000
-	ClaimIdle        time.Duration // unacknowledged for this long, another consumer may take it; default 1m
-	HistoryRetention time.Duration // default 24h
-	HistoryMax       int           // observations per alert; default 100
-	DoneTTL          time.Duration // how long a processed entry id is remembered; default 24h
-	MaxDedupKeys     int           // dedup keys and done markers kept at most; default 1,000,000
-	MaxFingerprints  int           // alert histories kept at most; default 200,000
-	Now              func() time.Time
+	Capacity     int           // entries queued and unacknowledged; default 10,000
+	ClaimIdle    time.Duration // unacknowledged for this long, another consumer may take it; default 1m
+	MaxDedupKeys int           // observations remembered for dedup; default 1,000,000
+	// MaxValues bounds the values (alert records, remediation state, audit
+	// records); past it the least recently written unpinned value goes.
+	// Default 1,000,000.
+	MaxValues int
+	// MaxItems bounds each leased queue's unfinished items; at it, Enqueue
+	// answers store.ErrFull. Default 100,000.
+	MaxItems int
+	// MaxDeadLetters bounds each leased queue's dead letters; past it the
+	// oldest go. Default 1,000.
+	MaxDeadLetters int
+	// MaxIndexMembers bounds each index; past it the lowest scored go.
+	// Default 1,000,000.
+	MaxIndexMembers int
+	Now             func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -40,20 +53,20 @@ func (o *Options) defaults() {
 	if o.ClaimIdle <= 0 {
 		o.ClaimIdle = time.Minute
 	}
-	if o.HistoryRetention <= 0 {
-		o.HistoryRetention = 24 * time.Hour
-	}
-	if o.HistoryMax <= 0 {
-		o.HistoryMax = 100
-	}
-	if o.DoneTTL <= 0 {
-		o.DoneTTL = 24 * time.Hour
-	}
 	if o.MaxDedupKeys <= 0 {
 		o.MaxDedupKeys = 1_000_000
 	}
-	if o.MaxFingerprints <= 0 {
-		o.MaxFingerprints = 200_000
+	if o.MaxValues <= 0 {
+		o.MaxValues = 1_000_000
+	}
+	if o.MaxItems <= 0 {
+		o.MaxItems = 100_000
+	}
+	if o.MaxDeadLetters <= 0 {
+		o.MaxDeadLetters = 1000
+	}
+	if o.MaxIndexMembers <= 0 {
+		o.MaxIndexMembers = 1_000_000
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -66,84 +79,37 @@ type inflight struct {
 	since    time.Time
 }
 
-type history struct {
-	obs    []alert.Observation // oldest first
-	newest time.Time
-	// touched is when it was last written: like a Redis key's TTL, the
-	// history is forgotten HistoryRetention after its last write.
-	touched time.Time
-	elem    *list.Element // in Store.byAge
-}
+// dedupKey is an observation key hashed to 128 bits with a seed of this
+// process: a fifth of the string's memory, and no one outside the process
+// can aim two keys at one hash.
+type dedupKey [2]uint64
 
-// expiring is a key with the expiry it was given, in the order written.
-type expiring struct {
-	key string
-	exp time.Time
-}
+var seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 
-// expiryQueue forgets keys in the order they were written, at a cost
-// proportional to what expires: nothing scans a whole map while holding the
-// lock the webhook needs. A key written again has a later entry; the earlier
-// one is skipped when it comes up. Entries live in fixed-size chunks so that
-// neither growing nor draining ever copies the whole queue under the lock.
-type expiryQueue struct {
-	chunks [][]expiring
-	head   int // next entry to pop in chunks[0]
-}
-
-const expiryChunk = 4096
-
-func (e *expiryQueue) push(k string, exp time.Time) {
-	if n := len(e.chunks); n == 0 || len(e.chunks[n-1]) == expiryChunk {
-		e.chunks = append(e.chunks, make([]expiring, 0, expiryChunk))
-	}
-	last := len(e.chunks) - 1
-	e.chunks[last] = append(e.chunks[last], expiring{k, exp})
-}
-
-// pop removes expired entries (or, with force, the oldest regardless) and
-// calls drop for each; drop checks the key still has that expiry.
-func (e *expiryQueue) pop(now time.Time, force int, drop func(k string, exp time.Time)) {
-	for popped := 0; len(e.chunks) > 0; popped++ {
-		c := e.chunks[0]
-		if e.head == len(c) {
-			if len(c) < expiryChunk {
-				return // the only, partly filled chunk is drained
-			}
-			e.chunks[0] = nil
-			e.chunks, e.head = e.chunks[1:], 0
-			continue
-		}
-		x := c[e.head]
-		if popped >= force && now.Before(x.exp) {
-			return
-		}
-		drop(x.key, x.exp)
-		c[e.head] = expiring{}
-		e.head++
-	}
+func hashKey(s string) dedupKey {
+	return dedupKey{maphash.String(seeds[0], s), maphash.String(seeds[1], s)}
 }
 
 // Store is safe for concurrent use.
 type Store struct {
 	o Options
 
-	mu        sync.Mutex
-	ready     []*alert.Entry
-	taken     map[string]*inflight // by receipt
-	wake      chan struct{}        // closed when an entry becomes ready
-	dedup     map[string]time.Time // observation key → expiry
-	done      map[string]time.Time // entry id → expiry
-	histories map[string]*history
-	byAge     *list.List // of fingerprints, least recently recorded first
-	dedupQ    expiryQueue
-	doneQ     expiryQueue
-	stateQ    expiryQueue
-	state     map[string]stateVal
-	index     map[string]map[string]float64
+	mu     sync.Mutex
+	ready  []*alert.Entry
+	taken  map[string]*inflight // by receipt
+	wake   chan struct{}        // closed when an entry becomes ready
+	dedup  map[dedupKey]int64   // → expiry, unix ns
+	dedupQ expiry[dedupKey]
+	values map[string]value
+	valueQ expiry[string]
+	pinned int // values that may not be evicted
+	index  map[string]map[string]float64
+	queues map[string]*leased
+	limits map[string]time.Time // GCRA tat by group
 	// high holds each map's high-water mark since it was last compacted.
-	high      struct{ dedup, done, state, histories, taken int }
-	processed int64
+	high      struct{ dedup, values, taken int }
+	evictions map[string]int64
+	full      map[string]int64
 	seq       uint64
 }
 
@@ -154,14 +120,18 @@ func New(o Options) *Store {
 		o:         o,
 		taken:     map[string]*inflight{},
 		wake:      make(chan struct{}),
-		dedup:     map[string]time.Time{},
-		done:      map[string]time.Time{},
-		histories: map[string]*history{},
-		byAge:     list.New(),
-		state:     map[string]stateVal{},
+		dedup:     map[dedupKey]int64{},
+		values:    map[string]value{},
 		index:     map[string]map[string]float64{},
+		queues:    map[string]*leased{},
+		limits:    map[string]time.Time{},
+		evictions: map[string]int64{},
+		full:      map[string]int64{},
 	}
 }
+
+// Shards is 1: one process needs no spreading.
+func (s *Store) Shards() int { return 1 }
 
 // Enqueue queues the alerts of e not seen within dedupTTL.
 func (s *Store) Enqueue(_ context.Context, e *alert.Entry, dedupTTL time.Duration) (alert.EnqueueResult, error) {
@@ -172,15 +142,13 @@ func (s *Store) Enqueue(_ context.Context, e *alert.Entry, dedupTTL time.Duratio
 
 	var res alert.EnqueueResult
 	fresh := make(template.Alerts, 0, len(e.Message.Alerts))
-	keys := make([]string, 0, len(e.Message.Alerts))
-	seen := make(map[string]bool, len(e.Message.Alerts))
+	keys := make([]dedupKey, 0, len(e.Message.Alerts))
 	for _, a := range e.Message.Alerts {
-		k := alert.ObservationKey(a)
-		if exp, ok := s.dedup[k]; (ok && now.Before(exp)) || seen[k] {
+		k := hashKey(alert.ObservationKey(a))
+		if exp, ok := s.dedup[k]; (ok && now.UnixNano() < exp) || containsKey(keys, k) {
 			res.Duplicates++
 			continue
 		}
-		seen[k] = true
 		fresh = append(fresh, a)
 		keys = append(keys, k)
 	}
@@ -188,17 +156,45 @@ func (s *Store) Enqueue(_ context.Context, e *alert.Entry, dedupTTL time.Duratio
 		return res, nil
 	}
 	if len(s.ready)+len(s.taken) >= s.o.Capacity {
+		s.full["queue"]++
 		return alert.EnqueueResult{}, alert.ErrQueueFull
 	}
+	if kind := s.fullLocked(); kind != "" {
+		s.full[kind]++
+		return alert.EnqueueResult{}, store.ErrFull
+	}
+	exp := now.Add(dedupTTL).UnixNano()
 	for _, k := range keys {
-		s.dedup[k] = now.Add(dedupTTL)
-		s.dedupQ.push(k, now.Add(dedupTTL))
+		s.dedup[k] = exp
+		s.dedupQ.push(k, dedupTTL, exp)
 	}
 	s.ready = append(s.ready, withAlerts(e, fresh))
 	res.Queued, res.Accepted = true, len(fresh)
 	close(s.wake)
 	s.wake = make(chan struct{})
 	return res, nil
+}
+
+func containsKey(ks []dedupKey, k dedupKey) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// fullLocked names the still-needed state that is at its cap, or "".
+func (s *Store) fullLocked() string {
+	for name, q := range s.queues {
+		if len(q.items) >= s.o.MaxItems {
+			return name
+		}
+	}
+	if s.pinned >= s.o.MaxValues {
+		return "values"
+	}
+	return ""
 }
 
 // withAlerts copies e with only the given alerts, leaving the caller's
@@ -282,144 +278,221 @@ func (s *Store) Depth(context.Context) (int64, error) {
 	return int64(len(s.ready) + len(s.taken)), nil
 }
 
-// Record adds e's observations to the histories once per entry id.
-func (s *Store) Record(_ context.Context, e *alert.Entry) (bool, error) {
-	now := s.o.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sweepLocked(now)
-	if exp, ok := s.done[e.ID]; ok && now.Before(exp) {
-		return false, nil
-	}
-	s.done[e.ID] = now.Add(s.o.DoneTTL)
-	s.doneQ.push(e.ID, now.Add(s.o.DoneTTL))
-	for _, a := range e.Message.Alerts {
-		s.addLocked(a.Fingerprint, alert.ObservationOf(a, e.ReceivedAt))
-	}
-	s.processed += int64(len(e.Message.Alerts))
-	return true, nil
-}
-
-func (s *Store) addLocked(fp string, o alert.Observation) {
-	h := s.histories[fp]
-	if h == nil {
-		h = &history{}
-		s.histories[fp] = h
-		h.elem = s.byAge.PushBack(fp)
-	} else {
-		s.byAge.MoveToBack(h.elem)
-	}
-	h.touched = s.o.Now()
-	for i, old := range h.obs {
-		if sameObservation(old, o) {
-			h.obs = append(h.obs[:i], h.obs[i+1:]...)
-			if old.ReceivedAt.After(o.ReceivedAt) {
-				o.ReceivedAt = old.ReceivedAt
-			}
-			break
-		}
-	}
-	// Insert keeping the slice ordered by ReceivedAt.
-	i := len(h.obs)
-	for i > 0 && h.obs[i-1].ReceivedAt.After(o.ReceivedAt) {
-		i--
-	}
-	h.obs = append(h.obs, alert.Observation{})
-	copy(h.obs[i+1:], h.obs[i:])
-	h.obs[i] = o
-	if o.ReceivedAt.After(h.newest) {
-		h.newest = o.ReceivedAt
-	}
-	cut := h.newest.Add(-s.o.HistoryRetention)
-	drop := 0
-	for drop < len(h.obs) && h.obs[drop].ReceivedAt.Before(cut) {
-		drop++
-	}
-	if over := len(h.obs) - drop - s.o.HistoryMax; over > 0 {
-		drop += over
-	}
-	if drop > 0 {
-		h.obs = append([]alert.Observation(nil), h.obs[drop:]...)
-	}
-}
-
-func sameObservation(a, b alert.Observation) bool {
-	return a.Status == b.Status && a.StartsAt.Equal(b.StartsAt) && a.EndsAt.Equal(b.EndsAt)
-}
-
-// History returns the observations of fp, oldest first.
-func (s *Store) History(_ context.Context, fp string) ([]alert.Observation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h := s.histories[fp]
-	if h == nil {
-		return nil, nil
-	}
-	return append([]alert.Observation(nil), h.obs...), nil
-}
-
-// Processed counts the alerts recorded.
-func (s *Store) Processed(context.Context) (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.processed, nil
-}
-
 // Ping always answers: the store is this process.
 func (s *Store) Ping(context.Context) error { return nil }
 
 // Close releases nothing; it exists to satisfy the store contract.
 func (s *Store) Close() error { return nil }
 
-// Stats is a snapshot of the store's sizes, for the detailed health answer.
-func (s *Store) Stats() map[string]int {
+// Stats are the store's sizes and what its caps did.
+type Stats struct {
+	// Sizes by kind: queued, in_flight, dedup_keys, values, and each
+	// leased queue's items and dead letters (outbox, outbox_dead, ...).
+	Sizes map[string]int
+	// Evictions counts finished state dropped at a cap, by kind.
+	Evictions map[string]int64
+	// Refusals counts work refused because still-needed state was at its
+	// cap, by kind (queue, values, or a leased queue's name).
+	Refusals map[string]int64
+}
+
+// Stats is a snapshot, for the detailed health answer and the metrics.
+func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return map[string]int{
-		"queued":       len(s.ready),
-		"in_flight":    len(s.taken),
-		"dedup_keys":   len(s.dedup),
-		"fingerprints": len(s.histories),
+	st := Stats{
+		Sizes: map[string]int{
+			"queued":     len(s.ready),
+			"in_flight":  len(s.taken),
+			"dedup_keys": len(s.dedup),
+			"values":     len(s.values),
+		},
+		Evictions: maps.Clone(s.evictions),
+		Refusals:  maps.Clone(s.full),
+	}
+	for name, q := range s.queues {
+		st.Sizes[name] = len(q.items)
+		st.Sizes[name+"_dead"] = len(q.dead)
+		st.Sizes[name+"_collected"] = q.collectedFields
+	}
+	return st
+}
+
+// sweepLocked drops expired dedup keys and values, and past their caps the
+// oldest. Each structure is ordered by age, so the work is what expired,
+// not the size of the store.
+func (s *Store) sweepLocked(now time.Time) {
+	n := now.UnixNano()
+	over := len(s.dedup) - s.o.MaxDedupKeys
+	s.dedupQ.pop(n, over, func(k dedupKey, exp int64, forced bool) dropped {
+		if s.dedup[k] != exp {
+			return stale
+		}
+		delete(s.dedup, k)
+		if forced {
+			s.evictions["dedup_keys"]++
+		}
+		return evicted
+	})
+	over = len(s.values) - s.o.MaxValues
+	s.valueQ.pop(n, over, func(k string, exp int64, forced bool) dropped {
+		v, ok := s.values[k]
+		if !ok || v.exp != exp {
+			return stale
+		}
+		if forced && v.pin {
+			// Still needed: it goes to the back instead, and the caps on
+			// new work (fullLocked) keep the pinned ones bounded.
+			return kept
+		}
+		s.deleteValueLocked(k)
+		if forced {
+			s.evictions["values"]++
+		}
+		return evicted
+	})
+	for _, q := range s.queues {
+		q.sweep(now)
+	}
+	for g, tat := range s.limits {
+		// A tat in the past says no more than no tat at all.
+		if tat.Before(now.Add(-time.Minute)) {
+			delete(s.limits, g)
+		}
+	}
+	s.dedup = compact(s.dedup, &s.high.dedup)
+	s.values = compact(s.values, &s.high.values)
+	s.taken = compact(s.taken, &s.high.taken)
+}
+
+// expiry forgets keys as they expire, at a cost proportional to what
+// expires: nothing scans a whole map while holding the lock the webhook
+// needs. Keys are kept in one first-in-first-out queue per TTL, so that each
+// queue is in expiry order however the TTLs mix (a 10-year pause written
+// first must not hold back the 10-minute dedup keys behind it). A key
+// written again has a later entry; the earlier one is skipped (stale) when
+// it comes up.
+type expiry[K comparable] struct {
+	qs map[time.Duration]*expiryQueue[K]
+}
+
+func (x *expiry[K]) push(k K, ttl time.Duration, exp int64) {
+	if x.qs == nil {
+		x.qs = map[time.Duration]*expiryQueue[K]{}
+	}
+	q := x.qs[ttl]
+	if q == nil {
+		q = &expiryQueue[K]{}
+		x.qs[ttl] = q
+	}
+	q.push(k, exp)
+}
+
+// What drop did with an entry pop handed it.
+type dropped int
+
+const (
+	stale   dropped = iota // the key was written again (or deleted) since: nothing done
+	evicted                // the key is gone
+	kept                   // still needed: pop puts it back
+)
+
+// pop hands drop every expired entry, then (forced) the entries that expire
+// soonest until force keys were evicted. drop checks that the key still
+// has that expiry and says what it did.
+func (x *expiry[K]) pop(now int64, force int, drop func(k K, exp int64, forced bool) dropped) {
+	for ttl, q := range x.qs {
+		for {
+			e, ok := q.peek()
+			if !ok || now < e.exp {
+				break
+			}
+			q.next()
+			drop(e.key, e.exp, false)
+		}
+		if q.empty() {
+			delete(x.qs, ttl)
+		}
+	}
+	type held struct {
+		q *expiryQueue[K]
+		e expiring[K]
+	}
+	var keptBack []held
+	for force > 0 {
+		var best *expiryQueue[K]
+		var bestExp int64
+		for _, q := range x.qs {
+			if e, ok := q.peek(); ok && (best == nil || e.exp < bestExp) {
+				best, bestExp = q, e.exp
+			}
+		}
+		if best == nil {
+			break
+		}
+		e := best.next()
+		switch drop(e.key, e.exp, true) {
+		case evicted:
+			force--
+		case kept:
+			keptBack = append(keptBack, held{best, e})
+		}
+	}
+	// Still needed: back at the end of their queues, after this round.
+	for _, h := range keptBack {
+		h.q.push(h.e.key, h.e.exp)
 	}
 }
 
-// sweepLocked drops expired dedup keys, done markers, state and histories.
-// Each structure is ordered by age, so the work is what expired, not the
-// size of the store. The counts are also capped (MaxDedupKeys,
-// MaxFingerprints): past them the oldest go first, so memory stays bounded
-// under any alert rate (a dedup key forgotten early at worst lets a repeat
-// through, which the pipeline handles as an ordinary repeat).
-func (s *Store) sweepLocked(now time.Time) {
-	s.dedupQ.pop(now, len(s.dedup)-s.o.MaxDedupKeys, func(k string, exp time.Time) {
-		if s.dedup[k].Equal(exp) {
-			delete(s.dedup, k)
-		}
-	})
-	s.doneQ.pop(now, len(s.done)-s.o.MaxDedupKeys, func(k string, exp time.Time) {
-		if s.done[k].Equal(exp) {
-			delete(s.done, k)
-		}
-	})
-	s.stateQ.pop(now, 0, func(k string, exp time.Time) {
-		if v, ok := s.state[k]; ok && v.exp.Equal(exp) {
-			delete(s.state, k)
-		}
-	})
-	cut := now.Add(-s.o.HistoryRetention)
-	for e := s.byAge.Front(); e != nil; e = s.byAge.Front() {
-		fp := e.Value.(string)
-		h := s.histories[fp]
-		if !h.touched.Before(cut) && len(s.histories) <= s.o.MaxFingerprints {
-			break
-		}
-		s.byAge.Remove(e)
-		delete(s.histories, fp)
+// expiryQueue is one TTL's keys in the order written. Entries live in
+// fixed-size chunks so that neither growing nor draining ever copies the
+// whole queue under the lock.
+type expiryQueue[K comparable] struct {
+	chunks [][]expiring[K]
+	head   int // next entry in chunks[0]
+}
+
+type expiring[K comparable] struct {
+	key K
+	exp int64 // unix ns
+}
+
+const expiryChunk = 4096
+
+func (e *expiryQueue[K]) push(k K, exp int64) {
+	if n := len(e.chunks); n == 0 || len(e.chunks[n-1]) == expiryChunk {
+		e.chunks = append(e.chunks, make([]expiring[K], 0, expiryChunk))
 	}
-	s.dedup = compact(s.dedup, &s.high.dedup)
-	s.done = compact(s.done, &s.high.done)
-	s.state = compact(s.state, &s.high.state)
-	s.histories = compact(s.histories, &s.high.histories)
-	s.taken = compact(s.taken, &s.high.taken)
+	last := len(e.chunks) - 1
+	e.chunks[last] = append(e.chunks[last], expiring[K]{k, exp})
+}
+
+func (e *expiryQueue[K]) peek() (expiring[K], bool) {
+	for len(e.chunks) > 0 {
+		c := e.chunks[0]
+		if e.head < len(c) {
+			return c[e.head], true
+		}
+		if len(c) < expiryChunk {
+			return expiring[K]{}, false // the only, partly filled chunk is drained
+		}
+		e.chunks[0] = nil
+		e.chunks, e.head = e.chunks[1:], 0
+	}
+	return expiring[K]{}, false
+}
+
+// next removes and returns the entry peek returned.
+func (e *expiryQueue[K]) next() expiring[K] {
+	x := e.chunks[0][e.head]
+	e.chunks[0][e.head] = expiring[K]{}
+	e.head++
+	return x
+}
+
+func (e *expiryQueue[K]) empty() bool {
+	_, ok := e.peek()
+	return !ok
 }
 
 // compactMin and compactRatio: a Go map keeps the table it grew to after
@@ -447,101 +520,11 @@ func compact[K comparable, V any](m map[K]V, high *int) map[K]V {
 	return c
 }
 
-type stateVal struct {
-	v   []byte
-	exp time.Time
-}
-
-// UpdateState applies fn under the store's lock: in one process that is
-// atomic, and fn runs exactly once.
-func (s *Store) UpdateState(_ context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) ([]byte, error) {
-	now := s.o.Now()
+// Maintain sweeps what expired; every write sweeps too, so this only
+// matters for a store nobody writes to.
+func (s *Store) Maintain(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var old []byte
-	if sv, ok := s.state[key]; ok && now.Before(sv.exp) {
-		old = sv.v
-	}
-	v, err := fn(old)
-	if err != nil {
-		return nil, err
-	}
-	if v == nil {
-		delete(s.state, key)
-		return nil, nil
-	}
-	if old != nil && bytes.Equal(v, old) {
-		return v, nil // unchanged: not a write, the TTL stays (as on Redis)
-	}
-	s.state[key] = stateVal{v: v, exp: now.Add(ttl)}
-	s.stateQ.push(key, now.Add(ttl))
-	return v, nil
-}
-
-// State reads a value UpdateState stored.
-func (s *Store) State(_ context.Context, key string) ([]byte, error) {
-	now := s.o.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sv, ok := s.state[key]; ok && now.Before(sv.exp) {
-		return sv.v, nil
-	}
-	return nil, nil
-}
-
-// Mark adds member to index with score.
-func (s *Store) Mark(_ context.Context, index, member string, score float64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ix := s.index[index]
-	if ix == nil {
-		ix = map[string]float64{}
-		s.index[index] = ix
-	}
-	ix[member] = score
+	s.sweepLocked(s.o.Now())
 	return nil
-}
-
-// Marked lists the members of index scored at most max, lowest first.
-func (s *Store) Marked(_ context.Context, index string, max float64) ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	type ms struct {
-		m string
-		s float64
-	}
-	var out []ms
-	for m, sc := range s.index[index] {
-		if sc <= max {
-			out = append(out, ms{m, sc})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].s != out[j].s {
-			return out[i].s < out[j].s
-		}
-		return out[i].m < out[j].m
-	})
-	res := make([]string, len(out))
-	for i, o := range out {
-		res[i] = o.m
-	}
-	return res, nil
-}
-
-// Unmark removes member from index.
-func (s *Store) Unmark(_ context.Context, index, member string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.index[index], member)
-	return nil
-}
-
-// IsDone says whether Record has recorded the entry.
-func (s *Store) IsDone(_ context.Context, id string) (bool, error) {
-	now := s.o.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	exp, ok := s.done[id]
-	return ok && now.Before(exp), nil
 }

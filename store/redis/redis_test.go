@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/store"
 	redisstore "github.com/alertmedic/alertmedic/store/redis"
 	"github.com/alertmedic/alertmedic/store/storetest"
 )
@@ -105,12 +106,11 @@ func openStore(t *testing.T, prefix string, o storetest.Options) *redisstore.Sto
 	t.Helper()
 	c := newClient(t)
 	s, err := redisstore.New(t.Context(), redisstore.Options{
-		Client:           c,
-		Prefix:           prefix,
-		Capacity:         o.Capacity,
-		ClaimIdle:        o.ClaimIdle,
-		HistoryRetention: o.HistoryRetention,
-		HistoryMax:       o.HistoryMax,
+		Client:         c,
+		Prefix:         prefix,
+		Capacity:       o.Capacity,
+		ClaimIdle:      o.ClaimIdle,
+		MaxDeadLetters: o.MaxDeadLetters,
 	})
 	if err != nil {
 		c.Close()
@@ -127,7 +127,7 @@ func TestConformance(t *testing.T) {
 }
 
 func testOptions() storetest.Options {
-	return storetest.Options{Capacity: 100, ClaimIdle: time.Minute, HistoryRetention: time.Hour, HistoryMax: 10}
+	return storetest.Options{Capacity: 100, ClaimIdle: time.Minute, MaxDeadLetters: 10}
 }
 
 func testEntry(id string, alerts ...template.Alert) *alert.Entry {
@@ -171,11 +171,37 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("dequeue = %d entries, %v; want 1", len(got), err)
 	}
-	if _, err := s.Record(ctx, got[0]); err != nil {
-		t.Fatalf("record: %v", err)
+	// Every kind of key the pipeline writes: a value, an index, outbox
+	// items, a digest's collection and what spilled from it, a rate limit,
+	// dead letters.
+	now := time.Now()
+	digest := store.Item{ID: "digest:x", Group: "x", Due: now.Add(time.Hour)}
+	err = s.Commit(ctx, 0, store.Txn{
+		Ack: got[0].Receipt,
+		Set: []store.Value{{Key: "alert:" + a.Fingerprint, Value: []byte("r"), TTL: time.Hour}},
+		Put: []store.Put{{Queue: store.QueueOutbox, Item: store.Item{ID: "n1", Group: "t", Class: "slack", Due: now}},
+			{Queue: store.QueueOutbox, Item: store.Item{ID: "n2", Group: "u", Due: now}}},
+		Collect: []store.Collect{{Queue: store.QueueOutbox, Item: digest, Cap: 1, TTL: time.Hour,
+			Fields: []store.Field{{Name: "f1", Value: []byte("1")}, {Name: "f2", Value: []byte("2")}}}},
+		Mark: []store.Mark{{Index: "flapping", Member: "k", Score: 1}},
+	})
+	if err != nil {
+		t.Fatalf("commit: %v", err)
 	}
-	if err := s.Ack(ctx, got[0].Receipt); err != nil {
-		t.Fatalf("ack: %v", err)
+	cl, err := s.Claim(ctx, 0, store.QueueOutbox, store.ClaimOptions{Now: now, Lease: time.Minute, Max: 10,
+		Classes: map[string]store.ClassLimit{"slack": {PerSecond: 1, Burst: 1}}})
+	if err != nil || len(cl.Batches) != 2 {
+		t.Fatalf("claim: %+v %v", cl, err)
+	}
+	var dead []store.Item
+	for _, b := range cl.Batches {
+		dead = append(dead, b.Items...)
+	}
+	if _, err := s.Settle(ctx, 0, store.QueueOutbox, store.Settlement{Dead: dead, Now: now}); err != nil {
+		t.Fatalf("settle: %v", err)
+	}
+	if err := s.Maintain(ctx); err != nil {
+		t.Fatalf("maintain: %v", err)
 	}
 
 	keys := prefixKeys(t, ctx, c, prefix)
@@ -191,7 +217,7 @@ func TestEveryKeyHasTTL(t *testing.T) {
 			t.Errorf("key %s has no TTL (PTTL %v)", k, ttl)
 		}
 	}
-	for _, kind := range []string{"queue", "dedup", "done", "hist", "stats"} {
+	for _, kind := range []string{"queue", "dedup", "state", "index", "q", "rl"} {
 		if !kinds[kind] {
 			t.Errorf("no %s key among %q", kind, keys)
 		}
@@ -287,7 +313,7 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	// operation reports the store unavailable, which the webhook turns into
 	// a 503 so that Alertmanager retries.
 	s, err := redisstore.New(ctx, redisstore.Options{
-		Client: c, ClaimIdle: time.Second, HistoryRetention: time.Hour, HistoryMax: 1,
+		Client: c, ClaimIdle: time.Second,
 	})
 	if err != nil {
 		t.Fatalf("new with an unreachable redis: %v", err)
@@ -361,7 +387,7 @@ func TestNewRejectsOptions(t *testing.T) {
 		t.Fatalf("new client: %v", err)
 	}
 	defer c.Close()
-	ok := redisstore.Options{Client: c, ClaimIdle: time.Second, HistoryRetention: time.Hour, HistoryMax: 1}
+	ok := redisstore.Options{Client: c, ClaimIdle: time.Second}
 	tests := []struct {
 		name    string
 		edit    func(o *redisstore.Options)
@@ -371,8 +397,6 @@ func TestNewRejectsOptions(t *testing.T) {
 		{"brace in prefix", func(o *redisstore.Options) { o.Prefix = "a}b" }, `new redis store: prefix "a}b" must not contain { or }`},
 		{"negative capacity", func(o *redisstore.Options) { o.Capacity = -1 }, "new redis store: capacity -1 is negative"},
 		{"no claim idle", func(o *redisstore.Options) { o.ClaimIdle = 0 }, "new redis store: claim idle time 0s must be at least 1ms"},
-		{"no retention", func(o *redisstore.Options) { o.HistoryRetention = 0 }, "new redis store: history retention 0s must be at least 1ms"},
-		{"no history max", func(o *redisstore.Options) { o.HistoryMax = 0 }, "new redis store: history max 0 must be at least 1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,18 +1,16 @@
-// Package redisstore is the Redis backend of alertmedic's store: several
-// replicas share the queue (a Redis Stream read through a consumer group, so a
-// crashed worker's entries are claimed by another), the dedup keys and the
-// alert histories. It is the only package that imports go-redis.
+// Package redisstore is the Redis backend of alertmedic's store (the
+// contract and the key list are package store's): several replicas share
+// the queue (a Redis Stream read through a consumer group, so a crashed
+// worker's entries are claimed by another), the dedup keys, the values, the
+// leased queues and the rate limits. It is the only package that imports
+// go-redis.
 //
-// Every key is "{prefix}:..." so that all of them hash to one Cluster slot and
-// the Lua scripts may touch several at once, and every key has a TTL so that
-// an abandoned prefix cleans itself up:
-//
-//	{p}:queue            stream of entries, TTL KeyTTL refreshed on enqueue
-//	{p}:dedup:<obs key>  one per observation (alert.ObservationKey), TTL dedupTTL
-//	{p}:done:<entry ID>  entries already recorded, TTL KeyTTL
-//	{p}:hist:<fp>        sorted set of observations scored by receive time (unix
-//	                     ms), TTL HistoryRetention refreshed on record
-//	{p}:stats:processed  alerts recorded, TTL KeyTTL refreshed on record
+// Every key is "{prefix}:..." so that all of them hash to one Cluster slot
+// and one Lua script may touch several at once. Every key has a TTL: values,
+// dedup keys, collections and rate limits get theirs when written; the
+// stream, the leased queues and the indexes, which are written far more often
+// than their TTL, get theirs refreshed by Maintain (the pipeline calls it
+// every minute), so that an abandoned prefix cleans itself up.
 //
 // Acknowledging deletes the entry (XACK and XDEL), so the stream's length is
 // the queue depth and the capacity check is one XLEN.
@@ -23,15 +21,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/rs/zerolog"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/prometheus/alertmanager/template"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/store"
 )
 
 // Defaults of the Redis-only options.
@@ -54,15 +54,13 @@ type Options struct {
 	// ClaimIdle is how long an entry taken by one consumer may stay
 	// unacknowledged before another consumer may take it over. Required.
 	ClaimIdle time.Duration
-	// HistoryRetention is how far back from its newest observation an
-	// alert's history reaches. Required.
-	HistoryRetention time.Duration
-	// HistoryMax is the most observations one history keeps. Required.
-	HistoryMax int
-	// KeyTTL bounds the life of the stream, the done markers and the
-	// counter, so nothing outlives a deployment that is gone. Default
-	// DefaultKeyTTL.
+	// KeyTTL bounds the life of the stream, the leased queues and the
+	// indexes past their last Maintain, so nothing outlives a deployment
+	// that is gone. Default DefaultKeyTTL.
 	KeyTTL time.Duration
+	// MaxDeadLetters bounds each leased queue's dead letters; past it the
+	// oldest go. Default 1000.
+	MaxDeadLetters int
 	// Group is the stream's consumer group. Default DefaultGroup.
 	Group string
 	// Logger hears of entries dropped as undecodable, so that none goes
@@ -70,19 +68,17 @@ type Options struct {
 	Logger zerolog.Logger
 }
 
-// Store implements the store contract of package storetest on Redis. It is
+// Store implements the store contract (package store) on Redis. It is
 // safe for concurrent use.
 type Store struct {
 	client    redis.UniversalClient
 	keyPrefix string // "{prefix}:"
 	stream    string
-	processed string
 	group     string
 	capacity  int
 	claimIdle time.Duration
-	retention time.Duration
-	histMax   int
 	keyTTL    time.Duration
+	maxDead   int
 	log       zerolog.Logger
 
 	mu        sync.Mutex
@@ -109,15 +105,14 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if o.KeyTTL == 0 {
 		o.KeyTTL = DefaultKeyTTL
 	}
+	if o.MaxDeadLetters <= 0 {
+		o.MaxDeadLetters = 1000
+	}
 	switch {
 	case o.Capacity < 0:
 		return nil, fmt.Errorf("new redis store: capacity %d is negative", o.Capacity)
 	case o.ClaimIdle < time.Millisecond:
 		return nil, fmt.Errorf("new redis store: claim idle time %v must be at least 1ms", o.ClaimIdle)
-	case o.HistoryRetention < time.Millisecond:
-		return nil, fmt.Errorf("new redis store: history retention %v must be at least 1ms", o.HistoryRetention)
-	case o.HistoryMax < 1:
-		return nil, fmt.Errorf("new redis store: history max %d must be at least 1", o.HistoryMax)
 	case o.KeyTTL < time.Millisecond:
 		return nil, fmt.Errorf("new redis store: key TTL %v must be at least 1ms", o.KeyTTL)
 	}
@@ -126,13 +121,11 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		client:    o.Client,
 		keyPrefix: p,
 		stream:    p + "queue",
-		processed: p + "stats:processed",
 		group:     o.Group,
 		capacity:  o.Capacity,
 		claimIdle: o.ClaimIdle,
-		retention: o.HistoryRetention,
-		histMax:   o.HistoryMax,
 		keyTTL:    o.KeyTTL,
+		maxDead:   o.MaxDeadLetters,
 		log:       o.Logger,
 		consumers: map[string]*consumerState{},
 		receipts:  map[string]string{},
@@ -182,7 +175,7 @@ func (s *Store) withGroup(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
-// Enqueue implements storetest.Store. dedupTTL must be at least 1ms.
+// Enqueue implements the store contract. dedupTTL must be at least 1ms.
 func (s *Store) Enqueue(ctx context.Context, e *alert.Entry, dedupTTL time.Duration) (alert.EnqueueResult, error) {
 	if e == nil || e.Message == nil || e.Message.Data == nil {
 		return alert.EnqueueResult{}, errors.New("enqueue entry: no message")
@@ -202,9 +195,9 @@ func (s *Store) Enqueue(ctx context.Context, e *alert.Entry, dedupTTL time.Durat
 		return alert.EnqueueResult{}, fmt.Errorf("enqueue entry %s: %w", e.ID, err)
 	}
 	keys := make([]string, 0, 1+len(alerts))
-	args := make([]any, 0, 4+len(alerts))
+	args := make([]any, 0, 3+len(alerts))
 	keys = append(keys, s.stream)
-	args = append(args, s.capacity, ceilMillis(dedupTTL), ceilMillis(s.keyTTL), head)
+	args = append(args, s.capacity, ceilMillis(dedupTTL), head)
 	for i, a := range alerts {
 		b, err := json.Marshal(a)
 		if err != nil {
@@ -281,7 +274,7 @@ func decodeEntry(msg redis.XMessage) (*alert.Entry, error) {
 	return &e, nil
 }
 
-// Dequeue implements storetest.Store.
+// Dequeue implements the store contract.
 //
 // An entry that cannot be decoded is acknowledged and deleted on the spot
 // and never returned: it can never be processed, and left in the stream it
@@ -530,7 +523,7 @@ func (s *Store) decode(ctx context.Context, msgs []redis.XMessage) []*alert.Entr
 	return entries
 }
 
-// Ack implements storetest.Store.
+// Ack implements the store contract.
 func (s *Store) Ack(ctx context.Context, receipt string) error {
 	if receipt == "" {
 		return errors.New("ack entry: no receipt")
@@ -561,7 +554,7 @@ func (s *Store) ack(ctx context.Context, ids ...string) error {
 	return err
 }
 
-// Depth implements storetest.Store.
+// Depth implements the store contract.
 func (s *Store) Depth(ctx context.Context) (int64, error) {
 	n, err := s.client.XLen(ctx, s.stream).Result()
 	if err != nil {
@@ -570,86 +563,7 @@ func (s *Store) Depth(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// member is an observation as a history member: without its receive time,
-// which is the score, so that seeing the same observation again moves it
-// instead of adding a second one. Its encoding must stay byte-for-byte
-// stable: a change would split each history in two.
-type member struct {
-	Status   string    `json:"status"`
-	StartsAt time.Time `json:"startsAt"`
-	EndsAt   time.Time `json:"endsAt,omitzero"`
-}
-
-// Record implements storetest.Store.
-func (s *Store) Record(ctx context.Context, e *alert.Entry) (bool, error) {
-	if e == nil || e.Message == nil || e.Message.Data == nil {
-		return false, errors.New("record entry: no message")
-	}
-	if e.ID == "" {
-		return false, errors.New("record entry: no ID")
-	}
-	alerts := e.Message.Alerts
-	keys := make([]string, 0, 2+len(alerts))
-	args := make([]any, 0, 4+len(alerts))
-	keys = append(keys, s.key("done", e.ID), s.processed)
-	args = append(args, ceilMillis(s.keyTTL), ceilMillis(s.retention), s.histMax, e.ReceivedAt.UnixMilli())
-	for i, a := range alerts {
-		o := alert.ObservationOf(a, e.ReceivedAt)
-		b, err := json.Marshal(member{Status: o.Status, StartsAt: o.StartsAt, EndsAt: o.EndsAt})
-		if err != nil {
-			return false, fmt.Errorf("record entry %s: encode alert %d: %w", e.ID, i, err)
-		}
-		fp := a.Fingerprint
-		if fp == "" {
-			fp = alert.Fingerprint(a.Labels)
-		}
-		keys = append(keys, s.key("hist", fp))
-		args = append(args, b)
-	}
-	n, err := recordScript.Run(ctx, s.client, keys, args...).Int()
-	if err != nil {
-		return false, alert.Unavailable("record entry "+e.ID, err)
-	}
-	return n == 1, nil
-}
-
-// History implements storetest.Store.
-func (s *Store) History(ctx context.Context, fp string) ([]alert.Observation, error) {
-	zs, err := s.client.ZRangeWithScores(ctx, s.key("hist", fp), 0, -1).Result()
-	if err != nil {
-		return nil, alert.Unavailable("read history of "+fp, err)
-	}
-	out := make([]alert.Observation, 0, len(zs))
-	for _, z := range zs {
-		str, _ := z.Member.(string)
-		var m member
-		if err := json.Unmarshal([]byte(str), &m); err != nil {
-			return nil, fmt.Errorf("read history of %s: decode observation %q: %w", fp, str, err)
-		}
-		out = append(out, alert.Observation{
-			Status:     m.Status,
-			StartsAt:   m.StartsAt,
-			EndsAt:     m.EndsAt,
-			ReceivedAt: time.UnixMilli(int64(z.Score)).UTC(),
-		})
-	}
-	return out, nil
-}
-
-// Processed implements storetest.Store. The counter lives as long as
-// replicas keep recording; after KeyTTL without any it starts again at 0.
-func (s *Store) Processed(ctx context.Context) (int64, error) {
-	n, err := s.client.Get(ctx, s.processed).Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, alert.Unavailable("read processed count", err)
-	}
-	return n, nil
-}
-
-// Ping implements storetest.Store.
+// Ping implements the store contract.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx).Err(); err != nil {
 		return alert.Unavailable("ping redis", err)
@@ -713,4 +627,35 @@ func globEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// Shards is 1: every key lives under one hash tag.
+func (s *Store) Shards() int { return 1 }
+
+// maintained are the keys written too often to set their TTL on every
+// write: Maintain refreshes theirs.
+func (s *Store) maintained() []string {
+	ks := []string{s.stream}
+	for _, q := range []string{store.QueueOutbox, store.QueueRemedy} {
+		ks = append(ks, s.queueKey(q), s.queueKey(q)+":dead")
+	}
+	for _, ix := range []string{"flapping", "rem:audit"} {
+		ks = append(ks, s.key("index", ix))
+	}
+	return ks
+}
+
+// Maintain refreshes the TTL of the keys in maintained (one pipeline of
+// PEXPIREs); call it every few minutes.
+func (s *Store) Maintain(ctx context.Context) error {
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range s.maintained() {
+			p.PExpire(ctx, k, s.keyTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return alert.Unavailable("refresh key TTLs", err)
+	}
+	return nil
 }

@@ -2,11 +2,7 @@ package storetest
 
 import (
 	"context"
-
-	"github.com/prometheus/alertmanager/template"
-
 	"errors"
-	"github.com/alertmedic/alertmedic/alert"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,7 +10,7 @@ import (
 )
 
 func suiteOptions() Options {
-	return Options{Capacity: 100, ClaimIdle: time.Second, HistoryRetention: time.Hour, HistoryMax: 10}
+	return Options{Capacity: 100, ClaimIdle: time.Second, MaxDeadLetters: 5}
 }
 
 func testUpdateState(t *testing.T, open func(t *testing.T, o Options) Opener) {
@@ -149,29 +145,4 @@ func testIndex(t *testing.T, open func(t *testing.T, o Options) Opener) {
 	if got, _ := a.Marked(ctx, "other", 100); len(got) != 1 {
 		t.Errorf("indexes are not separate: %v", got)
 	}
-}
-
-func testIsDone(t *testing.T, open func(t *testing.T, o Options) Opener) {
-	op := open(t, suiteOptions())
-	a, b := op(), op()
-	defer a.Close()
-	defer b.Close()
-	ctx := context.Background()
-	e := stateEntry("done-1")
-	if d, err := a.IsDone(ctx, e.ID); err != nil || d {
-		t.Fatalf("IsDone before Record = %v, %v", d, err)
-	}
-	if _, err := a.Record(ctx, e); err != nil {
-		t.Fatal(err)
-	}
-	if d, err := b.IsDone(ctx, e.ID); err != nil || !d {
-		t.Errorf("IsDone after Record, from the other handle = %v, %v", d, err)
-	}
-}
-
-func stateEntry(id string) *alert.Entry {
-	labels := template.KV{"alertname": "Done", "id": id}
-	return &alert.Entry{ID: id, ReceivedAt: time.Now().UTC(), Message: &alert.Message{Version: "4", Data: &template.Data{
-		Alerts: template.Alerts{{Status: alert.StatusFiring, Labels: labels, StartsAt: time.Now().UTC(), Fingerprint: alert.Fingerprint(labels)}},
-	}}}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/store"
 )
 
 // Store is everything the receiver and the pipeline ask of a backend. The
@@ -41,27 +42,6 @@ type Store interface {
 	// Depth is the number of entries queued and not yet acknowledged.
 	Depth(ctx context.Context) (int64, error)
 
-	// Record adds the observations of every alert of e to each alert's
-	// history, unless e.ID was recorded before; it reports whether this call
-	// did the recording. Idempotent across replicas and restarts: an entry
-	// redelivered after a crash is recorded once. Each history keeps
-	// observations for the retention given to the backend and at most its
-	// configured count, newest kept. The same observation (same
-	// ObservationKey) seen again updates its ReceivedAt instead of adding a
-	// second element.
-	Record(ctx context.Context, e *alert.Entry) (fresh bool, err error)
-
-	// IsDone reports whether Record recorded the entry with this id.
-	IsDone(ctx context.Context, id string) (bool, error)
-
-	// History returns the observations of the alert with fingerprint fp,
-	// oldest first. ReceivedAt is kept to the millisecond.
-	History(ctx context.Context, fp string) ([]alert.Observation, error)
-
-	// Processed is the number of alerts recorded by Record since the store
-	// was created (shared by every replica using the same store).
-	Processed(ctx context.Context) (int64, error)
-
 	// UpdateState atomically replaces the value under key with what fn
 	// returns for the current value (nil when there is none) and returns the
 	// new value. When another handle changes the value meanwhile, fn runs
@@ -82,6 +62,32 @@ type Store interface {
 	Mark(ctx context.Context, index, member string, score float64) error
 	Marked(ctx context.Context, index string, max float64) ([]string, error)
 	Unmark(ctx context.Context, index, member string) error
+
+	// Shards is how many shards the store spreads its keys over; the
+	// shard arguments below count from 0.
+	Shards() int
+
+	// Get reads values by key (nil for an absent key): the values
+	// UpdateState and Commit write.
+	Get(ctx context.Context, shard int, keys ...string) ([][]byte, error)
+
+	// Commit applies a store.Txn atomically: when an expected value
+	// changed it writes nothing and returns a *store.Conflict with the
+	// current values; when the entry it acknowledges was acknowledged
+	// already it writes nothing and returns store.ErrAcked.
+	Commit(ctx context.Context, shard int, t store.Txn) error
+
+	// Claim takes due items of a leased queue in batches, as
+	// store.ClaimOptions say; Settle finishes claimed items.
+	Claim(ctx context.Context, shard int, queue string, o store.ClaimOptions) (store.Claimed, error)
+	Settle(ctx context.Context, shard int, queue string, s store.Settlement) (store.Settled, error)
+
+	// DeadLetters lists up to limit dead letters of a leased queue, newest
+	// first from the offset-th, and how many it keeps.
+	DeadLetters(ctx context.Context, shard int, queue string, offset, limit int) ([]store.Dead, int, error)
+
+	// QueueLen counts a leased queue's unfinished items.
+	QueueLen(ctx context.Context, shard int, queue string) (int, error)
 
 	// Ping checks the store answers.
 	Ping(ctx context.Context) error

@@ -18,10 +18,9 @@ import (
 // Options are the settings the suite gives a backend under test. The suite
 // sets every field, so backends need not agree on what zero means.
 type Options struct {
-	Capacity         int
-	ClaimIdle        time.Duration
-	HistoryRetention time.Duration
-	HistoryMax       int
+	Capacity       int
+	ClaimIdle      time.Duration
+	MaxDeadLetters int
 }
 
 // Opener returns a new handle onto the same underlying state on every call:
@@ -48,15 +47,21 @@ func Run(t *testing.T, open func(t *testing.T, o Options) Opener) {
 		{"DequeueBlocksWhenEmpty", testDequeueBlocks},
 		{"DequeueCancelled", testDequeueCancelled},
 		{"DequeueWakesOnEnqueue", testDequeueWakes},
-		{"RecordOnce", testRecordOnce},
-		{"RecordSameObservation", testRecordSameObservation},
-		{"RecordHistoryMax", testRecordHistoryMax},
-		{"RecordHistoryRetention", testRecordHistoryRetention},
 		{"UpdateState", testUpdateState},
 		{"UpdateStateConcurrent", testUpdateStateConcurrent},
 		{"UpdateStateTTL", testUpdateStateTTL},
 		{"Index", testIndex},
-		{"IsDone", testIsDone},
+		{"CommitWrites", testCommitWrites},
+		{"CommitConflict", testCommitConflict},
+		{"CommitAcksOnce", testCommitAcksOnce},
+		{"CommitConcurrent", testCommitConcurrent},
+		{"LeasedPutClaimSettle", testLeasedPutClaimSettle},
+		{"LeasedGroupsAndBounds", testLeasedGroupsAndBounds},
+		{"LeasedLeaseLapses", testLeasedLeaseLapses},
+		{"LeasedRetryAndDead", testLeasedRetryAndDead},
+		{"LeasedRateLimit", testLeasedRateLimit},
+		{"LeasedRateLimitShared", testLeasedRateLimitShared},
+		{"LeasedCollect", testLeasedCollect},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
@@ -68,10 +73,9 @@ func Run(t *testing.T, open func(t *testing.T, o Options) Opener) {
 // nothing is reclaimed, trimmed or refused unless a test asks for it.
 func defaults() Options {
 	return Options{
-		Capacity:         1000,
-		ClaimIdle:        time.Minute,
-		HistoryRetention: 24 * time.Hour,
-		HistoryMax:       100,
+		Capacity:       1000,
+		ClaimIdle:      time.Minute,
+		MaxDeadLetters: 1000,
 	}
 }
 
@@ -236,20 +240,6 @@ func checkEntry(t *testing.T, got, want *alert.Entry) {
 		}
 	}
 	checkAlerts(t, "entry "+want.ID, g.Alerts, w.Alerts)
-}
-
-func checkObservations(t *testing.T, fp string, got, want []alert.Observation) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Errorf("history of %s: got %d observations %v, want %d %v", fp, len(got), got, len(want), want)
-		return
-	}
-	for i := range want {
-		g, w := got[i], want[i]
-		if g.Status != w.Status || !g.StartsAt.Equal(w.StartsAt) || !g.EndsAt.Equal(w.EndsAt) || !g.ReceivedAt.Equal(w.ReceivedAt) {
-			t.Errorf("history of %s [%d] = %+v, want %+v", fp, i, g, w)
-		}
-	}
 }
 
 func enqueue(t *testing.T, s Store, e *alert.Entry, dedupTTL time.Duration, want alert.EnqueueResult) {
@@ -637,133 +627,6 @@ func testDequeueWakes(t *testing.T, open func(t *testing.T, o Options) Opener) {
 	case <-time.After(7 * time.Second):
 		t.Fatal("blocked dequeue did not return")
 	}
-}
-
-func record(t *testing.T, s Store, e *alert.Entry, wantFresh bool) {
-	t.Helper()
-	fresh, err := s.Record(t.Context(), e)
-	if err != nil {
-		t.Fatalf("record %s: %v", e.ID, err)
-	}
-	if fresh != wantFresh {
-		t.Errorf("record %s: fresh = %v, want %v", e.ID, fresh, wantFresh)
-	}
-}
-
-func checkHistory(t *testing.T, s Store, fp string, want ...alert.Observation) {
-	t.Helper()
-	got, err := s.History(t.Context(), fp)
-	if err != nil {
-		t.Fatalf("history of %s: %v", fp, err)
-	}
-	checkObservations(t, fp, got, want)
-}
-
-func checkProcessed(t *testing.T, s Store, want int64) {
-	t.Helper()
-	got, err := s.Processed(t.Context())
-	if err != nil {
-		t.Fatalf("processed: %v", err)
-	}
-	if got != want {
-		t.Errorf("processed = %d, want %d", got, want)
-	}
-}
-
-// base is a millisecond-precise receive time near now: History keeps
-// ReceivedAt to the millisecond, and a backend may expire a whole idle
-// history by the wall clock (retention within one history still counts back
-// from its newest observation).
-func base() time.Time { return time.Now().Truncate(time.Millisecond) }
-
-func entryAt(id string, at time.Time, alerts ...template.Alert) *alert.Entry {
-	e := mkEntry(id, mkMessage(alerts...))
-	e.ReceivedAt = at
-	return e
-}
-
-func testRecordOnce(t *testing.T, open func(t *testing.T, o Options) Opener) {
-	op := open(t, defaults())
-	s1, s2 := handle(t, op), handle(t, op)
-	at := base()
-	a, b := firing("A"), firing("B")
-
-	e := entryAt("e1", at, a, b)
-	record(t, s1, e, true)
-	record(t, s1, e, false)
-	record(t, s2, e, false) // another replica redelivered it
-	checkProcessed(t, s2, 2)
-	checkHistory(t, s2, a.Fingerprint, alert.ObservationOf(a, at))
-	checkHistory(t, s1, b.Fingerprint, alert.ObservationOf(b, at))
-	checkHistory(t, s1, alert.Fingerprint(template.KV{"alertname": "Unknown"}))
-}
-
-func testRecordSameObservation(t *testing.T, open func(t *testing.T, o Options) Opener) {
-	s := handle(t, open(t, defaults()))
-	at := base()
-	a := firing("A")
-	a.EndsAt = t0.Add(4 * time.Minute)
-	resend := a
-	resend.EndsAt = t0.Add(8 * time.Minute) // same observation while firing
-	resolved := mkAlert(alert.StatusResolved, a.StartsAt, at, "alertname", "A")
-
-	record(t, s, entryAt("e1", at.Add(-10*time.Minute), a), true)
-	record(t, s, entryAt("e2", at, resend), true)
-	checkHistory(t, s, a.Fingerprint, alert.ObservationOf(a, at))
-	// A late redelivery of an older sighting keeps the later ReceivedAt.
-	record(t, s, entryAt("e3", at.Add(-5*time.Minute), a), true)
-	checkHistory(t, s, a.Fingerprint, alert.ObservationOf(a, at))
-
-	record(t, s, entryAt("e4", at.Add(time.Minute), resolved), true)
-	checkHistory(t, s, a.Fingerprint,
-		alert.ObservationOf(a, at),
-		alert.ObservationOf(resolved, at.Add(time.Minute)))
-	checkProcessed(t, s, 4)
-}
-
-func testRecordHistoryMax(t *testing.T, open func(t *testing.T, o Options) Opener) {
-	o := defaults()
-	o.HistoryMax = 3
-	s := handle(t, open(t, o))
-	at := base()
-
-	var want []alert.Observation
-	for i := range 5 {
-		// Each entry is a new episode, so each is a distinct observation.
-		a := mkAlert(alert.StatusFiring, t0.Add(time.Duration(i)*time.Hour), time.Time{}, "alertname", "A")
-		recv := at.Add(time.Duration(i) * time.Second)
-		record(t, s, entryAt("e"+strconv.Itoa(i), recv, a), true)
-		want = append(want, alert.ObservationOf(a, recv))
-	}
-	checkHistory(t, s, alert.Fingerprint(template.KV{"alertname": "A"}), want[2:]...)
-	checkProcessed(t, s, 5)
-}
-
-func testRecordHistoryRetention(t *testing.T, open func(t *testing.T, o Options) Opener) {
-	o := defaults()
-	o.HistoryRetention = time.Hour
-	s := handle(t, open(t, o))
-	at := base()
-	episode := func(i int) template.Alert {
-		return mkAlert(alert.StatusFiring, t0.Add(time.Duration(i)*time.Hour), time.Time{}, "alertname", "A")
-	}
-	fp := alert.Fingerprint(template.KV{"alertname": "A"})
-	obs1 := alert.ObservationOf(episode(1), at.Add(-90*time.Minute))
-	obs2 := alert.ObservationOf(episode(2), at.Add(-40*time.Minute))
-	obs3 := alert.ObservationOf(episode(3), at)
-
-	record(t, s, entryAt("e1", obs1.ReceivedAt, episode(1)), true)
-	record(t, s, entryAt("e2", obs2.ReceivedAt, episode(2)), true)
-	// Retention counts back from the newest observation, not from now.
-	checkHistory(t, s, fp, obs1, obs2)
-
-	record(t, s, entryAt("e3", obs3.ReceivedAt, episode(3)), true)
-	checkHistory(t, s, fp, obs2, obs3)
-
-	// A late arrival already older than the retention is not kept.
-	record(t, s, entryAt("e4", at.Add(-2*time.Hour), episode(4)), true)
-	checkHistory(t, s, fp, obs2, obs3)
-	checkProcessed(t, s, 4)
 }
 
 func testPing(t *testing.T, open func(t *testing.T, o Options) Opener) {

@@ -63,7 +63,7 @@ func Open(t testing.TB, prefix string) *redisstore.Store {
 		}
 		t.Skipf("redis at %s is unreachable (%v); CI=true makes this a failure", shown, err)
 	}
-	s, err := redisstore.New(ctx, redisstore.Options{Client: c, Prefix: prefix, ClaimIdle: time.Second, HistoryRetention: 24 * time.Hour, HistoryMax: 100})
+	s, err := redisstore.New(ctx, redisstore.Options{Client: c, Prefix: prefix, ClaimIdle: time.Second})
 	if err != nil {
 		c.Close()
 		t.Fatal(err)

@@ -1,0 +1,71 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+
+	"github.com/prometheus/alertmanager/template"
+
+	"github.com/alertmedic/alertmedic/flapping"
+)
+
+// check is the periodic work of every replica: flapping that ended because
+// nothing changed for stable_for. The flapping index names the keys to look
+// at, so the work is what flaps, not what the store holds; each key is one
+// commit, so replicas checking at once act once.
+func (p *Pipeline) check(ctx context.Context) error {
+	r := p.rules.Load()
+	if r == nil || r.Tree == nil {
+		return nil
+	}
+	keys, err := p.o.Store.Marked(ctx, indexFlapping, math.Inf(1))
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
+		rk := recordKeyOf(key)
+		err := p.commitPlan(ctx, []string{rk}, func(pl *plan) bool {
+			var fr *flapRecord
+			if grouped(key) {
+				if pl.cur[rk] == nil {
+					pl.txn.Unmark = append(pl.txn.Unmark, markOf(key))
+					return true
+				}
+				fr = pl.flap(key)
+			} else {
+				rec := pl.record(key)
+				if pl.cur[rk] == nil || rec.Flap == nil {
+					// Gone (expired), or never flapping: drop it from the
+					// index, write nothing else.
+					pl.records, pl.order = map[string]*alertRecord{}, nil
+					pl.txn.Unmark = append(pl.txn.Unmark, markOf(key))
+					return true
+				}
+				fr = rec.Flap
+			}
+			cfg := r.Flapping
+			if fr.Config != nil {
+				cfg = *fr.Config
+			}
+			was := fr.State.Flapping
+			d := flapping.Check(cfg, &fr.State, pl.now)
+			if d.Event == flapping.None && fr.State.Flapping == was {
+				return false // nothing to write
+			}
+			labels := template.KV{}
+			for _, h := range fr.Held {
+				labels = h.Alert.Labels
+				break
+			}
+			if labels["alertname"] == "" {
+				labels = template.KV{"alertname": key}
+			}
+			pl.flapped(key, cfg, fr, labels, d, was, "")
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+
+	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/flapping"
+	"github.com/alertmedic/alertmedic/store"
+)
+
+// alertRecord is what the store keeps of one alert (under alert:<fp>),
+// written in the same commit that acknowledges the entry that changed it:
+// its last observation, how many observations of it were processed, the
+// newest observation each target was given, and, when it flaps on its own
+// (no flapping.by), its flap state.
+type alertRecord struct {
+	Status   string `json:"s"`
+	StartsAt int64  `json:"a"` // unix ms
+	EndsAt   int64  `json:"e,omitempty"`
+	SeenAt   int64  `json:"t"`
+	// N counts the observations processed: each entry's once.
+	N int `json:"n"`
+	// Sent maps a target key to the watermark of the newest observation
+	// queued for it (delivered, or in the outbox or a digest): an
+	// observation reaches a target at most once, and an older one arriving
+	// late (a replay) never goes out after a newer one did.
+	Sent map[string]string `json:"w,omitempty"`
+	Flap *flapRecord       `json:"f,omitempty"`
+}
+
+// flapRecord is one flap key's state: under alert:<fp> within the alert's
+// record, or alone under flap:<key> for alerts grouped by flapping.by.
+type flapRecord struct {
+	State flapping.State `json:"state"`
+	// Config is the detection in effect at the last observation; kept only
+	// while flapping, for the periodic check that ends it.
+	Config   *flapping.Config `json:"config,omitempty"`
+	Suppress bool             `json:"suppress,omitempty"`
+	// Held are the latest observations of alerts whose notifications were
+	// held back while flapping, by fingerprint: delivered when it stops,
+	// so a resolve that came during the flap is never lost.
+	Held map[string]heldAlert `json:"held,omitempty"`
+}
+
+type heldAlert struct {
+	Alert       template.Alert `json:"alert"`
+	GroupKey    string         `json:"groupKey,omitempty"`
+	ExternalURL string         `json:"externalURL,omitempty"`
+}
+
+// maxHeld bounds the alerts held under one flap key; past it alerts are
+// delivered as they come rather than held (never dropped).
+const maxHeld = 1000
+
+// Record keys in the store. A flap key is a fingerprint, or "by:..." for
+// alerts grouped by flapping.by (flapping.Key).
+func alertKey(fp string) string { return "alert:" + fp }
+
+func flapKey(key string) string { return "flap:" + key }
+
+// grouped says whether a flap key has its own record.
+func grouped(key string) bool { return strings.HasPrefix(key, "by:") }
+
+// recordKeyOf is the store key holding flap key's state.
+func recordKeyOf(key string) string {
+	if grouped(key) {
+		return flapKey(key)
+	}
+	return alertKey(key)
+}
+
+func decodeRecord(b []byte) *alertRecord {
+	r := &alertRecord{}
+	if b != nil && json.Unmarshal(b, r) != nil {
+		// A record we cannot read is started afresh rather than blocking
+		// the alert's notifications.
+		r = &alertRecord{}
+	}
+	return r
+}
+
+func decodeFlap(b []byte) *flapRecord {
+	f := &flapRecord{}
+	if b != nil && json.Unmarshal(b, f) != nil {
+		f = &flapRecord{}
+	}
+	return f
+}
+
+func (r *alertRecord) observe(a template.Alert, at time.Time) {
+	r.Status, r.StartsAt, r.SeenAt = a.Status, a.StartsAt.UnixMilli(), at.UnixMilli()
+	r.EndsAt = 0
+	if a.Status == alert.StatusResolved {
+		r.EndsAt = a.EndsAt.UnixMilli()
+	}
+	r.N++
+}
+
+// watermark orders the observations of one alert: by startsAt, and within
+// one episode resolved after firing. Fixed width, so that strings compare
+// as the observations do.
+func watermark(a template.Alert) string {
+	rank := "1"
+	if a.Status == alert.StatusResolved {
+		rank = "2"
+	}
+	return fmt.Sprintf("%020d:%s", a.StartsAt.UnixNano(), rank)
+}
+
+// newer says whether a's observation is newer than what target was given.
+func (r *alertRecord) newer(target string, a template.Alert) bool {
+	return watermark(a) > r.Sent[target]
+}
+
+func (r *alertRecord) sent(target string, a template.Alert) {
+	if r.Sent == nil {
+		r.Sent = map[string]string{}
+	}
+	r.Sent[target] = watermark(a)
+}
+
+// flapTTL is how long a flap state must outlive its last write.
+func flapTTL(c flapping.Config) time.Duration {
+	return 2*max(time.Duration(c.Window), time.Duration(c.StableFor)) + 24*time.Hour
+}
+
+func (f *flapRecord) pinned() bool { return len(f.Held) > 0 }
+
+// markOf is a flap key's entry in the flapping index.
+func markOf(key string) store.Mark { return store.Mark{Index: indexFlapping, Member: key} }

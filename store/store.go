@@ -1,0 +1,255 @@
+// Package store is the contract between alertmedic's state backends
+// (store/memory, store/redis) and the packages that use them: the types
+// both sides speak, the errors, and the list of every key a backend holds.
+// The behaviour is pinned down by store/storetest, which both backends pass.
+//
+// A backend holds five kinds of state, each bounded by a cap or a TTL (most
+// by both):
+//
+//   - the queue of accepted webhook entries (Enqueue, Dequeue, Ack), with
+//     the dedup keys of the observations it has seen;
+//   - values by key ("state"), read with Get or State and written atomically
+//     with UpdateState or Commit;
+//   - leased queues (Claim, Settle): the outbox of notifications, the
+//     remediation queue, digests. Due work is found through an index
+//     ordered by due time, never by reading every item;
+//   - indexes (Mark, Marked, Unmark): sorted sets of names;
+//   - rate limits, one per group of a leased queue (a target), decided with
+//     GCRA inside Claim so that every replica shares one limit.
+//
+// Keys. Every key of a backend is namespaced by its shard; with Redis the
+// namespace is a hash tag ("{prefix}" for shard 0 of a one-shard store), so
+// every key one script touches is in one Cluster slot. Within a shard:
+//
+//	queue                 the stream of webhook entries (Redis Stream, consumer group)
+//	dedup:<obs key>       one per observation seen (alert.ObservationKey), TTL the dedup window
+//	state:<key>           a value; the users' key families are:
+//	    alert:<fp>          pipeline: an alert's record (last observation, per-target
+//	                        watermark, flap state when it flaps on its own), TTL history retention
+//	    flap:<key>          pipeline: flap state of alerts grouped by flapping.by
+//	    rem:guard:<r>:<fp>  remediation: lock and cooldowns of rule r for one alert
+//	    rem:budget:<r>      remediation: run times of rule r in the last hour
+//	    rem:pause           remediation: the kill switch
+//	    rem:audit:<id>      remediation: one audit record, TTL audit retention
+//	index:<name>          a sorted set: flapping (flap keys flapping), rem:audit (audit ids by time)
+//	q:<queue>             a leased queue's items, scored by due time (a claimed item by its lease's end)
+//	q:<queue>:dead        its dead letters, scored by when they died, capped
+//	q:<queue>:c:<id>      the alerts collected by item id (a digest), capped
+//	q:<queue>:o:<id>      the fingerprints collected past that cap
+//	q:<queue>:c:<id>:<b>  and :o:<id>:<b>: what batch b took when it claimed the item
+//	q:<queue>:c:<id>:out  the batch that has the item out, while it is out
+//	rl:<group>            a group's GCRA state (its theoretical arrival time)
+package store
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/alertmedic/alertmedic/alert"
+)
+
+// Leased queues.
+const (
+	// QueueOutbox holds notifications until they are delivered; a group is
+	// a target (its Key), a class the target's integration type.
+	QueueOutbox = "outbox"
+	// QueueRemedy holds the alert observations that a remediation rule
+	// matches, until the remediation ran.
+	QueueRemedy = "remedy"
+)
+
+// Value is a key with a value, as read by Get and written by Commit. A nil
+// Value is an absent key (to Expect) or a delete (to Set).
+type Value struct {
+	Key   string
+	Value []byte
+	// TTL is how long a written value lives; required for a non-nil Value.
+	TTL time.Duration
+	// Pin says the value is still needed (it holds notifications a
+	// flapping alert held back): a backend with a cap on values never
+	// evicts it, and refuses new work instead when pinned values reach it.
+	Pin bool
+}
+
+// Item is one piece of work in a leased queue.
+type Item struct {
+	// ID is unique within the queue. Putting an item whose ID (with the
+	// same content) is already there changes nothing.
+	ID string
+	// Group: the due items of one group are claimed together, as one batch,
+	// within the group's rate limit. Empty: the item is its own group.
+	Group string
+	// Class picks the limits in ClaimOptions.Classes.
+	Class string
+	// Alerts is how many alerts the payload carries: a class's MaxAlerts
+	// bounds a batch by it.
+	Alerts int
+	// Due is when the item may be claimed.
+	Due time.Time
+	// Since is when the item first became due; a retry keeps it, so that a
+	// deadline can count from it. Zero: Due.
+	Since time.Time
+	// Attempts and LastErr are the caller's account of failed tries.
+	Attempts int
+	LastErr  string
+	Payload  []byte
+
+	// Collects marks an item that collects fields (see Collect); it is
+	// set by Collect.
+	Collects bool
+
+	// Batch is set by Claim: the batch the item was claimed in. A batch
+	// whose lease lapsed (its claimer died) is claimed again as the same
+	// batch, so that what it sends is the same message again.
+	Batch string
+	// Collected is, for an item that collects, what it had collected when
+	// it was claimed: field → value. Claiming detaches it, so that what is
+	// collected meanwhile waits for the next claim; a retry puts it back.
+	Collected map[string][]byte
+	// Overflow is how many distinct fields it had collected past its cap.
+	Overflow int
+	// Receipt names the item as claimed; Settle takes it back. Opaque.
+	Receipt string
+}
+
+// Batch is the due items of one group, claimed together under one lease.
+type Batch struct {
+	ID    string
+	Group string
+	Items []Item
+	// Reclaimed: an earlier claim of this batch let its lease lapse.
+	Reclaimed bool
+}
+
+// ClassLimit bounds the batches of one class.
+type ClassLimit struct {
+	// PerSecond and Burst are the rate limit of each group of the class
+	// (GCRA: Burst batches at once, then PerSecond on average). PerSecond 0:
+	// no limit.
+	PerSecond float64
+	Burst     int
+	// MaxAlerts bounds the alerts of one batch (at least one item is
+	// always taken); 0: no bound.
+	MaxAlerts int
+}
+
+// ClaimOptions say what one Claim takes.
+type ClaimOptions struct {
+	Now time.Time
+	// Lease is how long a claimed batch is the claimer's: after it, the
+	// batch is due again and another claimer takes it over.
+	Lease time.Duration
+	// Max bounds the items one call takes, in all batches.
+	Max     int
+	Classes map[string]ClassLimit
+}
+
+// Claimed is what one Claim took.
+type Claimed struct {
+	Batches []Batch
+	// Next is the earliest due time left in the queue after the claim
+	// (leases included); zero when the queue is empty.
+	Next time.Time
+	// Limited counts the groups held back by their rate limit.
+	Limited int
+}
+
+// Settlement finishes claimed items, each named by its Receipt.
+type Settlement struct {
+	// Done items are removed, with what a collecting item was claimed
+	// with; if it collected more meanwhile, it is due again at once.
+	Done []Item
+	// Retry items are put back with their Due, Attempts, LastErr, Payload
+	// and Alerts as given, no longer claimed; a collecting item gets back
+	// what it was claimed with, under what it collected since.
+	Retry []Item
+	// Dead items are removed and kept as dead letters (LastErr says why),
+	// scored by Now; past the backend's cap the oldest go. A Dead item
+	// without a Receipt is a dead letter of its own (a part of a batch
+	// that failed for good while the rest went).
+	Dead []Item
+	Now  time.Time
+}
+
+// Settled says what a Settle did besides what it was asked.
+type Settled struct {
+	// Evicted counts dead letters dropped at the cap.
+	Evicted int
+}
+
+// Dead is a dead letter: an item that failed for good, and when.
+type Dead struct {
+	Item Item
+	At   time.Time
+}
+
+// Put adds an item to a leased queue, within a Commit.
+type Put struct {
+	Queue string
+	Item  Item
+}
+
+// Collect adds fields to a collecting item within a Commit: an item whose
+// payload is fixed (Item, put if absent) and whose alerts accumulate, one
+// field per alert, the latest value of a field winning. At most Cap fields
+// are kept; past it a field counts (Item.Overflow) unless it is Keep (a
+// resolve: never dropped), which is always kept.
+type Collect struct {
+	Queue  string
+	Item   Item
+	Fields []Field
+	Cap    int
+	// TTL bounds the collection's life past its item's due time.
+	TTL time.Duration
+}
+
+// Field is one collected value.
+type Field struct {
+	Name  string
+	Value []byte
+	Keep  bool
+}
+
+// Mark is one index member.
+type Mark struct {
+	Index  string
+	Member string
+	Score  float64
+}
+
+// Txn is one atomic commit: either all of it happens or none.
+type Txn struct {
+	// Ack is the Receipt of a queue entry to acknowledge. When another
+	// consumer acknowledged it already, nothing is written and Commit
+	// returns ErrAcked.
+	Ack string
+	// Expect holds values as the caller read them; when any key holds
+	// something else, nothing is written and Commit returns a *Conflict.
+	Expect []Value
+	Set    []Value
+	Put    []Put
+	// Collect adds to collecting items (digests).
+	Collect []Collect
+	Mark    []Mark
+	Unmark  []Mark
+}
+
+// ErrAcked: the entry a Txn would acknowledge was acknowledged already.
+var ErrAcked = errors.New("entry already acknowledged")
+
+// Conflict is a Txn refused because a value it expected had changed: the
+// current values of the keys that differ, for the caller to decide again.
+type Conflict struct {
+	Current []Value
+}
+
+func (c *Conflict) Error() string {
+	return fmt.Sprintf("commit: %d expected values changed meanwhile", len(c.Current))
+}
+
+// ErrFull: a bound on state that is still needed (queued entries, unsent
+// notifications, waiting remediations) is reached. It wraps
+// alert.ErrQueueFull, so the webhook answers 503 and Alertmanager retries;
+// nothing still needed is evicted to make room.
+var ErrFull = fmt.Errorf("store holds as much unfinished work as it may: %w", alert.ErrQueueFull)

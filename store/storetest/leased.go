@@ -1,0 +1,354 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alertmedic/alertmedic/store"
+)
+
+const q = store.QueueOutbox
+
+func put(t *testing.T, s Store, items ...store.Item) {
+	t.Helper()
+	var ps []store.Put
+	for _, it := range items {
+		ps = append(ps, store.Put{Queue: q, Item: it})
+	}
+	commit(t, s, store.Txn{Put: ps})
+}
+
+func claim(t *testing.T, s Store, o store.ClaimOptions) store.Claimed {
+	t.Helper()
+	if o.Max == 0 {
+		o.Max = 100
+	}
+	if o.Lease == 0 {
+		o.Lease = time.Minute
+	}
+	c, err := s.Claim(context.Background(), 0, q, o)
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	return c
+}
+
+func settle(t *testing.T, s Store, st store.Settlement) store.Settled {
+	t.Helper()
+	r, err := s.Settle(context.Background(), 0, q, st)
+	if err != nil {
+		t.Fatalf("settle: %v", err)
+	}
+	return r
+}
+
+// shape is a claim as text: "group[id id] group[id]" in claim order.
+func shape(c store.Claimed) string {
+	var parts []string
+	for _, b := range c.Batches {
+		var ids []string
+		for _, it := range b.Items {
+			ids = append(ids, it.ID)
+		}
+		parts = append(parts, b.Group+"["+strings.Join(ids, " ")+"]")
+	}
+	return strings.Join(parts, " ")
+}
+
+func items(c store.Claimed) []store.Item {
+	var out []store.Item
+	for _, b := range c.Batches {
+		out = append(out, b.Items...)
+	}
+	return out
+}
+
+func testLeasedPutClaimSettle(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	now := base()
+	put(t, a,
+		store.Item{ID: "i1", Group: "g1", Class: "c", Alerts: 1, Due: now, Payload: []byte("one\nwith a newline")},
+		store.Item{ID: "i2", Group: "g1", Alerts: 1, Due: now.Add(time.Hour), Payload: []byte("two")},
+		store.Item{ID: "i3\tx", Group: "g2/tab\there", Alerts: 3, Due: now.Add(-time.Second), Payload: []byte("three")},
+	)
+	c := claim(t, b, store.ClaimOptions{Now: now})
+	if got := shape(c); got != "g2/tab\there[i3\tx] g1[i1]" {
+		t.Fatalf("claimed %q, want the due groups in due order", got)
+	}
+	for _, it := range items(c) {
+		want := map[string]string{"i1": "one\nwith a newline", "i3\tx": "three"}[it.ID]
+		if string(it.Payload) != want || it.Batch == "" || it.Receipt == "" {
+			t.Errorf("item %q: payload %q, batch %q", it.ID, it.Payload, it.Batch)
+		}
+	}
+	if c.Batches[1].Items[0].Class != "c" || c.Batches[0].Items[0].Alerts != 3 {
+		t.Errorf("class or alerts lost: %+v", c.Batches)
+	}
+	// The next due time is the earlier lease's end.
+	if want := now.Add(time.Minute); !c.Next.Equal(want) {
+		t.Errorf("next %v, want %v", c.Next, want)
+	}
+	if c2 := claim(t, a, store.ClaimOptions{Now: now}); len(c2.Batches) != 0 {
+		t.Errorf("claimed items are handed out again: %s", shape(c2))
+	}
+	settle(t, a, store.Settlement{Done: c.Batches[1].Items, Now: now})
+	settle(t, b, store.Settlement{Done: c.Batches[1].Items, Now: now}) // twice: nothing more
+	if n := queueLen(t, a, q); n != 2 {
+		t.Errorf("after settling i1: %d items, want 2", n)
+	}
+	settle(t, b, store.Settlement{Done: c.Batches[0].Items, Now: now})
+	c = claim(t, a, store.ClaimOptions{Now: now.Add(time.Hour)})
+	if got := shape(c); got != "g1[i2]" {
+		t.Errorf("an hour later: %q", got)
+	}
+}
+
+func testLeasedGroupsAndBounds(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	s := handle(t, open(t, suiteOptions()))
+	now := base()
+	var its []store.Item
+	for i := 0; i < 5; i++ {
+		its = append(its, store.Item{ID: fmt.Sprintf("a%d", i), Group: "g", Class: "pd", Alerts: 10, Due: now.Add(time.Duration(i) * time.Millisecond)})
+	}
+	its = append(its, store.Item{ID: "big", Group: "h", Class: "pd", Alerts: 99, Due: now.Add(10 * time.Millisecond)})
+	put(t, s, its...)
+	classes := map[string]store.ClassLimit{"pd": {MaxAlerts: 25}}
+	var got []string
+	for i := 0; i < 5; i++ {
+		c := claim(t, s, store.ClaimOptions{Now: now.Add(time.Second), Classes: classes})
+		if len(c.Batches) == 0 {
+			break
+		}
+		got = append(got, shape(c))
+	}
+	want := []string{"g[a0 a1] h[big]", "g[a2 a3]", "g[a4]"}
+	if strings.Join(got, " | ") != strings.Join(want, " | ") {
+		t.Errorf("batches %q, want %q (at most 25 alerts each, an item larger than that alone)", got, want)
+	}
+	// Max bounds the items of one claim.
+	var more []store.Item
+	for i := 0; i < 5; i++ {
+		more = append(more, store.Item{ID: fmt.Sprintf("m%d", i), Group: fmt.Sprintf("m%d", i), Due: now})
+	}
+	put(t, s, more...)
+	if c := claim(t, s, store.ClaimOptions{Now: now.Add(time.Second), Max: 3}); len(items(c)) != 3 {
+		t.Errorf("Max 3 claimed %d", len(items(c)))
+	}
+	if c := claim(t, s, store.ClaimOptions{Now: now.Add(time.Second), Max: 3}); len(items(c)) != 2 {
+		t.Errorf("the rest: %d", len(items(c)))
+	}
+}
+
+// A claimer that dies lets its lease lapse: the next claim takes the same
+// batch, the same items with the same receipts, and either settle counts.
+func testLeasedLeaseLapses(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	now := base()
+	put(t, a, store.Item{ID: "x1", Group: "g", Due: now, Payload: []byte("p1")}, store.Item{ID: "x2", Group: "g", Due: now, Payload: []byte("p2")})
+	c1 := claim(t, a, store.ClaimOptions{Now: now, Lease: time.Second})
+	// New work for the group meanwhile goes in a batch of its own.
+	put(t, a, store.Item{ID: "x3", Group: "g", Due: now.Add(1500 * time.Millisecond)})
+	c2 := claim(t, b, store.ClaimOptions{Now: now.Add(2 * time.Second), Lease: time.Second})
+	if len(c1.Batches) != 1 || len(c2.Batches) != 2 {
+		t.Fatalf("claims %q then %q", shape(c1), shape(c2))
+	}
+	var again store.Batch
+	for _, bt := range c2.Batches {
+		if bt.ID == c1.Batches[0].ID {
+			again = bt
+		}
+	}
+	if !again.Reclaimed || len(again.Items) != 2 {
+		t.Fatalf("the lapsed batch was not claimed whole as itself: %q vs %q", shape(c1), shape(c2))
+	}
+	for i, it := range again.Items {
+		if it.Receipt != c1.Batches[0].Items[i].Receipt || string(it.Payload) != string(c1.Batches[0].Items[i].Payload) {
+			t.Errorf("item %s changed between claims", it.ID)
+		}
+	}
+	settle(t, a, store.Settlement{Done: c1.Batches[0].Items, Now: now.Add(2 * time.Second)})
+	settle(t, b, store.Settlement{Done: again.Items, Now: now.Add(2 * time.Second)})
+	if n := queueLen(t, a, q); n != 1 {
+		t.Errorf("left %d items, want x3", n)
+	}
+}
+
+func testLeasedRetryAndDead(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	ctx := context.Background()
+	now := base()
+	put(t, a, store.Item{ID: "r1", Group: "g", Alerts: 4, Due: now, Payload: []byte("four")})
+	c := claim(t, a, store.ClaimOptions{Now: now})
+	it := items(c)[0]
+	it.Due, it.Attempts, it.LastErr, it.Payload, it.Alerts = now.Add(5*time.Second), 1, "boom:\tunexpected status 500\nbody", []byte("two"), 2
+	settle(t, a, store.Settlement{Retry: []store.Item{it}, Now: now})
+	if c := claim(t, b, store.ClaimOptions{Now: now.Add(4 * time.Second)}); len(c.Batches) != 0 {
+		t.Fatalf("retried before its due time: %s", shape(c))
+	}
+	c = claim(t, b, store.ClaimOptions{Now: now.Add(5 * time.Second)})
+	got := items(c)
+	if len(got) != 1 || got[0].Attempts != 1 || got[0].LastErr != it.LastErr || string(got[0].Payload) != "two" || got[0].Alerts != 2 || !got[0].Since.Equal(now) {
+		t.Fatalf("retried item %+v", got)
+	}
+	// Dead letters: kept newest first, at most MaxDeadLetters (5).
+	var evicted int
+	for i := 0; i < 7; i++ {
+		if i > 0 {
+			put(t, a, store.Item{ID: fmt.Sprintf("d%d", i), Due: now})
+			got = items(claim(t, a, store.ClaimOptions{Now: now.Add(10 * time.Second)}))
+		}
+		d := got[0]
+		d.LastErr = fmt.Sprintf("failed %d", i)
+		r := settle(t, b, store.Settlement{Dead: []store.Item{d}, Now: now.Add(time.Duration(10+i) * time.Second)})
+		evicted += r.Evicted
+	}
+	if n := queueLen(t, a, q); n != 0 {
+		t.Errorf("dead letters are still queued: %d", n)
+	}
+	dl, total, err := a.DeadLetters(ctx, 0, q, 0, 3)
+	if err != nil || total != 5 || evicted != 2 || len(dl) != 3 {
+		t.Fatalf("dead letters: %d listed of %d, %d evicted, %v", len(dl), total, evicted, err)
+	}
+	if dl[0].Item.ID != "d6" || dl[0].Item.LastErr != "failed 6" || !dl[0].At.Equal(now.Add(16*time.Second)) || dl[2].Item.ID != "d4" {
+		t.Errorf("newest first: %+v", dl)
+	}
+	dl, _, _ = a.DeadLetters(ctx, 0, q, 3, 3)
+	if len(dl) != 2 || dl[1].Item.ID != "d2" {
+		t.Errorf("second page: %+v", dl)
+	}
+}
+
+func testLeasedRateLimit(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	s := handle(t, open(t, suiteOptions()))
+	now := base()
+	classes := map[string]store.ClassLimit{"slack": {PerSecond: 1, Burst: 2}}
+	n := 0
+	next := func(at time.Time) store.Claimed {
+		n++
+		put(t, s, store.Item{ID: fmt.Sprintf("s%d", n), Group: "chan", Class: "slack", Alerts: 1, Due: at})
+		c := claim(t, s, store.ClaimOptions{Now: at, Classes: classes})
+		settle(t, s, store.Settlement{Done: items(c), Now: at})
+		return c
+	}
+	// A burst of 2, then one a second.
+	var c store.Claimed
+	for i, want := range []int{1, 1, 0} {
+		if c = next(now); len(c.Batches) != want {
+			t.Fatalf("claim %d: %d batches, want %d", i, len(c.Batches), want)
+		}
+	}
+	// Held back, and not looked at again before it may go.
+	if c.Limited != 1 || !c.Next.Equal(now.Add(time.Second)) {
+		t.Errorf("limited %d, next %v: want 1 and %v", c.Limited, c.Next, now.Add(time.Second))
+	}
+	if c := claim(t, s, store.ClaimOptions{Now: now.Add(999 * time.Millisecond), Classes: classes}); len(c.Batches) != 0 || c.Limited != 0 {
+		t.Errorf("before its retry time: %q, %d limited", shape(c), c.Limited)
+	}
+	c = claim(t, s, store.ClaimOptions{Now: now.Add(time.Second), Classes: classes})
+	if got := shape(c); got != "chan[s3]" {
+		t.Errorf("a second later: %q", got)
+	}
+	// Other groups and classes are not held back.
+	put(t, s, store.Item{ID: "o1", Group: "other", Class: "slack", Due: now}, store.Item{ID: "p1", Group: "chan", Class: "pd", Due: now})
+	c = claim(t, s, store.ClaimOptions{Now: now.Add(time.Second), Classes: classes})
+	got := []string{}
+	for _, b := range c.Batches {
+		got = append(got, b.Group)
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != "chan,other" {
+		t.Errorf("claimed %q: another group, and the same group's items of another class, are not limited", shape(c))
+	}
+}
+
+// Two replicas share one limit.
+func testLeasedRateLimitShared(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	now := base()
+	classes := map[string]store.ClassLimit{"slack": {PerSecond: 1, Burst: 3}}
+	batches := 0
+	for i := 0; i < 10; i++ {
+		s := []Store{a, b}[i%2]
+		put(t, s, store.Item{ID: fmt.Sprintf("h%d", i), Group: "chan", Class: "slack", Due: now})
+		c := claim(t, s, store.ClaimOptions{Now: now.Add(time.Duration(i) * 100 * time.Millisecond), Classes: classes})
+		batches += len(c.Batches)
+		settle(t, s, store.Settlement{Done: items(c), Now: now})
+	}
+	// 0.9 s: the burst of 3 and no more.
+	if batches != 3 {
+		t.Errorf("two replicas took %d batches in 0.9 s under a limit of 1/s with a burst of 3", batches)
+	}
+}
+
+func testLeasedCollect(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	now := base()
+	due := now.Add(time.Minute)
+	digest := store.Item{ID: "digest:team/slack[0]", Group: "team/slack[0]", Class: "slack", Due: due, Payload: []byte(`{"kind":"digest"}`)}
+	add := func(s Store, fs ...store.Field) {
+		t.Helper()
+		commit(t, s, store.Txn{Collect: []store.Collect{{Queue: q, Item: digest, Fields: fs, Cap: 3, TTL: time.Hour}}})
+	}
+	f := func(name, v string, keep bool) store.Field {
+		return store.Field{Name: name, Value: []byte(v), Keep: keep}
+	}
+	add(a, f("f1", "firing", false), f("f2", "firing", false))
+	add(b, f("f3", "firing", false), f("f4", "firing", false), f("f5", "firing", false))
+	add(a, f("f1", "resolved", true), f("r1", "resolved", true), f("f4", "resolved", true))
+	add(b, f("f5", "firing again", false))
+	if n := queueLen(t, a, q); n != 1 {
+		t.Fatalf("one digest item, got %d", n)
+	}
+	if c := claim(t, a, store.ClaimOptions{Now: now}); len(c.Batches) != 0 {
+		t.Fatalf("claimed before its due time: %s", shape(c))
+	}
+	c := claim(t, a, store.ClaimOptions{Now: due})
+	its := items(c)
+	if len(its) != 1 {
+		t.Fatalf("claimed %s", shape(c))
+	}
+	got := its[0]
+	want := map[string]string{"f1": "resolved", "f2": "firing", "f3": "firing", "r1": "resolved", "f4": "resolved"}
+	if len(got.Collected) != len(want) || got.Overflow != 1 {
+		t.Errorf("collected %d fields with %d over the cap; want %v and f5 over", len(got.Collected), got.Overflow, want)
+	}
+	for k, v := range want {
+		if string(got.Collected[k]) != v {
+			t.Errorf("field %s = %q, want %q", k, got.Collected[k], v)
+		}
+	}
+	if string(got.Payload) != `{"kind":"digest"}` || !got.Collects {
+		t.Errorf("digest item %+v", got)
+	}
+	// Collected while it is out: waits, and comes right after the settle.
+	add(b, f("late", "firing", false))
+	settle(t, b, store.Settlement{Done: its, Now: due})
+	c = claim(t, a, store.ClaimOptions{Now: due})
+	its = items(c)
+	if len(its) != 1 || len(its[0].Collected) != 1 || string(its[0].Collected["late"]) != "firing" || its[0].Overflow != 0 {
+		t.Fatalf("after the settle: %+v", its)
+	}
+	// A retry puts back what it was claimed with, under what came since.
+	add(a, f("late", "resolved", true), f("new", "firing", false))
+	r := its[0]
+	r.Due, r.Attempts = due.Add(time.Second), 1
+	settle(t, a, store.Settlement{Retry: []store.Item{r}, Now: due})
+	c = claim(t, b, store.ClaimOptions{Now: due.Add(time.Second)})
+	its = items(c)
+	if len(its) != 1 || string(its[0].Collected["late"]) != "resolved" || string(its[0].Collected["new"]) != "firing" || its[0].Attempts != 1 {
+		t.Fatalf("after the retry: %+v", its)
+	}
+	settle(t, b, store.Settlement{Done: its, Now: due})
+	if n := queueLen(t, a, q); n != 0 {
+		t.Errorf("%d items left", n)
+	}
+}
