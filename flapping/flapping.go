@@ -109,6 +109,38 @@ type State struct {
 	AnnouncedAt time.Time `json:"announcedAt,omitzero"`
 }
 
+// Plain reports whether st holds nothing but one alert's last observation
+// and steady samples (it never saw a state change): such a state is what
+// FromSeen rebuilds, so a caller may store the observation instead of it.
+func (st *State) Plain() (fp string, seen Seen, ok bool) {
+	if len(st.Alerts) != 1 || len(st.Changes) > 0 || st.Flapping || !st.Since.IsZero() || !st.Until.IsZero() ||
+		!st.Reset.IsZero() || !st.LastChange.IsZero() || st.Announced != None || !st.AnnouncedAt.IsZero() {
+		return "", Seen{}, false
+	}
+	for _, changed := range st.Samples {
+		if changed {
+			return "", Seen{}, false
+		}
+	}
+	for fp, seen = range st.Alerts {
+	}
+	if !st.LastSeen.Equal(seen.SeenAt) {
+		return "", Seen{}, false
+	}
+	return fp, seen, true
+}
+
+// FromSeen is the state of one alert observed n times, the last as seen,
+// without a state change: Plain's inverse. How many steady samples it holds
+// changes no verdict (a steady sample weighs nothing).
+func FromSeen(fp string, seen Seen, n int) State {
+	return State{
+		Alerts:   map[string]Seen{fp: seen},
+		Samples:  make([]bool, min(max(n, 1), HistorySamples)),
+		LastSeen: seen.SeenAt,
+	}
+}
+
 // Decision is the verdict on one observation (Observe) or one periodic
 // check (Check), with the figures a notice needs.
 type Decision struct {

@@ -49,8 +49,14 @@ func (p *Pipeline) check(ctx context.Context) error {
 			}
 			was := fr.State.Flapping
 			d := flapping.Check(cfg, &fr.State, pl.now)
-			if d.Event == flapping.None && fr.State.Flapping == was {
-				return false // nothing to write
+			if d.Event == flapping.None && !was {
+				// Not flapping (any more): only the index entry goes.
+				pl.records, pl.flaps, pl.order = map[string]*alertRecord{}, map[string]*flapRecord{}, nil
+				pl.txn.Unmark = append(pl.txn.Unmark, markOf(key))
+				return true
+			}
+			if d.Event == flapping.None {
+				return false // still flapping: nothing to write
 			}
 			labels := template.KV{}
 			for _, h := range fr.Held {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
@@ -49,8 +50,8 @@ type plan struct {
 	flaps   map[string]*flapRecord
 	order   []string // record keys in the order first touched
 	txn     store.Txn
-	outbox  bool // something was put in the outbox
-	remedy  bool // something was put in the remediation queue
+	outbox  []string // targets something was put in the outbox for
+	remedy  bool     // something was put in the remediation queue
 	// For the log and the metrics once committed.
 	held     int
 	muted    map[routing.MuteAction]int
@@ -81,7 +82,7 @@ func (pl *plan) record(fp string) *alertRecord {
 	if r := pl.records[k]; r != nil {
 		return r
 	}
-	r := decodeRecord(pl.cur[k])
+	r := decodeRecord(fp, pl.cur[k])
 	pl.records[k] = r
 	pl.order = append(pl.order, k)
 	return r
@@ -106,9 +107,17 @@ func (pl *plan) flap(key string) *flapRecord {
 	return f
 }
 
-// keys are the store keys an entry's plan reads, so that they can be read
-// in one round trip before it is decided.
-func entryKeys(r *Rules, e *alert.Entry, now time.Time) []string {
+// match is where one alert of an entry goes, decided once per entry.
+type match struct {
+	res routing.Result
+	cfg flapping.Config
+	key string // its flap key
+}
+
+// matchEntry routes an entry's alerts at now, and names the store keys
+// its plan reads, so that they are read in one round trip before it is
+// decided.
+func matchEntry(r *Rules, e *alert.Entry, now time.Time) ([]match, []string) {
 	seen := map[string]bool{}
 	var ks []string
 	add := func(k string) {
@@ -117,22 +126,26 @@ func entryKeys(r *Rules, e *alert.Entry, now time.Time) []string {
 			ks = append(ks, k)
 		}
 	}
+	var ms []match
 	for _, a := range e.Message.Alerts {
 		add(alertKey(a.Fingerprint))
-		if r != nil && r.Tree != nil {
-			res := r.Tree.Match(a.Labels, now)
-			cfg := flapping.Merge(r.Flapping, r.Override(res.Flapping))
-			if key := flapping.Key(cfg, a.Fingerprint, a.Labels); grouped(key) {
-				add(flapKey(key))
-			}
+		if r == nil || r.Tree == nil {
+			continue
 		}
+		m := match{res: r.Tree.Match(a.Labels, now)}
+		m.cfg = flapping.Merge(r.Flapping, r.Override(m.res.Flapping))
+		m.key = flapping.Key(m.cfg, a.Fingerprint, a.Labels)
+		if grouped(m.key) {
+			add(flapKey(m.key))
+		}
+		ms = append(ms, m)
 	}
-	return ks
+	return ms, ks
 }
 
 // decideEntry runs an entry's alerts through flap detection, routing and
-// the per-target decisions, into pl.
-func (pl *plan) decideEntry(e *alert.Entry) {
+// the per-target decisions, into pl; ms are matchEntry's.
+func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 	r := pl.r
 	type group struct {
 		t      routing.Target
@@ -140,16 +153,14 @@ func (pl *plan) decideEntry(e *alert.Entry) {
 	}
 	groups := map[string]*group{}
 	var order []string
-	for _, a := range e.Message.Alerts {
+	for i, a := range e.Message.Alerts {
 		rec := pl.record(a.Fingerprint)
 		rec.observe(a, e.ReceivedAt)
 		if r == nil || r.Tree == nil {
 			continue
 		}
-		res := r.Tree.Match(a.Labels, pl.now)
+		res, cfg, key := ms[i].res, ms[i].cfg, ms[i].key
 		ov := res.Flapping
-		cfg := flapping.Merge(r.Flapping, r.Override(ov))
-		key := flapping.Key(cfg, a.Fingerprint, a.Labels)
 		fr := pl.flap(key)
 		wasFlapping := fr.State.Flapping
 		d := flapping.Observe(cfg, &fr.State, a, e.ReceivedAt)
@@ -255,7 +266,7 @@ func (pl *plan) putNotification(n notifiers.Notification, alerts int) {
 	b, _ := json.Marshal(n)
 	pl.txn.Put = append(pl.txn.Put, store.Put{Queue: store.QueueOutbox, Item: store.Item{
 		ID: n.Key, Group: n.Target.Key(), Class: n.Target.Integration, Alerts: alerts, Due: pl.now, Payload: b}})
-	pl.outbox = true
+	pl.outbox = append(pl.outbox, n.Target.Key())
 }
 
 // collect adds an alert to the target's digest, due when its mute ends;
@@ -391,11 +402,8 @@ func (pl *plan) finish() store.Txn {
 		var b []byte
 		pin := false
 		if r := pl.records[k]; r != nil {
-			if r.Flap != nil && r.Flap.State.Idle(pl.r.flappingOrDefault(), pl.now) && !r.Flap.pinned() {
-				r.Flap = nil
-			}
 			pin = r.Flap != nil && r.Flap.pinned()
-			b, _ = json.Marshal(r)
+			b = r.encode(strings.TrimPrefix(k, "alert:"))
 		} else if f := pl.flaps[k]; f != nil {
 			pin = f.pinned()
 			b, _ = json.Marshal(f)

@@ -44,7 +44,13 @@ type Dispatcher struct {
 	// targets serialises the sends to one target within this replica, so
 	// that an alert's resolve never overtakes its trigger here.
 	targets map[string]*sync.Mutex
-	sends   sync.WaitGroup
+	// woken are the targets workers put work for since the last claim, and
+	// held those a rate limit holds back, until when: a wake for held
+	// targets only is answered when their limit lets them go, not with a
+	// claim that would find them held again.
+	woken map[string]bool
+	held  map[string]time.Time
+	sends sync.WaitGroup
 }
 
 // dispatchSlots bounds the batches one replica sends at once.
@@ -53,15 +59,26 @@ const dispatchSlots = 32
 // claimMax bounds the items one claim takes.
 const claimMax = 256
 
+// coalesce is how long a wake waits for more: what the workers commit
+// meanwhile goes in the same claim, and the store's cost is per claim and
+// per batch, not per alert.
+const coalesce = 10 * time.Millisecond
+
 // poll is how often the dispatcher looks at the outbox with nothing woken
 // it: for other replicas' work, and leases that lapsed.
 const poll = time.Second
 
 func newDispatcher(p *Pipeline) *Dispatcher {
-	return &Dispatcher{p: p, wakeCh: make(chan struct{}, 1), slots: make(chan struct{}, dispatchSlots), targets: map[string]*sync.Mutex{}}
+	return &Dispatcher{p: p, wakeCh: make(chan struct{}, 1), slots: make(chan struct{}, dispatchSlots), targets: map[string]*sync.Mutex{},
+		woken: map[string]bool{}, held: map[string]time.Time{}}
 }
 
-func (d *Dispatcher) wake() {
+func (d *Dispatcher) wake(targets ...string) {
+	d.mu.Lock()
+	for _, t := range targets {
+		d.woken[t] = true
+	}
+	d.mu.Unlock()
 	select {
 	case d.wakeCh <- struct{}{}:
 	default:
@@ -81,7 +98,11 @@ func (d *Dispatcher) run(ctx context.Context) {
 			d.sends.Wait()
 			return
 		case <-d.wakeCh:
-			sleep(ctx, 5*time.Millisecond)
+			sleep(ctx, coalesce)
+			if until, ok := d.allHeld(); ok {
+				resetTimer(timer, min(time.Until(until), poll))
+				continue
+			}
 		case <-timer.C:
 		}
 		next, err := d.dispatch(ctx)
@@ -94,14 +115,37 @@ func (d *Dispatcher) run(ctx context.Context) {
 		if !next.IsZero() {
 			wait = min(max(time.Until(next), time.Millisecond), poll)
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wait)
+		resetTimer(timer, wait)
 	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	t.Reset(max(d, time.Millisecond))
+}
+
+// allHeld says whether every target woken since the last claim is held
+// back by its rate limit, and until when the first of them is.
+func (d *Dispatcher) allHeld() (time.Time, bool) {
+	now := d.p.o.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var first time.Time
+	for t := range d.woken {
+		until, ok := d.held[t]
+		if !ok || !until.After(now) {
+			return time.Time{}, false
+		}
+		if first.IsZero() || until.Before(first) {
+			first = until
+		}
+	}
+	return first, len(d.woken) > 0
 }
 
 // flush sends what is due now and waits for it.
@@ -151,6 +195,10 @@ func (d *Dispatcher) classes() map[string]store.ClassLimit {
 		case lim.PerSecond > 0 && pm > 0:
 			// Limited: a batch is exactly one message.
 			c.MaxAlerts = pm
+		case lim.PerSecond > 0:
+			// Limited, and one message counts what it does not show
+			// (Slack): in a storm, each message may stand for many.
+			c.MaxAlerts = limitedBatchAlerts
 		case pm == 1:
 			// One request per alert: a batch the size its lease can
 			// carry through a slow endpoint.
@@ -164,8 +212,9 @@ func (d *Dispatcher) classes() map[string]store.ClassLimit {
 // batchAlerts bounds the alerts one batch takes; oneByOneBatch does for an
 // integration that sends a request per alert.
 const (
-	batchAlerts   = 1000
-	oneByOneBatch = 100
+	batchAlerts        = 1000
+	limitedBatchAlerts = 10000
+	oneByOneBatch      = 100
 )
 
 func (d *Dispatcher) perMessage(integration string) int {
@@ -182,8 +231,17 @@ func (d *Dispatcher) lease() time.Duration {
 }
 
 func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
+	now := d.p.o.Now()
+	d.mu.Lock()
+	held := map[string]time.Time{}
+	for t, until := range d.held {
+		if until.After(now) {
+			held[t] = until
+		}
+	}
+	d.mu.Unlock()
 	c, err := d.p.o.Store.Claim(ctx, 0, store.QueueOutbox, store.ClaimOptions{
-		Now: d.p.o.Now(), Lease: d.lease(), Max: claimMax, Classes: d.classes(),
+		Now: now, Lease: d.lease(), Max: claimMax, Classes: d.classes(), Held: held,
 	})
 	if err != nil {
 		return claimed{}, err
@@ -191,6 +249,17 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
 	if c.Limited > 0 {
 		d.p.m.limited.Add(float64(c.Limited))
 	}
+	d.mu.Lock()
+	clear(d.woken)
+	for t, until := range d.held {
+		if !until.After(now) {
+			delete(d.held, t)
+		}
+	}
+	for t, until := range c.Held {
+		d.held[t] = until
+	}
+	d.mu.Unlock()
 	for _, b := range c.Batches {
 		select {
 		case d.slots <- struct{}{}:
@@ -249,6 +318,7 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 
 	var units []*unit
 	var alertItems []store.Item
+	var alertNs []*notifiers.Notification
 	for _, it := range b.Items {
 		var n notifiers.Notification
 		if err := json.Unmarshal(it.Payload, &n); err != nil {
@@ -266,12 +336,13 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 			units = append(units, &unit{items: []store.Item{it}, n: &n})
 		case n.Kind == notifiers.KindAlerts:
 			alertItems = append(alertItems, it)
+			alertNs = append(alertNs, &n)
 		default:
 			units = append(units, &unit{items: []store.Item{it}, n: &n})
 		}
 	}
 	if len(alertItems) > 0 {
-		units = append(units, &unit{items: alertItems, n: merge(alertItems)})
+		units = append(units, &unit{items: alertItems, n: merge(alertItems, alertNs)})
 		if len(alertItems) > 1 {
 			p.m.coalesced.Add(float64(len(alertItems) - 1))
 		}
@@ -368,9 +439,6 @@ sending:
 	if res.Evicted > 0 {
 		p.m.deadEvicted.Add(float64(res.Evicted))
 		p.o.Logger.Warn().Int("evicted", res.Evicted).Msg("dead letters past the cap dropped, oldest first")
-	}
-	if len(msgs) > 1 {
-		d.clearProgress(sctx, b.ID)
 	}
 	return nil
 }
@@ -494,14 +562,11 @@ func (d *Dispatcher) progress(ctx context.Context, batch string) int {
 
 // saveProgress records that a batch's first n messages were delivered, so
 // that whoever takes the batch over after a crash does not send them again.
+// The record is left to expire: batch ids are never reused.
 func (d *Dispatcher) saveProgress(ctx context.Context, batch string, n int) {
 	if err := d.p.o.Store.Commit(ctx, 0, store.Txn{Set: []store.Value{{Key: progressKey(batch), Value: []byte(strconv.Itoa(n)), TTL: 2 * d.lease()}}}); err != nil {
 		d.p.o.Logger.Warn().Err(err).Msg("recording delivery progress failed; a takeover after a crash may send some messages again")
 	}
-}
-
-func (d *Dispatcher) clearProgress(ctx context.Context, batch string) {
-	_ = d.p.o.Store.Commit(ctx, 0, store.Txn{Set: []store.Value{{Key: progressKey(batch)}}})
 }
 
 // collected decodes a digest's alerts, oldest first.
@@ -517,27 +582,27 @@ func collected(it store.Item) template.Alerts {
 	return as
 }
 
-// merge makes one notification of alert items: the latest observation of
-// each alert kept. It decides the same whatever order the items come in, so
-// that a batch claimed again after a crash merges into the same messages.
-func merge(items []store.Item) *notifiers.Notification {
-	sorted := slices.Clone(items)
-	slices.SortFunc(sorted, func(a, b store.Item) int {
-		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.ID, b.ID))
+// merge makes one notification of alert items (ns are their decoded
+// payloads): the latest observation of each alert kept. It decides the same
+// whatever order the items come in, so that a batch claimed again after a
+// crash merges into the same messages.
+func merge(items []store.Item, ns []*notifiers.Notification) *notifiers.Notification {
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(items[a].Since.Compare(items[b].Since), cmp.Compare(items[a].ID, items[b].ID))
 	})
-	var out *notifiers.Notification
-	byFP := map[string]int{}
-	var as template.Alerts
-	for _, it := range sorted {
-		var n notifiers.Notification
-		if json.Unmarshal(it.Payload, &n) != nil {
-			continue
-		}
-		if out == nil {
-			c := n
-			out = &c
-		}
-		for _, a := range n.Alerts {
+	out := *ns[order[0]]
+	total := 0
+	for _, n := range ns {
+		total += len(n.Alerts)
+	}
+	byFP := make(map[string]int, total)
+	as := make(template.Alerts, 0, total)
+	for _, i := range order {
+		for _, a := range ns[i].Alerts {
 			if j, ok := byFP[a.Fingerprint]; ok {
 				if watermark(a) >= watermark(as[j]) {
 					as[j] = a
@@ -548,12 +613,9 @@ func merge(items []store.Item) *notifiers.Notification {
 			as = append(as, a)
 		}
 	}
-	if out == nil {
-		out = &notifiers.Notification{Kind: notifiers.KindAlerts}
-	}
 	sortByStart(as)
 	out.Alerts = as
-	return out
+	return &out
 }
 
 func sortByStart(as template.Alerts) {

@@ -282,7 +282,7 @@ func (p *Pipeline) process(ctx context.Context, e *alert.Entry) bool {
 	p.m.wait.Observe(start.Sub(e.ReceivedAt).Seconds())
 	r := p.rules.Load()
 	now := p.o.Now()
-	keys := entryKeys(r, e, now)
+	ms, keys := matchEntry(r, e, now)
 	vals, err := p.o.Store.Get(ctx, 0, keys...)
 	if err != nil {
 		p.m.storeErrors.WithLabelValues("read").Inc()
@@ -295,7 +295,7 @@ func (p *Pipeline) process(ctx context.Context, e *alert.Entry) bool {
 	}
 	for attempt := 0; ; attempt++ {
 		pl := p.newPlan(r, cur, now)
-		pl.decideEntry(e)
+		pl.decideEntry(e, ms)
 		txn := pl.finish()
 		txn.Ack = e.Receipt
 		err := p.o.Store.Commit(ctx, 0, txn)
@@ -364,8 +364,8 @@ func (p *Pipeline) committed(pl *plan, e *alert.Entry, log zerolog.Logger) {
 				Msg("alert processed")
 		}
 	}
-	if pl.outbox {
-		p.disp.wake()
+	if len(pl.outbox) > 0 {
+		p.disp.wake(pl.outbox...)
 	}
 	if pl.remedy {
 		select {

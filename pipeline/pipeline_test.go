@@ -67,7 +67,7 @@ func records(t *testing.T, st Store, e *alert.Entry) []*alertRecord {
 	out := make([]*alertRecord, len(vs))
 	for i, v := range vs {
 		if v != nil {
-			out[i] = decodeRecord(v)
+			out[i] = decodeRecord(e.Message.Alerts[i].Fingerprint, v)
 		}
 	}
 	return out

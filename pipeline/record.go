@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -29,8 +28,12 @@ type alertRecord struct {
 	// queued for it (delivered, or in the outbox or a digest): an
 	// observation reaches a target at most once, and an older one arriving
 	// late (a replay) never goes out after a newer one did.
-	Sent map[string]string `json:"w,omitempty"`
-	Flap *flapRecord       `json:"f,omitempty"`
+	Sent map[string]int64 `json:"w,omitempty"`
+	// Flap is the alert's flap state when it flaps on its own. A state
+	// that never saw a change is not stored: it is the last observation
+	// above (flapping.FromSeen), and most alerts never change, so most
+	// records are a third of the size.
+	Flap *flapRecord `json:"f,omitempty"`
 }
 
 // flapRecord is one flap key's state: under alert:<fp> within the alert's
@@ -74,14 +77,38 @@ func recordKeyOf(key string) string {
 	return alertKey(key)
 }
 
-func decodeRecord(b []byte) *alertRecord {
+func decodeRecord(fp string, b []byte) *alertRecord {
 	r := &alertRecord{}
 	if b != nil && json.Unmarshal(b, r) != nil {
 		// A record we cannot read is started afresh rather than blocking
 		// the alert's notifications.
 		r = &alertRecord{}
 	}
+	if r.Flap == nil && r.N > 0 {
+		r.Flap = &flapRecord{State: flapping.FromSeen(fp, r.seen(), r.N)}
+	}
 	return r
+}
+
+func (r *alertRecord) seen() flapping.Seen {
+	return flapping.Seen{Status: r.Status, StartsAt: time.UnixMilli(r.StartsAt).UTC(), SeenAt: time.UnixMilli(r.SeenAt).UTC()}
+}
+
+// encode writes r, leaving out a flap state that its last observation
+// rebuilds.
+func (r *alertRecord) encode(fp string) []byte {
+	c := *r
+	if f := c.Flap; f != nil && !f.pinned() && f.Config == nil {
+		if pfp, seen, ok := f.State.Plain(); ok && pfp == fp && sameMillis(seen, r.seen()) {
+			c.Flap = nil
+		}
+	}
+	b, _ := json.Marshal(&c)
+	return b
+}
+
+func sameMillis(a, b flapping.Seen) bool {
+	return a.Status == b.Status && a.StartsAt.UnixMilli() == b.StartsAt.UnixMilli() && a.SeenAt.UnixMilli() == b.SeenAt.UnixMilli()
 }
 
 func decodeFlap(b []byte) *flapRecord {
@@ -92,34 +119,40 @@ func decodeFlap(b []byte) *flapRecord {
 	return f
 }
 
+// observe takes an observation in, as flap detection sees it: a copy of an
+// earlier episode arriving late changes only when the alert was last seen.
 func (r *alertRecord) observe(a template.Alert, at time.Time) {
-	r.Status, r.StartsAt, r.SeenAt = a.Status, a.StartsAt.UnixMilli(), at.UnixMilli()
+	r.N++
+	r.SeenAt = max(r.SeenAt, at.UnixMilli())
+	if starts := a.StartsAt.UnixMilli(); r.N > 1 && starts < r.StartsAt {
+		return
+	}
+	r.Status, r.StartsAt = a.Status, a.StartsAt.UnixMilli()
 	r.EndsAt = 0
 	if a.Status == alert.StatusResolved {
 		r.EndsAt = a.EndsAt.UnixMilli()
 	}
-	r.N++
 }
 
 // watermark orders the observations of one alert: by startsAt, and within
-// one episode resolved after firing. Fixed width, so that strings compare
-// as the observations do.
-func watermark(a template.Alert) string {
-	rank := "1"
+// one episode resolved after firing.
+func watermark(a template.Alert) int64 {
+	w := a.StartsAt.UnixMilli() * 2
 	if a.Status == alert.StatusResolved {
-		rank = "2"
+		w++
 	}
-	return fmt.Sprintf("%020d:%s", a.StartsAt.UnixNano(), rank)
+	return w
 }
 
 // newer says whether a's observation is newer than what target was given.
 func (r *alertRecord) newer(target string, a template.Alert) bool {
-	return watermark(a) > r.Sent[target]
+	w, ok := r.Sent[target]
+	return !ok || watermark(a) > w
 }
 
 func (r *alertRecord) sent(target string, a template.Alert) {
 	if r.Sent == nil {
-		r.Sent = map[string]string{}
+		r.Sent = map[string]int64{}
 	}
 	r.Sent[target] = watermark(a)
 }

@@ -31,7 +31,10 @@ type Tree struct {
 type node struct {
 	path     string
 	matchers labels.Matchers
-	cont     bool
+	// text is matchers as Alertmanager prints them, made once: printing
+	// escapes every value anew, and Match names each route it matched.
+	text string
+	cont bool
 	// effective (inherited) settings
 	receiver string
 	mute     []string
@@ -291,6 +294,7 @@ func (c *compiler) route(r *Route, path string, parent *node) *node {
 		parent = &node{action: Drop}
 	}
 	n.matchers = c.matchers(r.Matchers, path+".matchers")
+	n.text = n.matchers.String()
 
 	n.receiver = parent.receiver
 	if r.Receiver != "" {

@@ -89,7 +89,7 @@ func (t *Tree) Match(lbls template.KV, now time.Time) Result {
 	nodes := t.root.match(lbls)
 	seen := map[string]int{}
 	for _, n := range nodes {
-		res.Routes = append(res.Routes, MatchedRoute{Path: n.path, Receiver: n.receiver, Matchers: n.matchers.String(), Continue: n.cont})
+		res.Routes = append(res.Routes, MatchedRoute{Path: n.path, Receiver: n.receiver, Matchers: n.text, Continue: n.cont})
 		r := t.receivers[n.receiver]
 		for _, in := range r.integrations {
 			tg := t.target(n, r, in, lbls, now)

@@ -143,6 +143,10 @@ type ClaimOptions struct {
 	// Max bounds the items one call takes, in all batches.
 	Max     int
 	Classes map[string]ClassLimit
+	// Held are groups the caller knows a rate limit holds back, until when
+	// (from an earlier Claimed.Held): their due items wait until then
+	// without the limit being asked again.
+	Held map[string]time.Time
 }
 
 // Claimed is what one Claim took.
@@ -151,8 +155,11 @@ type Claimed struct {
 	// Next is the earliest due time left in the queue after the claim
 	// (leases included); zero when the queue is empty.
 	Next time.Time
-	// Limited counts the groups held back by their rate limit.
+	// Limited counts the groups held back by their rate limit, and Held
+	// says until when each of them is: a claimer may leave such a group
+	// alone until then (the limit only ever moves later).
 	Limited int
+	Held    map[string]time.Time
 }
 
 // Settlement finishes claimed items, each named by its Receipt.

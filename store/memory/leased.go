@@ -162,9 +162,19 @@ func (s *Store) Claim(_ context.Context, shard int, queue string, o store.ClaimO
 			break
 		}
 		lim := o.Classes[g.items[0].it.Class]
-		ok, tat, retry := store.GCRA(s.limits[g.key], o.Now, lim.PerSecond, lim.Burst)
+		var ok bool
+		var tat, retry time.Time
+		if until, held := o.Held[g.key]; held && until.After(o.Now) && lim.PerSecond > 0 {
+			retry = until
+		} else {
+			ok, tat, retry = store.GCRA(s.limits[g.key], o.Now, lim.PerSecond, lim.Burst)
+		}
 		if !ok {
 			res.Limited++
+			if res.Held == nil {
+				res.Held = map[string]time.Time{}
+			}
+			res.Held[g.key] = retry
 			for _, x := range g.items {
 				x.score = retry.UnixNano()
 			}

@@ -48,9 +48,13 @@ func (s *Store) checkShard(shard int) error {
 }
 
 // commitScript applies a store.Txn in one step. Expectations are checked
-// first (one MGET), then the entry is acknowledged (XACK), and only then is
-// anything written, so that a conflict or an entry another consumer
-// finished leaves everything as it was.
+// first (one MGET), then the entry is taken out of the stream (XDEL), and
+// only then is anything written, so that a conflict, or an entry another
+// consumer finished, leaves everything as it was. XDEL, not XACK, is what
+// decides: it says whether the entry was still there, and it is the one of
+// the two that the depth and the capacity see. The entry's place in the
+// consumer group's pending list is acknowledged later in batches
+// (flushAcks): one XACK for many entries instead of one each.
 //
 // KEYS[1] the stream; the other keys are named by index in the ops.
 // ARGV[1] the consumer group; ARGV[2] the receipt (” for none); ARGV[3]
@@ -95,7 +99,7 @@ if ne > 0 then
   end
 end
 if ARGV[2] ~= '' then
-  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  if redis.call('XDEL', KEYS[1], ARGV[2]) == 0 then
     return {0}
   end
 end
@@ -170,9 +174,6 @@ while a <= #ARGV do
     return redis.error_reply('commit: unknown op ' .. tostring(op))
   end
 end
-if ARGV[2] ~= '' then
-  redis.call('XDEL', KEYS[1], ARGV[2])
-end
 return {1}
 `)
 
@@ -197,6 +198,22 @@ func (t *txnArgs) key(k string) string {
 func (s *Store) Commit(ctx context.Context, shard int, t store.Txn) error {
 	if err := s.checkShard(shard); err != nil {
 		return err
+	}
+	if t.Ack == "" && len(t.Expect) == 0 && len(t.Put) == 0 && len(t.Collect) == 0 && len(t.Mark) == 0 && len(t.Unmark) == 0 && len(t.Set) == 1 {
+		// One value alone needs no script: one SET (or DEL).
+		v := t.Set[0]
+		var err error
+		if v.Value == nil {
+			err = s.client.Del(ctx, s.key("state", v.Key)).Err()
+		} else if v.TTL < time.Millisecond {
+			return fmt.Errorf("commit: value %s needs a TTL of at least 1ms", v.Key)
+		} else {
+			err = s.client.Set(ctx, s.key("state", v.Key), v.Value, v.TTL).Err()
+		}
+		if err != nil {
+			return alert.Unavailable("commit", err)
+		}
+		return nil
 	}
 	ta := &txnArgs{keys: []string{s.stream}, idx: map[string]int{s.stream: 1}}
 	ta.args = append(ta.args, s.group, t.Ack, len(t.Expect))
@@ -265,11 +282,14 @@ func (s *Store) Commit(ctx context.Context, shard int, t store.Txn) error {
 		return alert.Unavailable("commit", err)
 	}
 	code, _ := res[0].(int64)
-	switch code {
-	case 1:
+	if code == 1 || code == 0 {
+		if t.Ack != "" {
+			s.deleted(ctx, t.Ack)
+		}
+		if code == 0 {
+			return store.ErrAcked
+		}
 		return nil
-	case 0:
-		return store.ErrAcked
 	}
 	var c store.Conflict
 	for i := 1; i+1 < len(res); i += 2 {

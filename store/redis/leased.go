@@ -121,11 +121,13 @@ func decodeMember(m string, scoreMs float64) (store.Item, error) {
 // KEYS[1] the queue. ARGV: now_ms, lease_ms, max items, scan (how many due
 // members to look at), the rate-limit key prefix, the collect key prefix,
 // the number of classes, then per class: name, interval_ms, tau_ms,
-// max_alerts. The rate-limit keys ({p}:rl:<group>) and collect keys are
+// max_alerts; then the number of held groups, and per group its name and
+// the time (ms) it is held until. The rate-limit keys ({p}:rl:<group>) and collect keys are
 // built here from their prefixes: they share the queue's hash tag.
 //
-// Returns {batches, limited, next_score} where a batch is {id, group,
-// reclaimed, {member, fields, spilled}...}.
+// Returns {batches, limited, next_score, held} where a batch is {id,
+// group, reclaimed, {member, fields, spilled}...} and held lists each
+// group the rate limit held back with the time (ms) it may go.
 var claimScript = redis.NewScript(`
 local q = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -138,6 +140,10 @@ local a = 8
 for i = 1, tonumber(ARGV[7]) do
   classes[ARGV[a]] = {iv = tonumber(ARGV[a + 1]), tau = tonumber(ARGV[a + 2]), maxa = tonumber(ARGV[a + 3])}
   a = a + 4
+end
+local heldIn = {}
+for i = 1, tonumber(ARGV[a]) do
+  heldIn[ARGV[a + 2 * i - 1]] = tonumber(ARGV[a + 2 * i])
 end
 local due = redis.call('ZRANGEBYSCORE', q, '-inf', now, 'LIMIT', 0, scan)
 local groups, order = {}, {}
@@ -159,13 +165,15 @@ for _, m in ipairs(due) do
   end
   grp.items[#grp.items + 1] = {m = m, id = f[2], alerts = tonumber(f[5]), collects = (f[8] == '1')}
 end
-local out, rem, add = {}, {}, {}
+local out, rem, add, held = {}, {}, {}, {}
 local limited, taken = 0, 0
 for _, grp in ipairs(order) do
   if taken >= maxItems then break end
   local cl = classes[grp.class]
   local ok, retry = true, 0
-  if cl and cl.iv > 0 then
+  if cl and cl.iv > 0 and heldIn[grp.g] and heldIn[grp.g] > now then
+    ok, retry = false, heldIn[grp.g]
+  elseif cl and cl.iv > 0 then
     local k = rlp .. grp.g
     local tat = tonumber(redis.call('GET', k) or '0')
     local t = math.max(tat, now)
@@ -177,6 +185,8 @@ for _, grp in ipairs(order) do
   end
   if not ok then
     limited = limited + 1
+    held[#held + 1] = grp.g
+    held[#held + 1] = string.format('%d', retry)
     for _, it in ipairs(grp.items) do
       add[#add + 1] = retry
       add[#add + 1] = it.m
@@ -229,7 +239,7 @@ for i = 1, #add, 1000 do
   redis.call('ZADD', q, unpack(add, i, math.min(i + 999, #add)))
 end
 local nxt = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
-return {out, limited, nxt[2] or ''}
+return {out, limited, nxt[2] or '', held}
 `)
 
 // Claim implements store.ClaimOptions on Redis in one script call.
@@ -248,11 +258,15 @@ func (s *Store) Claim(ctx context.Context, shard int, queue string, o store.Clai
 		}
 		args = append(args, escape(name), iv, tau, c.MaxAlerts)
 	}
+	args = append(args, len(o.Held))
+	for g, until := range o.Held {
+		args = append(args, escape(g), until.UnixMilli())
+	}
 	res, err := claimScript.Run(ctx, s.client, []string{s.queueKey(queue)}, args...).Slice()
 	if err != nil {
 		return store.Claimed{}, alert.Unavailable("claim from "+queue, err)
 	}
-	if len(res) != 3 {
+	if len(res) != 4 {
 		return store.Claimed{}, fmt.Errorf("claim from %s: unexpected reply %v", queue, res)
 	}
 	var out store.Claimed
@@ -262,6 +276,15 @@ func (s *Store) Claim(ctx context.Context, shard int, queue string, o store.Clai
 		f, err := strconv.ParseFloat(str, 64)
 		if err == nil {
 			out.Next = time.UnixMilli(int64(f))
+		}
+	}
+	if held, _ := res[3].([]any); len(held) > 0 {
+		out.Held = map[string]time.Time{}
+		for i := 0; i+1 < len(held); i += 2 {
+			g, _ := held[i].(string)
+			ms, _ := held[i+1].(string)
+			n, _ := strconv.ParseInt(ms, 10, 64)
+			out.Held[unescape(g)] = time.UnixMilli(n)
 		}
 	}
 	leaseEnd := float64(o.Now.Add(o.Lease).UnixMilli())
@@ -310,7 +333,8 @@ func (s *Store) Claim(ctx context.Context, shard int, queue string, o store.Clai
 // settleScript finishes claimed items.
 //
 // KEYS[1] the queue, KEYS[2] its dead letters. ARGV: now_ms, dead cap,
-// collect key prefix, then ops:
+// collect key prefix, the number of plain (not collecting) done items and
+// their receipts, then ops:
 //
 //	d receipt id batch collects rearm               done
 //	r receipt id batch collects score member        retry
@@ -325,7 +349,14 @@ var settleScript = redis.NewScript(`
 local q, dead = KEYS[1], KEYS[2]
 local now, cap, cp = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local evicted = 0
-local a = 4
+-- Plain items done: one ZREM for them all.
+local n = tonumber(ARGV[4])
+if n > 0 then
+  for i = 5, 4 + n, 500 do
+    redis.call('ZREM', q, unpack(ARGV, i, math.min(i + 499, 4 + n)))
+  end
+end
+local a = 5 + n
 while a <= #ARGV do
   local op, receipt, id, bid, collects = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local n = 6
@@ -394,8 +425,18 @@ func (s *Store) Settle(ctx context.Context, shard int, queue string, st store.Se
 		it.Batch, it.Due, it.Since, it.Attempts, it.LastErr = "", st.Now, st.Now, 0, ""
 		return encodeMember(it)
 	}
+	var plain []any
 	for _, it := range st.Done {
-		args = append(args, "d", it.Receipt, escape(it.ID), escape(it.Batch), flag(it), rearm(it))
+		if !it.Collects {
+			plain = append(plain, it.Receipt)
+		}
+	}
+	args = append(args, len(plain))
+	args = append(args, plain...)
+	for _, it := range st.Done {
+		if it.Collects {
+			args = append(args, "d", it.Receipt, escape(it.ID), escape(it.Batch), flag(it), rearm(it))
+		}
 	}
 	for _, it := range st.Retry {
 		next := it

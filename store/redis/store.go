@@ -84,6 +84,10 @@ type Store struct {
 	mu        sync.Mutex
 	consumers map[string]*consumerState
 	receipts  map[string]string // receipt → consumer, while handed out
+	// toAck are entries deleted by a commit and still in the consumer
+	// group's pending list, acknowledged together by flushAcks.
+	toAck     []string
+	lastFlush time.Time
 }
 
 // New checks o and creates the consumer group (and the stream) if missing.
@@ -291,6 +295,12 @@ func (s *Store) Dequeue(ctx context.Context, consumer string, max int, block tim
 	}
 	if max < 1 {
 		max = 1
+	}
+	s.mu.Lock()
+	flush := len(s.toAck) > 0 && time.Since(s.lastFlush) >= ackEvery
+	s.mu.Unlock()
+	if flush {
+		s.flushAcks(ctx)
 	}
 	entries, err := s.dequeue(ctx, consumer, int64(max), block)
 	if err != nil {
@@ -504,6 +514,12 @@ func (s *Store) decode(ctx context.Context, msgs []redis.XMessage) []*alert.Entr
 	var entries []*alert.Entry
 	var bad []string
 	for _, m := range msgs {
+		if len(m.Values) == 0 {
+			// Deleted by a commit, its pending-list place not acknowledged
+			// yet (the process stopped before it flushed): done already.
+			bad = append(bad, m.ID)
+			continue
+		}
 		e, err := decodeEntry(m)
 		if err != nil {
 			// Only a corrupted stream or a foreign writer on our prefix can
@@ -532,6 +548,42 @@ func (s *Store) Ack(ctx context.Context, receipt string) error {
 		return alert.Unavailable("ack entry "+receipt, err)
 	}
 	return nil
+}
+
+// ackEvery is how often the pending list is told of the entries commits
+// deleted: an entry deleted but not yet acknowledged costs nothing but a
+// line in XPENDING, and a consumer that reads its own pending list (after a
+// restart) drops it as undecodable.
+const ackEvery = 100 * time.Millisecond
+
+// deleted notes an entry a commit took out of the stream, and acknowledges
+// what has gathered when it is time.
+func (s *Store) deleted(ctx context.Context, receipt string) {
+	s.acked(receipt)
+	s.mu.Lock()
+	s.toAck = append(s.toAck, receipt)
+	due := time.Since(s.lastFlush) >= ackEvery || len(s.toAck) >= 512
+	s.mu.Unlock()
+	if due {
+		s.flushAcks(ctx)
+	}
+}
+
+// flushAcks acknowledges, in one XACK, the entries commits deleted.
+func (s *Store) flushAcks(ctx context.Context) {
+	s.mu.Lock()
+	ids := s.toAck
+	s.toAck, s.lastFlush = nil, time.Now()
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	if err := s.client.XAck(ctx, s.stream, s.group, ids...).Err(); err != nil && !redis.HasErrorPrefix(err, "NOGROUP") {
+		// They go on the next flush; the entries themselves are gone.
+		s.mu.Lock()
+		s.toAck = append(s.toAck, ids...)
+		s.mu.Unlock()
+	}
 }
 
 func (s *Store) ack(ctx context.Context, ids ...string) error {
@@ -573,6 +625,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the client given in Options.
 func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	s.flushAcks(ctx)
+	cancel()
 	if err := s.client.Close(); err != nil {
 		return fmt.Errorf("close redis client: %w", err)
 	}
@@ -648,6 +703,7 @@ func (s *Store) maintained() []string {
 // Maintain refreshes the TTL of the keys in maintained (one pipeline of
 // PEXPIREs); call it every few minutes.
 func (s *Store) Maintain(ctx context.Context) error {
+	s.flushAcks(ctx)
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range s.maintained() {
 			p.PExpire(ctx, k, s.keyTTL)

@@ -245,8 +245,8 @@ func testLeasedRateLimit(t *testing.T, open func(t *testing.T, o Options) Opener
 		}
 	}
 	// Held back, and not looked at again before it may go.
-	if c.Limited != 1 || !c.Next.Equal(now.Add(time.Second)) {
-		t.Errorf("limited %d, next %v: want 1 and %v", c.Limited, c.Next, now.Add(time.Second))
+	if c.Limited != 1 || !c.Next.Equal(now.Add(time.Second)) || !c.Held["chan"].Equal(now.Add(time.Second)) {
+		t.Errorf("limited %d, next %v, held %v: want 1 and %v", c.Limited, c.Next, c.Held, now.Add(time.Second))
 	}
 	if c := claim(t, s, store.ClaimOptions{Now: now.Add(999 * time.Millisecond), Classes: classes}); len(c.Batches) != 0 || c.Limited != 0 {
 		t.Errorf("before its retry time: %q, %d limited", shape(c), c.Limited)
