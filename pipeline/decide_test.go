@@ -549,3 +549,40 @@ func TestDeliveryDeadline(t *testing.T) {
 		t.Error("retried after the dead letter")
 	}
 }
+
+// A digest past its cap counts what it does not keep ("and N more"), and
+// keeps every resolve whatever the cap.
+func TestDigestCapCountsAndKeepsResolves(t *testing.T) {
+	night := time.Date(2026, 11, 26, 23, 30, 0, 0, time.UTC)
+	clk := &clock{t: night}
+	r := rulesFrom(t, deferYAML)
+	r.DigestMax = 3
+	g := newRig(t, memory.New(memory.Options{Now: clk.Now}), r, clk)
+	var as []template.Alert
+	for i := 0; i < 5; i++ {
+		as = append(as, mk(alert.StatusFiring, night, "alertname", "DiskFull", "severity", "warning", "instance", fmt.Sprintf("db-%d", i)))
+	}
+	g.feed(t, as...)
+	clk.Add(time.Minute)
+	// db-4 spilled past the cap while firing; its resolve is kept.
+	g.feed(t, mk(alert.StatusResolved, night, "alertname", "DiskFull", "severity", "warning", "instance", "db-4"))
+	clk.Set(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC))
+	g.p.Check(context.Background())
+	var digest *notifiers.Notification
+	for _, n := range g.rec.take() {
+		if n.Target.Key() == "team/email[0]" {
+			digest = &n
+		}
+	}
+	if digest == nil || digest.Kind != notifiers.KindDigest {
+		t.Fatalf("no email digest at 08:00")
+	}
+	st := map[string]string{}
+	for _, a := range digest.Alerts {
+		st[a.Labels["instance"]] = a.Status
+	}
+	// Three kept firing, db-3 counted, db-4's resolve kept.
+	if len(digest.Alerts) != 4 || digest.More != 1 || st["db-4"] != alert.StatusResolved {
+		t.Errorf("digest %v with %d more; want 3 firing, db-4 resolved and 1 more", st, digest.More)
+	}
+}
