@@ -50,6 +50,10 @@ type Dispatcher struct {
 	// claim that would find them held again.
 	woken map[string]bool
 	held  map[string]time.Time
+	// busy are the targets this replica is sending to: their new items
+	// wait for the next claim rather than for the send before them, so
+	// that a slow target holds no send slot another target could use.
+	busy  map[string]bool
 	sends sync.WaitGroup
 }
 
@@ -70,7 +74,7 @@ const poll = time.Second
 
 func newDispatcher(p *Pipeline) *Dispatcher {
 	return &Dispatcher{p: p, wakeCh: make(chan struct{}, 1), slots: make(chan struct{}, dispatchSlots), targets: map[string]*sync.Mutex{},
-		woken: map[string]bool{}, held: map[string]time.Time{}}
+		woken: map[string]bool{}, held: map[string]time.Time{}, busy: map[string]bool{}}
 }
 
 func (d *Dispatcher) wake(targets ...string) {
@@ -224,11 +228,13 @@ func (d *Dispatcher) perMessage(integration string) int {
 	return 0
 }
 
-// lease is how long a claimed batch is ours: a batch may wait for the one
-// before it to the same target, then take its own attempt.
+// lease is how long a claimed batch is ours: its attempt, and a margin.
 func (d *Dispatcher) lease() time.Duration {
-	return 2*d.p.o.Retrier.AttemptTimeoutOrDefault() + 10*time.Second
+	return d.p.o.Retrier.AttemptTimeoutOrDefault() + 10*time.Second
 }
+
+// busyHold is how long a busy target's new items wait before the next look.
+const busyHold = 200 * time.Millisecond
 
 func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
 	now := d.p.o.Now()
@@ -239,15 +245,17 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
 			held[t] = until
 		}
 	}
+	for t := range d.busy {
+		if held[t].Before(now.Add(busyHold)) {
+			held[t] = now.Add(busyHold)
+		}
+	}
 	d.mu.Unlock()
 	c, err := d.p.o.Store.Claim(ctx, 0, store.QueueOutbox, store.ClaimOptions{
 		Now: now, Lease: d.lease(), Max: claimMax, Classes: d.classes(), Held: held,
 	})
 	if err != nil {
 		return claimed{}, err
-	}
-	if c.Limited > 0 {
-		d.p.m.limited.Add(float64(c.Limited))
 	}
 	d.mu.Lock()
 	clear(d.woken)
@@ -257,7 +265,13 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
 		}
 	}
 	for t, until := range c.Held {
-		d.held[t] = until
+		if !d.busy[t] {
+			d.held[t] = until
+			d.p.m.limited.Inc()
+		}
+	}
+	for _, b := range c.Batches {
+		d.busy[b.Group] = true
 	}
 	d.mu.Unlock()
 	for _, b := range c.Batches {
@@ -273,7 +287,14 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
 			defer func() { <-d.slots }()
 			mu := d.target(b.Group)
 			mu.Lock()
-			defer mu.Unlock()
+			defer func() {
+				mu.Unlock()
+				d.mu.Lock()
+				delete(d.busy, b.Group)
+				d.mu.Unlock()
+				// What came for this target meanwhile goes now.
+				d.wake(b.Group)
+			}()
 			// A send outlives a shutdown's cancel only as long as its own
 			// attempt timeout allows.
 			if err := d.send(context.WithoutCancel(ctx), b); err != nil {

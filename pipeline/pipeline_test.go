@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/store"
 	"github.com/alertmedic/alertmedic/store/memory"
 )
@@ -207,5 +209,80 @@ func TestEntryTakenOverIsProcessedOnce(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(p.m.redelivered); got != 1 {
 		t.Errorf("redelivered = %v", got)
+	}
+}
+
+// gate holds every Slack send until released, and delivers the others.
+type gate struct {
+	recorder
+	release  chan struct{}
+	inFlight atomic.Int32
+	maxSlack atomic.Int32
+}
+
+func (g *gate) Notify(ctx context.Context, n *notifiers.Notification) (bool, error) {
+	if n.Target.Integration == "slack" {
+		c := g.inFlight.Add(1)
+		defer g.inFlight.Add(-1)
+		for {
+			m := g.maxSlack.Load()
+			if c <= m || g.maxSlack.CompareAndSwap(m, c) {
+				break
+			}
+		}
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return true, ctx.Err()
+		}
+	}
+	return g.recorder.Notify(ctx, n)
+}
+
+// A target that hangs delays no other target, and holds one send at a time
+// rather than a send slot per claim.
+func TestSlowTargetDelaysNoOther(t *testing.T) {
+	st := memory.New(memory.Options{})
+	g := &gate{release: make(chan struct{})}
+	r := rulesFrom(t, `
+route:
+  receiver: both
+receivers:
+  - name: both
+    integrations:
+      - type: slack
+        settings: {channel: "#x"}
+      - type: pagerduty
+delivery:
+  rate_limits:
+    slack: {per_second: 0}
+`)
+	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 2, Consumer: "r1", Block: 20 * time.Millisecond, Notifier: g, Rules: r})
+	ctx, cancel := context.WithCancel(context.Background())
+	p.Start(ctx)
+	defer func() {
+		close(g.release)
+		cancel()
+		p.Wait(context.Background())
+	}()
+	for i := 0; i < 60; i++ {
+		if _, err := st.Enqueue(ctx, entry(fmt.Sprintf("s%d", i), 1, alert.StatusFiring), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	eventually(t, "every PagerDuty notification while Slack hangs", func() bool {
+		n := 0
+		g.mu.Lock()
+		for _, x := range g.sent {
+			if x.Target.Integration == "pagerduty" {
+				n += len(x.Alerts)
+			}
+		}
+		g.mu.Unlock()
+		return n == 60
+	})
+	if m := g.maxSlack.Load(); m != 1 {
+		t.Errorf("%d Slack sends at once, want one at a time", m)
 	}
 }

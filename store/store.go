@@ -143,9 +143,10 @@ type ClaimOptions struct {
 	// Max bounds the items one call takes, in all batches.
 	Max     int
 	Classes map[string]ClassLimit
-	// Held are groups the caller knows a rate limit holds back, until when
-	// (from an earlier Claimed.Held): their due items wait until then
-	// without the limit being asked again.
+	// Held are groups the caller holds back until a time: those a rate
+	// limit held (from an earlier Claimed.Held), whose due items then wait
+	// without the limit being asked again, and those it is busy sending
+	// to. They come back in Claimed.Held.
 	Held map[string]time.Time
 }
 

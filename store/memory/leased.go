@@ -164,7 +164,7 @@ func (s *Store) Claim(_ context.Context, shard int, queue string, o store.ClaimO
 		lim := o.Classes[g.items[0].it.Class]
 		var ok bool
 		var tat, retry time.Time
-		if until, held := o.Held[g.key]; held && until.After(o.Now) && lim.PerSecond > 0 {
+		if until, held := o.Held[g.key]; held && until.After(o.Now) {
 			retry = until
 		} else {
 			ok, tat, retry = store.GCRA(s.limits[g.key], o.Now, lim.PerSecond, lim.Burst)

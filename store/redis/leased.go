@@ -171,7 +171,7 @@ for _, grp in ipairs(order) do
   if taken >= maxItems then break end
   local cl = classes[grp.class]
   local ok, retry = true, 0
-  if cl and cl.iv > 0 and heldIn[grp.g] and heldIn[grp.g] > now then
+  if heldIn[grp.g] and heldIn[grp.g] > now then
     ok, retry = false, heldIn[grp.g]
   elseif cl and cl.iv > 0 then
     local k = rlp .. grp.g

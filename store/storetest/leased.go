@@ -266,6 +266,16 @@ func testLeasedRateLimit(t *testing.T, open func(t *testing.T, o Options) Opener
 	if strings.Join(got, ",") != "chan,other" {
 		t.Errorf("claimed %q: another group, and the same group's items of another class, are not limited", shape(c))
 	}
+	// A group the caller holds (it is busy with it) waits, limit or none.
+	at := now.Add(2 * time.Second)
+	put(t, s, store.Item{ID: "b1", Group: "busy", Due: at})
+	c = claim(t, s, store.ClaimOptions{Now: at, Held: map[string]time.Time{"busy": at.Add(200 * time.Millisecond)}})
+	if len(c.Batches) != 0 || !c.Held["busy"].Equal(at.Add(200*time.Millisecond)) {
+		t.Errorf("a held group was claimed: %q, held %v", shape(c), c.Held)
+	}
+	if c = claim(t, s, store.ClaimOptions{Now: at.Add(200 * time.Millisecond)}); shape(c) != "busy[b1]" {
+		t.Errorf("after its hold: %q", shape(c))
+	}
 }
 
 // Two replicas share one limit.
