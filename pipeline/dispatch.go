@@ -3,6 +3,8 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -371,11 +373,13 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 	// A stable key per message: the same batch sends the same messages
 	// under the same keys, whoever sends it.
 	var msgs []*notifiers.Notification
+	sum := sha256.Sum256([]byte(b.ID))
+	base := hex.EncodeToString(sum[:10])
 	for _, u := range units {
 		u.parts = split(u.n, pm)
 		u.sent, u.failed = make([]bool, len(u.parts)), make([]error, len(u.parts))
 		for _, part := range u.parts {
-			part.Key = b.ID + "/" + strconv.Itoa(len(msgs))
+			part.Key = base + "-" + strconv.Itoa(len(msgs))
 			msgs = append(msgs, part)
 		}
 	}
