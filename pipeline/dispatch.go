@@ -52,10 +52,12 @@ type Dispatcher struct {
 	// claim that would find them held again.
 	woken map[string]bool
 	held  map[string]time.Time
-	// busy are the targets this replica is sending to: their new items
-	// wait for the next claim rather than for the send before them, so
-	// that a slow target holds no send slot another target could use.
-	busy  map[string]bool
+	// busy counts, per target, the batches this replica has for it: one
+	// being sent and at most one waiting behind it, which starts the moment
+	// the first is done. A target with both is held at claim time: its new
+	// items wait in the store, so a slow target holds no send slot another
+	// target could use.
+	busy  map[string]int
 	sends sync.WaitGroup
 }
 
@@ -76,7 +78,7 @@ const poll = time.Second
 
 func newDispatcher(p *Pipeline) *Dispatcher {
 	return &Dispatcher{p: p, wakeCh: make(chan struct{}, 1), slots: make(chan struct{}, dispatchSlots), targets: map[string]*sync.Mutex{},
-		woken: map[string]bool{}, held: map[string]time.Time{}, busy: map[string]bool{}}
+		woken: map[string]bool{}, held: map[string]time.Time{}, busy: map[string]int{}}
 }
 
 func (d *Dispatcher) wake(targets ...string) {
@@ -230,12 +232,17 @@ func (d *Dispatcher) perMessage(integration string) int {
 	return 0
 }
 
-// lease is how long a claimed batch is ours: its attempt, and a margin.
+// lease is how long a claimed batch is ours: it starts messages for one
+// attempt's time, the last of them may take another, and a margin.
 func (d *Dispatcher) lease() time.Duration {
-	return d.p.o.Retrier.AttemptTimeoutOrDefault() + 10*time.Second
+	return 2*d.p.o.Retrier.AttemptTimeoutOrDefault() + 10*time.Second
 }
 
-// busyHold is how long a busy target's new items wait before the next look.
+// eventWave is how many one-alert requests a batch sends at once.
+const eventWave = 8
+
+// busyHold is how long the new items of a target with a batch waiting wait
+// before the next look.
 const busyHold = 200 * time.Millisecond
 
 func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
@@ -247,8 +254,8 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
 			held[t] = until
 		}
 	}
-	for t := range d.busy {
-		if held[t].Before(now.Add(busyHold)) {
+	for t, n := range d.busy {
+		if n >= 2 && held[t].Before(now.Add(busyHold)) {
 			held[t] = now.Add(busyHold)
 		}
 	}
@@ -267,39 +274,52 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
 		}
 	}
 	for t, until := range c.Held {
-		if !d.busy[t] {
+		if d.busy[t] < 2 {
 			d.held[t] = until
 			d.p.m.limited.Inc()
 		}
 	}
 	for _, b := range c.Batches {
-		d.busy[b.Group] = true
+		d.busy[b.Group]++
 	}
 	d.mu.Unlock()
+	claimedAt := time.Now()
 	for _, b := range c.Batches {
-		select {
-		case d.slots <- struct{}{}:
-		case <-ctx.Done():
-			// Not sent: the lease hands it to the next claimer.
-			return claimed{}, nil
-		}
 		d.sends.Add(1)
 		go func() {
 			defer d.sends.Done()
-			defer func() { <-d.slots }()
+			// The target's turn first, then a send slot: a batch waiting
+			// behind another to its target holds no slot.
 			mu := d.target(b.Group)
 			mu.Lock()
 			defer func() {
 				mu.Unlock()
 				d.mu.Lock()
-				delete(d.busy, b.Group)
+				if d.busy[b.Group]--; d.busy[b.Group] <= 0 {
+					delete(d.busy, b.Group)
+				}
 				d.mu.Unlock()
 				// What came for this target meanwhile goes now.
 				d.wake(b.Group)
 			}()
+			select {
+			case d.slots <- struct{}{}:
+			case <-ctx.Done():
+				// Not sent: the lease hands it to the next claimer.
+				return
+			}
+			defer func() { <-d.slots }()
 			// A send outlives a shutdown's cancel only as long as its own
 			// attempt timeout allows.
-			if err := d.send(context.WithoutCancel(ctx), b); err != nil {
+			var err error
+			if time.Since(claimedAt) > d.lease()-2*d.p.o.Retrier.AttemptTimeoutOrDefault()-5*time.Second {
+				// It waited so long behind another batch that its lease
+				// would not outlast its own send: put back for a new one.
+				err = d.putBack(context.WithoutCancel(ctx), b)
+			} else {
+				err = d.send(context.WithoutCancel(ctx), b)
+			}
+			if err != nil {
 				d.p.m.storeErrors.WithLabelValues("dispatch").Inc()
 				d.p.o.Logger.Error().Err(err).Str("target", b.Group).Msg("settling a delivery failed on the store; the batch is sent again after its lease")
 			}
@@ -329,6 +349,17 @@ type unit struct {
 	// Outcome of each part.
 	sent   []bool
 	failed []error
+}
+
+// putBack returns a batch's items to the queue, due at once, untried.
+func (d *Dispatcher) putBack(ctx context.Context, b store.Batch) error {
+	st := store.Settlement{Now: d.p.o.Now()}
+	for _, it := range b.Items {
+		it.Due = st.Now
+		st.Retry = append(st.Retry, it)
+	}
+	_, err := d.p.o.Store.Settle(ctx, 0, store.QueueOutbox, st)
+	return err
 }
 
 // send delivers one claimed batch and settles its items.
@@ -394,41 +425,78 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 		// Its first claimer died midway: what it delivered is on record.
 		skip = d.progress(ctx, b.ID)
 	}
-	actx, cancel := context.WithTimeout(ctx, p.o.Retrier.AttemptTimeoutOrDefault())
-	defer cancel()
-	var retryErr error
-	i := 0
-sending:
+	// Each message is one attempt, with its own timeout. A batch starts no
+	// message after one attempt's time, so that it ends within its lease;
+	// what it did not start goes back at once. No deadline cuts a message
+	// short that its own timeout would not: a request cut off after the
+	// endpoint took it is one the retry sends twice.
+	attempt := p.o.Retrier.AttemptTimeoutOrDefault()
+	began := time.Now()
+	type ref struct {
+		u *unit
+		j int
+	}
+	var refs []ref
 	for _, u := range units {
-		for j, part := range u.parts {
-			if i >= sendN {
-				break sending
-			}
-			if i < skip {
-				u.sent[j] = true
-				i++
-				continue
-			}
-			retry, err := false, error(nil)
-			if p.o.Notifier != nil {
-				retry, err = p.o.Notifier.Notify(actx, part)
-			}
-			i++
-			switch {
-			case err == nil:
-				u.sent[j] = true
-				p.m.notified.WithLabelValues(part.Kind).Inc()
-				p.m.alertsOut.WithLabelValues(integration, "delivered").Add(float64(len(part.Alerts) + part.More))
-				if i < sendN && len(msgs) > 1 {
-					d.saveProgress(ctx, b.ID, i)
+		for j := range u.parts {
+			refs = append(refs, ref{u, j})
+		}
+	}
+	// Requests of one alert each (PagerDuty events) go several at once:
+	// the alerts of a batch are distinct, so their order does not matter,
+	// and a batch of them takes a wave's time instead of a request's each.
+	wave := 1
+	if pm == 1 && p.o.RateLimits[integration].PerSecond <= 0 {
+		wave = eventWave
+	}
+	var retryErr error
+	var mu sync.Mutex
+	progress := skip // leading messages delivered, as recorded
+	for i := 0; i < min(skip, sendN); i++ {
+		refs[i].u.sent[refs[i].j] = true
+	}
+	for i := skip; i < sendN && retryErr == nil; i += wave {
+		if i > skip && time.Since(began) > attempt {
+			break
+		}
+		var wg sync.WaitGroup
+		end := min(i+wave, sendN)
+		for k := i; k < end; k++ {
+			wg.Add(1)
+			go func(r ref) {
+				defer wg.Done()
+				part := r.u.parts[r.j]
+				retry, err := false, error(nil)
+				mctx, cancel := context.WithTimeout(ctx, attempt)
+				if p.o.Notifier != nil {
+					retry, err = p.o.Notifier.Notify(mctx, part)
 				}
-			case retry || actx.Err() != nil:
-				// The endpoint is unwell: the rest waits with this one.
-				retryErr = err
-				break sending
-			default:
-				u.failed[j] = err
-			}
+				timedOut := mctx.Err() != nil
+				cancel()
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					r.u.sent[r.j] = true
+					p.m.notified.WithLabelValues(part.Kind).Inc()
+					p.m.alertsOut.WithLabelValues(integration, "delivered").Add(float64(len(part.Alerts) + part.More))
+				case retry || timedOut:
+					// The endpoint is unwell: the rest waits with this one.
+					retryErr = err
+				default:
+					r.u.failed[r.j] = err
+				}
+			}(refs[k])
+		}
+		wg.Wait()
+		// Progress counts the leading messages delivered; one that failed
+		// for good stops it, so that a takeover meets it again.
+		for progress < end && refs[progress].u.sent[refs[progress].j] {
+			progress++
+		}
+		if progress < sendN && progress > skip && len(msgs) > 1 && retryErr == nil {
+			d.saveProgress(ctx, b.ID, progress)
+			skip = progress
 		}
 	}
 
