@@ -27,7 +27,13 @@ type dispatcher struct {
 }
 
 func newDispatcher(c *config.Config, l zerolog.Logger) (*dispatcher, []string) {
-	client := &http.Client{} // each integration bounds its requests itself
+	// Each integration bounds its requests itself. The pool keeps as many
+	// connections per host as the dispatcher sends at once (PagerDuty
+	// events go several at a time): net/http's default of 2 would open and
+	// close a connection for most of them.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 32
+	client := &http.Client{Transport: tr}
 	d := &dispatcher{by: map[string]notifiers.Notifier{}, log: lognotifier.New(l)}
 	var live []string
 	in := c.Integrations

@@ -396,14 +396,21 @@ func (pl *plan) release(key string, d flapping.Decision, fr *flapRecord, skip st
 
 // finish turns the plan's records into the Txn's expectations and writes.
 func (pl *plan) finish() store.Txn {
-	ttl := max(pl.p.o.RecordTTL, flapTTL(pl.r.flappingOrDefault()))
+	// A record lives pipeline.history_retention past its last write; one
+	// whose flap state saw changes lives at least as long as flap
+	// detection needs it.
+	flapLife := max(pl.p.o.RecordTTL, flapTTL(pl.r.flappingOrDefault()))
 	for _, k := range pl.order {
 		pl.txn.Expect = append(pl.txn.Expect, store.Value{Key: k, Value: pl.cur[k]})
 		var b []byte
-		pin := false
+		pin, ttl := false, flapLife
 		if r := pl.records[k]; r != nil {
 			pin = r.Flap != nil && r.Flap.pinned()
-			b = r.encode(strings.TrimPrefix(k, "alert:"))
+			var plain bool
+			b, plain = r.encode(strings.TrimPrefix(k, "alert:"))
+			if plain {
+				ttl = pl.p.o.RecordTTL
+			}
 		} else if f := pl.flaps[k]; f != nil {
 			pin = f.pinned()
 			b, _ = json.Marshal(f)

@@ -159,12 +159,13 @@ func (d *Dispatcher) allHeld() (time.Time, bool) {
 // flush sends what is due now and waits for it.
 func (d *Dispatcher) flush(ctx context.Context) error {
 	for i := 0; i < 100; i++ {
-		n, err := d.claim(ctx, true)
+		var mine sync.WaitGroup
+		c, err := d.claimOnce(ctx, &mine)
 		if err != nil {
 			return err
 		}
-		d.sends.Wait()
-		if n == 0 {
+		mine.Wait()
+		if c.batches == 0 {
 			return nil
 		}
 	}
@@ -175,7 +176,7 @@ func (d *Dispatcher) flush(ctx context.Context) error {
 // queue says the next item falls due.
 func (d *Dispatcher) dispatch(ctx context.Context) (time.Time, error) {
 	for i := 0; i < 50; i++ {
-		n, err := d.claimOnce(ctx)
+		n, err := d.claimOnce(ctx, nil)
 		if err != nil || n.batches == 0 || ctx.Err() != nil {
 			return n.next, err
 		}
@@ -186,11 +187,6 @@ func (d *Dispatcher) dispatch(ctx context.Context) (time.Time, error) {
 type claimed struct {
 	batches int
 	next    time.Time
-}
-
-func (d *Dispatcher) claim(ctx context.Context, _ bool) (int, error) {
-	c, err := d.claimOnce(ctx)
-	return c.batches, err
 }
 
 func (d *Dispatcher) classes() map[string]store.ClassLimit {
@@ -243,9 +239,11 @@ const eventWave = 8
 
 // busyHold is how long the new items of a target with a batch waiting wait
 // before the next look.
-const busyHold = 200 * time.Millisecond
+const busyHold = 25 * time.Millisecond
 
-func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
+// claimOnce claims what is due and starts sending it; wg, when given,
+// hears of each send's end too.
+func (d *Dispatcher) claimOnce(ctx context.Context, wg *sync.WaitGroup) (claimed, error) {
 	now := d.p.o.Now()
 	d.mu.Lock()
 	held := map[string]time.Time{}
@@ -286,8 +284,14 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (claimed, error) {
 	claimedAt := time.Now()
 	for _, b := range c.Batches {
 		d.sends.Add(1)
+		if wg != nil {
+			wg.Add(1)
+		}
 		go func() {
 			defer d.sends.Done()
+			if wg != nil {
+				defer wg.Done()
+			}
 			// The target's turn first, then a send slot: a batch waiting
 			// behind another to its target holds no slot.
 			mu := d.target(b.Group)

@@ -31,6 +31,7 @@ type Store interface {
 	Depth(ctx context.Context) (int64, error)
 	Get(ctx context.Context, shard int, keys ...string) ([][]byte, error)
 	Commit(ctx context.Context, shard int, t store.Txn) error
+	CommitAll(ctx context.Context, shard int, ts []store.Txn) []error
 	Claim(ctx context.Context, shard int, queue string, o store.ClaimOptions) (store.Claimed, error)
 	Settle(ctx context.Context, shard int, queue string, s store.Settlement) (store.Settled, error)
 	DeadLetters(ctx context.Context, shard int, queue string, offset, limit int) ([]store.Dead, int, error)
@@ -223,10 +224,8 @@ func (p *Pipeline) Drain(ctx context.Context) (int, error) {
 		if len(es) == 0 {
 			return n, nil
 		}
-		for _, e := range es {
-			if p.process(ctx, e) {
-				n++
-			}
+		if p.processBatch(ctx, es) {
+			n += len(es)
 		}
 	}
 	return n, ctx.Err()
@@ -250,14 +249,11 @@ func (p *Pipeline) work(ctx context.Context, consumer string) {
 			sleep(ctx, backoff.next())
 			continue
 		}
-		ok := true
-		for _, e := range es {
-			// The entry is finished even when shutdown began meanwhile: only a
-			// deadline on the shutdown as a whole cuts it short.
-			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.EntryTimeout)
-			ok = p.process(pctx, e) && ok
-			cancel()
-		}
+		// The entries are finished even when shutdown began meanwhile: only
+		// a deadline on the shutdown as a whole cuts them short.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.EntryTimeout)
+		ok := p.processBatch(pctx, es)
+		cancel()
 		if ok {
 			backoff.reset()
 		} else {
@@ -266,6 +262,90 @@ func (p *Pipeline) work(ctx context.Context, consumer string) {
 			sleep(ctx, backoff.next())
 		}
 	}
+}
+
+// processBatch decides a dequeued batch of entries from one read and
+// commits them in one round trip, each commit atomic on its own; an entry
+// whose commit conflicted (another replica changed one of its alerts) is
+// then decided again alone. It reports whether every entry is finished.
+func (p *Pipeline) processBatch(ctx context.Context, es []*alert.Entry) bool {
+	if len(es) == 1 {
+		return p.process(ctx, es[0])
+	}
+	start := p.o.Now()
+	r := p.rules.Load()
+	now := p.o.Now()
+	matches := make([][]match, len(es))
+	var keys []string
+	seen := map[string]bool{}
+	for i, e := range es {
+		p.m.wait.Observe(start.Sub(e.ReceivedAt).Seconds())
+		var ks []string
+		matches[i], ks = matchEntry(r, e, now)
+		for _, k := range ks {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	vals, err := p.o.Store.Get(ctx, 0, keys...)
+	if err != nil {
+		p.m.storeErrors.WithLabelValues("read").Inc()
+		p.o.Logger.Error().Err(err).Int("entries", len(es)).Msg("read alert records failed; the entries stay queued and will be retried")
+		return false
+	}
+	// Each entry is decided on what the ones before it in the batch will
+	// have written: its expectations are their writes.
+	state := make(map[string][]byte, len(keys))
+	for i, k := range keys {
+		state[k] = vals[i]
+	}
+	plans := make([]*plan, len(es))
+	txns := make([]store.Txn, len(es))
+	for i, e := range es {
+		cur := make(map[string][]byte, len(matches[i])+1)
+		for _, a := range e.Message.Alerts {
+			cur[alertKey(a.Fingerprint)] = state[alertKey(a.Fingerprint)]
+		}
+		for _, m := range matches[i] {
+			if grouped(m.key) {
+				cur[flapKey(m.key)] = state[flapKey(m.key)]
+			}
+		}
+		pl := p.newPlan(r, cur, now)
+		pl.decideEntry(e, matches[i])
+		txns[i] = pl.finish()
+		txns[i].Ack = e.Receipt
+		for _, v := range txns[i].Set {
+			state[v.Key] = v.Value
+		}
+		plans[i] = pl
+	}
+	ok := true
+	for i, err := range p.o.Store.CommitAll(ctx, 0, txns) {
+		e := es[i]
+		log := p.o.Logger.With().Str("entry_id", e.ID).Str("request_id", e.RequestID).Logger()
+		var c *store.Conflict
+		switch {
+		case err == nil:
+			p.committed(plans[i], e, log)
+			p.m.duration.Observe(p.o.Now().Sub(start).Seconds())
+		case errors.Is(err, store.ErrAcked):
+			p.m.redelivered.Inc()
+			log.Info().Int("alerts", len(e.Message.Alerts)).Msg("entry was finished by another consumer; dropping this copy")
+		case errors.As(err, &c):
+			// Decided on what changed meanwhile (or on an earlier entry of
+			// the batch that did not commit): again, alone.
+			p.m.conflicts.Inc()
+			ok = p.process(ctx, e) && ok
+		default:
+			p.m.storeErrors.WithLabelValues("commit").Inc()
+			log.Error().Err(err).Msg("commit failed; the entry stays queued and will be retried")
+			ok = false
+		}
+	}
+	return ok
 }
 
 // maxConflicts bounds how often one entry is decided again because another

@@ -286,3 +286,45 @@ delivery:
 		t.Errorf("%d Slack sends at once, want one at a time", m)
 	}
 }
+
+// A batch holding two observations of one alert is decided in order from
+// one read: the second sees the first's record, and both are delivered.
+func TestBatchDecidesInOrder(t *testing.T) {
+	st := memory.New(memory.Options{})
+	rec := &recorder{}
+	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r1", Notifier: rec, Rules: example(t)})
+	ctx := context.Background()
+	fire := entry("b1", 1, alert.StatusFiring)
+	res := entry("b2", 1, alert.StatusResolved)
+	fire.Message.Alerts[0].Labels["severity"] = "warning"
+	res.Message.Alerts[0].Labels = fire.Message.Alerts[0].Labels
+	for _, e := range []*alert.Entry{fire, res} {
+		e.Message.Alerts[0].Fingerprint = alert.Fingerprint(e.Message.Alerts[0].Labels)
+		if _, err := st.Enqueue(ctx, e, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, _ := st.Dequeue(ctx, "c", 8, 0)
+	if len(es) != 2 || !p.processBatch(ctx, es) {
+		t.Fatalf("batch of %d not processed", len(es))
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := records(t, st, fire)[0]; r == nil || r.N != 2 || r.Status != alert.StatusResolved {
+		t.Errorf("record %+v: want two observations, the resolve last", r)
+	}
+	var statuses []string
+	for _, n := range rec.take() {
+		for _, a := range n.Alerts {
+			statuses = append(statuses, a.Status)
+		}
+	}
+	// Merged into one message, the latest observation kept.
+	if strings.Join(statuses, ",") != "resolved" {
+		t.Errorf("delivered %v, want the resolve (the firing merged into it)", statuses)
+	}
+	if got := testutil.ToFloat64(p.m.conflicts); got != 0 {
+		t.Errorf("%v conflicts: the batch's second entry must expect the first's write", got)
+	}
+}

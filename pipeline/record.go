@@ -95,16 +95,16 @@ func (r *alertRecord) seen() flapping.Seen {
 }
 
 // encode writes r, leaving out a flap state that its last observation
-// rebuilds.
-func (r *alertRecord) encode(fp string) []byte {
+// rebuilds; plain says it did (or there was none).
+func (r *alertRecord) encode(fp string) (b []byte, plain bool) {
 	c := *r
 	if f := c.Flap; f != nil && !f.pinned() && f.Config == nil {
 		if pfp, seen, ok := f.State.Plain(); ok && pfp == fp && sameMillis(seen, r.seen()) {
 			c.Flap = nil
 		}
 	}
-	b, _ := json.Marshal(&c)
-	return b
+	b, _ = json.Marshal(&c)
+	return b, c.Flap == nil
 }
 
 func sameMillis(a, b flapping.Seen) bool {

@@ -34,6 +34,7 @@
 //	index:<name>          a sorted set: flapping (flap keys flapping), rem:audit (audit ids by time)
 //	q:<queue>             a leased queue's items, scored by due time (a claimed item by its lease's end)
 //	q:<queue>:dead        its dead letters, scored by when they died, capped
+//	q:<queue>:p           the payloads of items that wait (rate limited, busy), by id
 //	q:<queue>:c:<id>      the alerts collected by item id (a digest), capped
 //	q:<queue>:o:<id>      the fingerprints collected past that cap
 //	q:<queue>:c:<id>:<b>  and :o:<id>:<b>: what batch b took when it claimed the item

@@ -257,3 +257,12 @@ func (s *Store) Unmark(_ context.Context, index, member string) error {
 	delete(s.index[index], member)
 	return nil
 }
+
+// CommitAll applies each Txn as Commit does, in order.
+func (s *Store) CommitAll(ctx context.Context, shard int, ts []store.Txn) []error {
+	errs := make([]error, len(ts))
+	for i, t := range ts {
+		errs[i] = s.Commit(ctx, shard, t)
+	}
+	return errs
+}

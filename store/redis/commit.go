@@ -215,72 +215,19 @@ func (s *Store) Commit(ctx context.Context, shard int, t store.Txn) error {
 		}
 		return nil
 	}
-	ta := &txnArgs{keys: []string{s.stream}, idx: map[string]int{s.stream: 1}}
-	ta.args = append(ta.args, s.group, t.Ack, len(t.Expect))
-	for _, e := range t.Expect {
-		h := ""
-		if e.Value != nil {
-			sum := sha1.Sum(e.Value) //nolint:gosec // see the import
-			h = hex.EncodeToString(sum[:])
-		}
-		ta.args = append(ta.args, "E", ta.key(s.key("state", e.Key)), h)
-	}
-	for _, v := range t.Set {
-		k := ta.key(s.key("state", v.Key))
-		if v.Value == nil {
-			ta.args = append(ta.args, "D", k)
-			continue
-		}
-		if v.TTL < time.Millisecond {
-			return fmt.Errorf("commit: value %s needs a TTL of at least 1ms", v.Key)
-		}
-		ta.args = append(ta.args, "S", k, v.Value, ceilMillis(v.TTL))
-	}
-	// One ZADD per queue, however many items.
-	var queues []string
-	byQueue := map[string][]store.Item{}
-	for _, p := range t.Put {
-		if p.Item.ID == "" {
-			return errors.New("commit: item without an ID")
-		}
-		if _, ok := byQueue[p.Queue]; !ok {
-			queues = append(queues, p.Queue)
-		}
-		byQueue[p.Queue] = append(byQueue[p.Queue], p.Item)
-	}
-	for _, q := range queues {
-		items := byQueue[q]
-		ta.args = append(ta.args, "P", ta.key(s.queueKey(q)), len(items))
-		for _, it := range items {
-			ta.args = append(ta.args, score(it.Due), encodeMember(it))
-		}
-	}
-	for _, c := range t.Collect {
-		if c.Item.ID == "" || c.Cap < 1 || c.TTL < time.Millisecond {
-			return fmt.Errorf("commit: collect into %q needs an item ID, a cap and a TTL", c.Item.ID)
-		}
-		it := c.Item
-		it.Collects = true
-		ta.args = append(ta.args, "C", ta.key(s.collectKey(c.Queue, "c", it.ID)), ta.key(s.collectKey(c.Queue, "o", it.ID)),
-			ta.key(s.queueKey(c.Queue)), c.Cap, ceilMillis(c.TTL+max(time.Until(it.Due), 0)), score(it.Due), encodeMember(it), len(c.Fields))
-		for _, f := range c.Fields {
-			keep := "0"
-			if f.Keep {
-				keep = "1"
-			}
-			ta.args = append(ta.args, f.Name, f.Value, keep)
-		}
-	}
-	for _, m := range t.Mark {
-		ta.args = append(ta.args, "M", ta.key(s.key("index", m.Index)), m.Score, m.Member)
-	}
-	for _, m := range t.Unmark {
-		ta.args = append(ta.args, "U", ta.key(s.key("index", m.Index)), m.Member)
+	ta, err := s.txnArgs(t)
+	if err != nil {
+		return err
 	}
 	res, err := commitScript.Run(ctx, s.client, ta.keys, ta.args...).Slice()
 	if err != nil {
 		return alert.Unavailable("commit", err)
 	}
+	return s.committed(ctx, t, ta, res)
+}
+
+// committed reads commitScript's reply.
+func (s *Store) committed(ctx context.Context, t store.Txn, ta *txnArgs, res []any) error {
 	code, _ := res[0].(int64)
 	if code == 1 || code == 0 {
 		if t.Ack != "" {
@@ -304,6 +251,120 @@ func (s *Store) Commit(ctx context.Context, shard int, t store.Txn) error {
 		c.Current = append(c.Current, v)
 	}
 	return &c
+}
+
+// txnArgs builds commitScript's keys and arguments for t.
+func (s *Store) txnArgs(t store.Txn) (*txnArgs, error) {
+	ta := &txnArgs{keys: []string{s.stream}, idx: map[string]int{s.stream: 1}}
+	ta.args = append(ta.args, s.group, t.Ack, len(t.Expect))
+	for _, e := range t.Expect {
+		h := ""
+		if e.Value != nil {
+			sum := sha1.Sum(e.Value) //nolint:gosec // see the import
+			h = hex.EncodeToString(sum[:])
+		}
+		ta.args = append(ta.args, "E", ta.key(s.key("state", e.Key)), h)
+	}
+	for _, v := range t.Set {
+		k := ta.key(s.key("state", v.Key))
+		if v.Value == nil {
+			ta.args = append(ta.args, "D", k)
+			continue
+		}
+		if v.TTL < time.Millisecond {
+			return nil, fmt.Errorf("commit: value %s needs a TTL of at least 1ms", v.Key)
+		}
+		ta.args = append(ta.args, "S", k, v.Value, ceilMillis(v.TTL))
+	}
+	// One ZADD per queue, however many items.
+	var queues []string
+	byQueue := map[string][]store.Item{}
+	for _, p := range t.Put {
+		if p.Item.ID == "" {
+			return nil, errors.New("commit: item without an ID")
+		}
+		if _, ok := byQueue[p.Queue]; !ok {
+			queues = append(queues, p.Queue)
+		}
+		byQueue[p.Queue] = append(byQueue[p.Queue], p.Item)
+	}
+	for _, q := range queues {
+		items := byQueue[q]
+		ta.args = append(ta.args, "P", ta.key(s.queueKey(q)), len(items))
+		for _, it := range items {
+			ta.args = append(ta.args, score(it.Due), encodeMember(it))
+		}
+	}
+	for _, c := range t.Collect {
+		if c.Item.ID == "" || c.Cap < 1 || c.TTL < time.Millisecond {
+			return nil, fmt.Errorf("commit: collect into %q needs an item ID, a cap and a TTL", c.Item.ID)
+		}
+		it := c.Item
+		it.Collects = true
+		ta.args = append(ta.args, "C", ta.key(s.collectKey(c.Queue, "c", it.ID)), ta.key(s.collectKey(c.Queue, "o", it.ID)),
+			ta.key(s.queueKey(c.Queue)), c.Cap, ceilMillis(c.TTL+max(time.Until(it.Due), 0)), score(it.Due), encodeMember(it), len(c.Fields))
+		for _, f := range c.Fields {
+			keep := "0"
+			if f.Keep {
+				keep = "1"
+			}
+			ta.args = append(ta.args, f.Name, f.Value, keep)
+		}
+	}
+	for _, m := range t.Mark {
+		ta.args = append(ta.args, "M", ta.key(s.key("index", m.Index)), m.Score, m.Member)
+	}
+	for _, m := range t.Unmark {
+		ta.args = append(ta.args, "U", ta.key(s.key("index", m.Index)), m.Member)
+	}
+	return ta, nil
+}
+
+// CommitAll applies each Txn as Commit does, in order, each atomically on
+// its own, in one round trip: a worker commits a batch of entries at once.
+func (s *Store) CommitAll(ctx context.Context, shard int, ts []store.Txn) []error {
+	errs := make([]error, len(ts))
+	if err := s.checkShard(shard); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	tas := make([]*txnArgs, len(ts))
+	for i, t := range ts {
+		tas[i], errs[i] = s.txnArgs(t)
+	}
+	run := func() ([]*redis.Cmd, error) {
+		cmds := make([]*redis.Cmd, len(ts))
+		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, ta := range tas {
+				if ta != nil {
+					cmds[i] = p.EvalSha(ctx, commitScript.Hash(), ta.keys, ta.args...)
+				}
+			}
+			return nil
+		})
+		return cmds, err
+	}
+	cmds, err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Redis restarted (or flushed its scripts) since the last load.
+		if lerr := commitScript.Load(ctx, s.client).Err(); lerr == nil {
+			cmds, _ = run()
+		}
+	}
+	for i, cmd := range cmds {
+		if cmd == nil {
+			continue
+		}
+		res, err := cmd.Slice()
+		if err != nil {
+			errs[i] = alert.Unavailable("commit", err)
+			continue
+		}
+		errs[i] = s.committed(ctx, ts[i], tas[i], res)
+	}
+	return errs
 }
 
 // unkey is key's inverse for one kind.

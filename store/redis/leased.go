@@ -18,13 +18,20 @@ import (
 // items themselves, scored by due time in unix ms (a claimed item by the
 // end of its lease). A member is a header line and the payload:
 //
-//	batch \t id \t group \t class \t alerts \t since_ms \t attempts \t collects \t last_err \n payload
+//	batch \t id \t group \t class \t alerts \t since_ms \t attempts \t collects \t last_err \t ext \n payload
 //
 // The fields are escaped (\t, \n and \\) so that the header stays one
 // line of tab-separated fields; the scripts split it and never need to
 // unescape. Keeping the payload in the member makes a put one ZADD and a
 // settle one ZREM. A claim rewrites only the batch field, so the members
 // of a lapsed lease are the same bytes for whoever claims them next.
+//
+// An item that has to wait (its target is rate limited, or busy) is looked
+// at by every claim until it goes; so the first claim that makes it wait
+// moves its payload into the hash {p}:q:<queue>:p (ext 1, the member keeps
+// only its header), and the claims after it touch a hundred bytes, not the
+// 24 KiB of a 50-alert notification. The claim that takes it reads the
+// payload back; its settle deletes it.
 
 func (s *Store) queueKey(q string) string { return s.keyPrefix + "q:" + q }
 
@@ -74,7 +81,7 @@ func encodeMember(it store.Item) string {
 	var b strings.Builder
 	b.Grow(64 + len(it.ID) + len(it.Group) + len(it.Payload))
 	for i, f := range []string{escape(it.Batch), escape(it.ID), escape(it.Group), escape(it.Class),
-		strconv.Itoa(it.Alerts), strconv.FormatInt(since.UnixMilli(), 10), strconv.Itoa(it.Attempts), collects, escape(it.LastErr)} {
+		strconv.Itoa(it.Alerts), strconv.FormatInt(since.UnixMilli(), 10), strconv.Itoa(it.Attempts), collects, escape(it.LastErr), "0"} {
 		if i > 0 {
 			b.WriteByte('\t')
 		}
@@ -91,8 +98,8 @@ func decodeMember(m string, scoreMs float64) (store.Item, error) {
 		return store.Item{}, errors.New("decode item: no header line")
 	}
 	f := strings.Split(m[:nl], "\t")
-	if len(f) != 9 {
-		return store.Item{}, fmt.Errorf("decode item: %d header fields, want 9", len(f))
+	if len(f) != 10 {
+		return store.Item{}, fmt.Errorf("decode item: %d header fields, want 10", len(f))
 	}
 	alerts, err1 := strconv.Atoi(f[4])
 	since, err2 := strconv.ParseInt(f[5], 10, 64)
@@ -116,6 +123,12 @@ func decodeMember(m string, scoreMs float64) (store.Item, error) {
 	}, nil
 }
 
+// memberExt says whether a member's payload is in the payload hash.
+func memberExt(m string) bool {
+	nl := strings.IndexByte(m, '\n')
+	return nl >= 2 && m[nl-2:nl] == "\t1"
+}
+
 // claimScript takes due items in batches; see store.ClaimOptions.
 //
 // KEYS[1] the queue. ARGV: now_ms, lease_ms, max items, scan (how many due
@@ -126,8 +139,9 @@ func decodeMember(m string, scoreMs float64) (store.Item, error) {
 // built here from their prefixes: they share the queue's hash tag.
 //
 // Returns {batches, limited, next_score, held} where a batch is {id,
-// group, reclaimed, {member, fields, spilled}...} and held lists each
-// group the rate limit held back with the time (ms) it may go.
+// group, reclaimed, {member, fields, spilled, payload[, collects]}...} and
+// held lists each group the rate limit held back with the time (ms) it may
+// go.
 var claimScript = redis.NewScript(`
 local q = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -163,9 +177,9 @@ for _, m in ipairs(due) do
     groups[k] = grp
     order[#order + 1] = grp
   end
-  grp.items[#grp.items + 1] = {m = m, id = f[2], alerts = tonumber(f[5]), collects = (f[8] == '1')}
+  grp.items[#grp.items + 1] = {m = m, id = f[2], alerts = tonumber(f[5]), collects = (f[8] == '1'), ext = (f[10] == '1'), nl = nl}
 end
-local out, rem, add, held = {}, {}, {}, {}
+local out, rem, add, held, extp, extTake, extIDs = {}, {}, {}, {}, {}, {}, {}
 local limited, taken = 0, 0
 for _, grp in ipairs(order) do
   if taken >= maxItems then break end
@@ -188,8 +202,16 @@ for _, grp in ipairs(order) do
     held[#held + 1] = grp.g
     held[#held + 1] = string.format('%d', retry)
     for _, it in ipairs(grp.items) do
+      local m = it.m
+      if not it.ext and #m - it.nl > 256 then
+        -- It waits: its payload goes to the hash, the member shrinks.
+        extp[#extp + 1] = it.id
+        extp[#extp + 1] = string.sub(m, it.nl + 1)
+        rem[#rem + 1] = m
+        m = string.sub(m, 1, it.nl - 2) .. '1\n'
+      end
       add[#add + 1] = retry
-      add[#add + 1] = it.m
+      add[#add + 1] = m
     end
   else
     local bid = grp.batch
@@ -214,7 +236,11 @@ for _, grp in ipairs(order) do
       end
       add[#add + 1] = now + lease
       add[#add + 1] = nm
-      local e = {nm}
+      local e = {nm, false, 0, false}
+      if it.ext then
+        extTake[#extTake + 1] = e
+        extIDs[#extIDs + 1] = it.id
+      end
       if it.collects then
         local ck, ok2 = cp .. 'c:' .. it.id, cp .. 'o:' .. it.id
         local cck, cok = ck .. ':' .. bid, ok2 .. ':' .. bid
@@ -226,6 +252,7 @@ for _, grp in ipairs(order) do
         end
         e[2] = redis.call('HGETALL', cck)
         e[3] = redis.call('SCARD', cok)
+        e[5] = 1
       end
       b[#b + 1] = e
     end
@@ -234,6 +261,15 @@ for _, grp in ipairs(order) do
 end
 for i = 1, #rem, 500 do
   redis.call('ZREM', q, unpack(rem, i, math.min(i + 499, #rem)))
+end
+for i = 1, #extp, 500 do
+  redis.call('HSET', cp .. 'p', unpack(extp, i, math.min(i + 499, #extp)))
+end
+if #extIDs > 0 then
+  local ps = redis.call('HMGET', cp .. 'p', unpack(extIDs))
+  for i, e in ipairs(extTake) do
+    e[4] = ps[i]
+  end
 end
 for i = 1, #add, 1000 do
   redis.call('ZADD', q, unpack(add, i, math.min(i + 999, #add)))
@@ -312,7 +348,10 @@ func (s *Store) Claim(ctx context.Context, shard int, queue string, o store.Clai
 				_ = s.client.ZRem(ctx, s.queueKey(queue), m).Err()
 				continue
 			}
-			if len(e) == 3 {
+			if p, ok := e[3].(string); ok && len(e) >= 4 {
+				it.Payload = []byte(p)
+			}
+			if len(e) == 5 {
 				fields, _ := e[1].([]any)
 				it.Collected = make(map[string][]byte, len(fields)/2)
 				for i := 0; i+1 < len(fields); i += 2 {
@@ -333,8 +372,9 @@ func (s *Store) Claim(ctx context.Context, shard int, queue string, o store.Clai
 // settleScript finishes claimed items.
 //
 // KEYS[1] the queue, KEYS[2] its dead letters. ARGV: now_ms, dead cap,
-// collect key prefix, the number of plain (not collecting) done items and
-// their receipts, then ops:
+// collect key prefix, the number of moved-out payloads to delete and their
+// item ids, the number of plain (not collecting) done items and their
+// receipts, then ops:
 //
 //	d receipt id batch collects rearm               done
 //	r receipt id batch collects score member        retry
@@ -349,14 +389,19 @@ var settleScript = redis.NewScript(`
 local q, dead = KEYS[1], KEYS[2]
 local now, cap, cp = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local evicted = 0
+-- Payloads moved out while their items waited: gone with them.
+local nx = tonumber(ARGV[4])
+if nx > 0 then
+  redis.call('HDEL', cp .. 'p', unpack(ARGV, 5, 4 + nx))
+end
 -- Plain items done: one ZREM for them all.
-local n = tonumber(ARGV[4])
+local n = tonumber(ARGV[5 + nx])
 if n > 0 then
-  for i = 5, 4 + n, 500 do
-    redis.call('ZREM', q, unpack(ARGV, i, math.min(i + 499, 4 + n)))
+  for i = 6 + nx, 5 + nx + n, 500 do
+    redis.call('ZREM', q, unpack(ARGV, i, math.min(i + 499, 5 + nx + n)))
   end
 end
-local a = 5 + n
+local a = 6 + nx + n
 while a <= #ARGV do
   local op, receipt, id, bid, collects = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local n = 6
@@ -425,6 +470,16 @@ func (s *Store) Settle(ctx context.Context, shard int, queue string, st store.Se
 		it.Batch, it.Due, it.Since, it.Attempts, it.LastErr = "", st.Now, st.Now, 0, ""
 		return encodeMember(it)
 	}
+	var ext []any
+	for _, its := range [][]store.Item{st.Done, st.Retry, st.Dead} {
+		for _, it := range its {
+			if it.Receipt != "" && memberExt(it.Receipt) {
+				ext = append(ext, escape(it.ID))
+			}
+		}
+	}
+	args = append(args, len(ext))
+	args = append(args, ext...)
 	var plain []any
 	for _, it := range st.Done {
 		if !it.Collects {

@@ -217,6 +217,9 @@ func TestEveryKeyHasTTL(t *testing.T) {
 			t.Errorf("key %s has no TTL (PTTL %v)", k, ttl)
 		}
 	}
+	if n, err := c.HLen(ctx, "{"+prefix+"}:q:outbox:p").Result(); err != nil || n != 0 {
+		t.Errorf("%d payloads of settled items left (%v)", n, err)
+	}
 	for _, kind := range []string{"queue", "dedup", "state", "index", "q", "rl"} {
 		if !kinds[kind] {
 			t.Errorf("no %s key among %q", kind, keys)

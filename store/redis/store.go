@@ -692,7 +692,7 @@ func (s *Store) Shards() int { return 1 }
 func (s *Store) maintained() []string {
 	ks := []string{s.stream}
 	for _, q := range []string{store.QueueOutbox, store.QueueRemedy} {
-		ks = append(ks, s.queueKey(q), s.queueKey(q)+":dead")
+		ks = append(ks, s.queueKey(q), s.queueKey(q)+":dead", s.queueKey(q)+":p")
 	}
 	for _, ix := range []string{"flapping", "rem:audit"} {
 		ks = append(ks, s.key("index", ix))

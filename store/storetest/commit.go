@@ -208,3 +208,27 @@ func testCommitConcurrent(t *testing.T, open func(t *testing.T, o Options) Opene
 
 // base is now to the millisecond: Redis keeps due times in milliseconds.
 func base() time.Time { return time.Now().Truncate(time.Millisecond) }
+
+// CommitAll commits in order, each on its own: a later commit sees what an
+// earlier one wrote, and one that conflicts stops no other.
+func testCommitAll(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	s := handle(t, open(t, suiteOptions()))
+	ctx := context.Background()
+	commit(t, s, store.Txn{Set: []store.Value{{Key: "b", Value: []byte("b0"), TTL: time.Minute}}})
+	errs := s.CommitAll(ctx, 0, []store.Txn{
+		{Expect: []store.Value{{Key: "a"}}, Set: []store.Value{{Key: "a", Value: []byte("a1"), TTL: time.Minute}}},
+		{Expect: []store.Value{{Key: "b", Value: []byte("stale")}}, Set: []store.Value{{Key: "b", Value: []byte("b1"), TTL: time.Minute}}},
+		{Expect: []store.Value{{Key: "a", Value: []byte("a1")}}, Set: []store.Value{{Key: "a", Value: []byte("a2"), TTL: time.Minute}},
+			Put: []store.Put{{Queue: store.QueueOutbox, Item: store.Item{ID: "x", Due: base()}}}},
+	})
+	var c *store.Conflict
+	if len(errs) != 3 || errs[0] != nil || !errors.As(errs[1], &c) || errs[2] != nil {
+		t.Fatalf("errors %v: want the second alone to conflict", errs)
+	}
+	if got := get(t, s, "a", "b"); got[0] != "a2" || got[1] != "b0" {
+		t.Errorf("values %v", got)
+	}
+	if n := queueLen(t, s, store.QueueOutbox); n != 1 {
+		t.Errorf("outbox %d", n)
+	}
+}

@@ -362,3 +362,42 @@ func testLeasedCollect(t *testing.T, open func(t *testing.T, o Options) Opener) 
 		t.Errorf("%d items left", n)
 	}
 }
+
+// An item that waits (its group held) comes back with its payload whole,
+// through a retry and into the dead letters.
+func testLeasedWaitingKeepsPayload(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	ctx := context.Background()
+	now := base()
+	big := []byte(strings.Repeat(`{"alert":"x\ty"}`, 400))
+	put(t, a, store.Item{ID: "w1", Group: "busy", Alerts: 50, Due: now, Payload: big}, store.Item{ID: "w2", Group: "free", Due: now, Payload: []byte("small")})
+	for i := 0; i < 3; i++ {
+		at := now.Add(time.Duration(i) * 100 * time.Millisecond)
+		c := claim(t, []Store{a, b}[i%2], store.ClaimOptions{Now: at, Held: map[string]time.Time{"busy": at.Add(100 * time.Millisecond)}})
+		for _, bt := range c.Batches {
+			if bt.Group == "busy" {
+				t.Fatalf("claim %d took the held group", i)
+			}
+		}
+	}
+	c := claim(t, b, store.ClaimOptions{Now: now.Add(300 * time.Millisecond)})
+	got := items(c)
+	if len(got) != 1 || got[0].ID != "w1" || string(got[0].Payload) != string(big) || got[0].Alerts != 50 {
+		t.Fatalf("after waiting: %+v", got)
+	}
+	r := got[0]
+	r.Due, r.Attempts, r.LastErr = now.Add(time.Second), 1, "503"
+	settle(t, b, store.Settlement{Retry: []store.Item{r}, Now: now})
+	got = items(claim(t, a, store.ClaimOptions{Now: now.Add(time.Second)}))
+	if len(got) != 1 || string(got[0].Payload) != string(big) {
+		t.Fatalf("after the retry: %+v", got)
+	}
+	d := got[0]
+	d.LastErr = "400"
+	settle(t, a, store.Settlement{Dead: []store.Item{d}, Now: now.Add(time.Second)})
+	dl, _, err := b.DeadLetters(ctx, 0, q, 0, 10)
+	if err != nil || len(dl) != 1 || string(dl[0].Item.Payload) != string(big) {
+		t.Fatalf("dead letter: %v %v", dl, err)
+	}
+}

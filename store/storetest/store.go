@@ -77,6 +77,11 @@ type Store interface {
 	// already it writes nothing and returns store.ErrAcked.
 	Commit(ctx context.Context, shard int, t store.Txn) error
 
+	// CommitAll applies each Txn in order as Commit does, each atomic on
+	// its own, one error per Txn; a later Txn sees what an earlier one
+	// wrote.
+	CommitAll(ctx context.Context, shard int, ts []store.Txn) []error
+
 	// Claim takes due items of a leased queue in batches, as
 	// store.ClaimOptions say; Settle finishes claimed items.
 	Claim(ctx context.Context, shard int, queue string, o store.ClaimOptions) (store.Claimed, error)

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T, o Options) Opener) {
 		{"CommitConflict", testCommitConflict},
 		{"CommitAcksOnce", testCommitAcksOnce},
 		{"CommitConcurrent", testCommitConcurrent},
+		{"CommitAll", testCommitAll},
 		{"LeasedPutClaimSettle", testLeasedPutClaimSettle},
 		{"LeasedGroupsAndBounds", testLeasedGroupsAndBounds},
 		{"LeasedLeaseLapses", testLeasedLeaseLapses},
@@ -62,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T, o Options) Opener) {
 		{"LeasedRateLimit", testLeasedRateLimit},
 		{"LeasedRateLimitShared", testLeasedRateLimitShared},
 		{"LeasedCollect", testLeasedCollect},
+		{"LeasedWaitingKeepsPayload", testLeasedWaitingKeepsPayload},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
