@@ -47,10 +47,17 @@ type bench struct {
 	keepLogs bool
 	// e2e are the end-to-end scenario's rows, run after the ingest ones.
 	e2e []*e2eRow
-	// mem are the memory scenario's rows, run after the ingest ones.
-	mem      []*memRow
+	// mem are the memory scenario's rows, run after the ingest ones: its
+	// retention part, and ship its shipped-configuration part.
+	mem  []*memRow
+	ship []*shipRow
+	// cost and storm are the last two scenarios' rows.
+	cost     []*costRow
+	storm    []*stormRow
 	seq      int
 	redisPID int
+	// redisPort is -redis-url's port, to tell connections to Redis apart.
+	redisPort int
 	// quietBudget is what is left of the time the run may spend waiting
 	// for other processes to calm down, and retries how many noisy
 	// scenarios may still be run again; both keep the run's length bounded.
@@ -98,13 +105,19 @@ func (b *bench) notef(format string, args ...any) {
 func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 	base := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
 	budget := b.o.poolMB << 20
+	maxN := b.o.maxRequests
+	if !b.o.scenarios["ingest"] {
+		// Without the ingest scenarios only the memory scenario takes
+		// bodies from these pools: its alerts and a few triggers.
+		maxN = min(maxN, max((b.o.memAlerts+49)/50, memTriggers, 1))
+	}
 	var pools []*pool
 	for _, pl := range []struct{ name, file string }{
 		{"1 alert", "firing.json"},
 		{"50 alerts", "group_50.json"},
 	} {
 		t := time.Now()
-		p, err := newPool(pl.name, filepath.Join(b.o.testdata, pl.file), b.o.vary, budget, b.o.maxRequests, base)
+		p, err := newPool(pl.name, filepath.Join(b.o.testdata, pl.file), b.o.vary, budget, maxN, base)
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +125,7 @@ func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 		pools = append(pools, p)
 	}
 	for _, p := range pools {
-		if need := int(float64(b.o.rate) * (b.o.warmup + b.o.duration).Seconds()); p.n < need {
+		if need := int(float64(b.o.rate) * (b.o.warmup + b.o.duration).Seconds()); p.n < need && b.o.scenarios["ingest"] {
 			b.notef("the %s pool (%d bodies) is smaller than the open loop needs (%d): raise -pool-mb or -max-requests", p.name, p.n, need)
 		}
 	}
@@ -169,8 +182,18 @@ func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 	if err != nil {
 		return rows, err
 	}
+	if b.ship, err = b.runShipped(ctx, pools[1]); err != nil {
+		return rows, err
+	}
 	e2e, err := b.runE2E(ctx)
 	b.e2e = e2e
+	if err != nil {
+		return rows, err
+	}
+	if b.cost, err = b.runCost(ctx); err != nil {
+		return rows, err
+	}
+	b.storm, err = b.runStorm(ctx)
 	return rows, err
 }
 
@@ -397,6 +420,12 @@ func (b *bench) startTarget(ctx context.Context, kind, label, extra string, wind
 		}
 		argv = []string{b.binary, "serve", "--config.file=" + cfg, "--web.listen-address=" + addr, "--log.level=warn", "--log.format=json"}
 	}
+	return b.startProc(ctx, name, label, addr, logPath, argv)
+}
+
+// startProc runs argv (a server listening on addr) with its output in
+// logPath and waits until it is ready.
+func (b *bench) startProc(ctx context.Context, name, label, addr, logPath string, argv []string) (*proc, error) {
 	p, err := b.procs.start(name, addr, logPath, argv)
 	if err != nil {
 		return nil, err
@@ -407,6 +436,50 @@ func (b *bench) startTarget(ctx context.Context, kind, label, extra string, wind
 		return nil, fmt.Errorf("%s: %w\nlast lines of %s:\n%s", label, err, logPath, tail(logPath, 20))
 	}
 	return p, nil
+}
+
+// startDaemon starts alertmedic with a configuration the caller wrote (cfg
+// is its text; "" runs the embedded example, as a first user does, with
+// --web.listen-address the only change) on a free loopback port, after
+// check-config accepted it. flags are added to serve's (a log level, say).
+func (b *bench) startDaemon(ctx context.Context, kind, label, name, cfg string, flags ...string) (*proc, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	argv := []string{b.binary, "serve", "--web.listen-address=" + addr, "--log.format=json"}
+	if cfg != "" {
+		path := filepath.Join(b.tmp, name+".yml")
+		// 0600: the Redis URL may carry a password.
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			return nil, fmt.Errorf("write config: %w", err)
+		}
+		if err := b.checkConfigFile(ctx, kind, path); err != nil {
+			return nil, err
+		}
+		argv = append(argv, "--config.file="+path)
+	}
+	argv = append(argv, flags...)
+	b.seq++
+	logPath := filepath.Join(b.tmp, fmt.Sprintf("%02d-%s.log", b.seq, name))
+	return b.startProc(ctx, "alertmedic ("+kind+" store)", label, addr, logPath, argv)
+}
+
+// storeYAML is the store block of a bench daemon's configuration: the
+// memory store, or Redis at -redis-url under the run's key prefix. A
+// queueCapacity of 0 keeps the store's default capacities.
+func (b *bench) storeYAML(kind string, queueCapacity int) string {
+	capLine := ""
+	if queueCapacity > 0 {
+		capLine = fmt.Sprintf("    queue_capacity: %d\n", queueCapacity)
+	}
+	if kind == kindRedis {
+		return fmt.Sprintf("store:\n  type: redis\n  redis:\n    url: %q\n    key_prefix: %q\n", b.o.redisURL, b.prefix) + capLine
+	}
+	if capLine == "" {
+		return "store:\n  type: memory\n"
+	}
+	return "store:\n  type: memory\n  memory:\n" + capLine
 }
 
 // writeConfig writes the daemon's configuration for a store kind. The queue
@@ -457,6 +530,11 @@ func (b *bench) checkConfig(ctx context.Context, kind, extra string, window time
 	if err != nil {
 		return err
 	}
+	return b.checkConfigFile(ctx, kind, path)
+}
+
+// checkConfigFile runs alertmedic check-config on one file.
+func (b *bench) checkConfigFile(ctx context.Context, kind, path string) error {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(cctx, b.binary, "check-config", path).CombinedOutput()
@@ -467,7 +545,8 @@ func (b *bench) checkConfig(ctx context.Context, kind, extra string, window time
 }
 
 // scrape sums every series of each metric family in a Prometheus text
-// exposition; the bench wants totals, not label breakdowns.
+// exposition (the bench mostly wants totals), and keeps each labelled
+// series as well under its full name, for the breakdowns it does want.
 func scrape(ctx context.Context, url string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -499,6 +578,11 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 			continue
 		}
 		m[l[:i]] += v
+		if l[i] == '{' {
+			// Each series under its own name too, as the exposition
+			// writes it (labels sorted): alertmedic_store_size{kind="outbox"}.
+			m[l[:j]] += v
+		}
 	}
 	return m, sc.Err()
 }

@@ -174,6 +174,29 @@ type standIn struct {
 	messages  int
 	maxPerMsg int
 	last      time.Time
+
+	// keyHeader, when set, names the request header that identifies a
+	// message across retries (the webhook's Idempotency-Key): a request
+	// whose key came before is what a real endpoint drops.
+	keyHeader       string
+	keys            map[string]int
+	keyRepeats      int // requests whose key had come before
+	keyRepeatAlerts int // alerts those carried
+	receipts        int // alerts carried, duplicates included
+
+	// frozen: every request is answered 503 and not counted, so that what
+	// the stand-in counted and what the daemon counts as delivered can be
+	// compared while a delivery is still under way (the storm).
+	frozen     bool
+	turnedAway int // requests answered 503 since the freeze
+}
+
+// freeze has the stand-in answer every further request 503 (Retry-After:
+// 60) without counting it.
+func (s *standIn) freeze() {
+	s.mu.Lock()
+	s.frozen = true
+	s.mu.Unlock()
 }
 
 // parsed is what a stand-in found in one request.
@@ -313,8 +336,30 @@ func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "invalid_payload", http.StatusBadRequest)
 		return
 	}
+	key := ""
+	if s.keyHeader != "" {
+		key = r.Header.Get(s.keyHeader)
+	}
 	s.mu.Lock()
+	if s.frozen {
+		s.turnedAway++
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, "frozen", http.StatusServiceUnavailable)
+		return
+	}
 	s.messages++
+	s.receipts += len(m.seqs)
+	if key != "" {
+		if s.keys == nil {
+			s.keys = map[string]int{}
+		}
+		if s.keys[key] > 0 {
+			s.keyRepeats++
+			s.keyRepeatAlerts += len(m.seqs)
+		}
+		s.keys[key]++
+	}
 	s.maxPerMsg = max(s.maxPerMsg, len(m.seqs)+m.hidden)
 	s.hidden += m.hidden
 	s.unknown += m.unknown

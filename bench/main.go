@@ -2,9 +2,13 @@
 // webhooks, next to a ceiling: a bare net/http handler that only decodes the
 // same payload with encoding/json. Every target runs as its own process on
 // 127.0.0.1 and gets the same pre-generated bodies, so the rows of one run
-// are comparable. It prints a markdown table (and, with -write, a
-// BENCHMARKS.md); it asserts nothing, because timings on a shared machine
-// are not a test.
+// are comparable. Past ingest it measures the way to Slack and PagerDuty
+// (e2e), memory (with a short retention, and with the shipped example
+// configuration), what an alert costs Redis (cost) and a 100,000-alert
+// storm to Slack, PagerDuty and webhook stand-ins (storm). It prints
+// markdown tables (and, with -write, a BENCHMARKS.md with targets and
+// PASS/MISS); it asserts nothing, because timings on a shared machine are
+// not a test.
 //
 //	make bench                        # go run ./bench -binary bin/alertmedic
 //	go run ./bench -binary bin/alertmedic -duration 5s
@@ -49,6 +53,11 @@ type options struct {
 	e2eDrain    time.Duration
 	memAlerts   int
 	memWindow   time.Duration
+	costAlerts  int
+	costRate    int
+	stormAlerts int
+	stormDrain  time.Duration
+	postConns   int
 	// serveCeiling is set only when the bench re-executes itself as the
 	// ceiling server.
 	serveCeiling string
@@ -96,10 +105,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.retries, "retries", 3, "how many scenarios, in all, may be run again because other processes took a share of the CPU during them")
 	fs.IntVar(&o.e2eRate, "e2e-rate", 200, "requests per second (1 alert each) of the end-to-end scenario, webhook to a local Slack stand-in, run for the memory and redis targets; 0 skips it")
 	fs.DurationVar(&o.e2eDrain, "e2e-drain", 30*time.Second, "how long the end-to-end scenario waits after its load for alerts still on their way to the stand-in")
-	fs.IntVar(&o.memAlerts, "mem-alerts", 100_000, "distinct alerts (as 50-alert bodies) of the memory scenario, resident memory after them and after their retention, run for the memory and redis targets; 0 skips it")
-	fs.DurationVar(&o.memWindow, "mem-window", 20*time.Second, "dedup window and history retention of the memory scenario's daemon; the scenario lasts about twice this plus 30s")
+	fs.IntVar(&o.memAlerts, "mem-alerts", 100_000, "distinct alerts (as 50-alert bodies) of the memory scenario: resident memory after them and after their retention (memory and redis targets), and with the shipped example configuration (memory target); 0 skips it")
+	fs.DurationVar(&o.memWindow, "mem-window", 20*time.Second, "dedup window and history retention of the memory scenario's retention part; that part lasts about twice this plus 30s")
+	fs.IntVar(&o.costAlerts, "cost-alerts", 1000, "distinct single-alert bodies of each run of the cost scenario (Redis commands per alert, redis target only); 0 skips it")
+	fs.IntVar(&o.costRate, "cost-rate", 200, "requests per second of the cost scenario's fixed-rate runs (its closed-loop run posts as fast as -post-conns connections do)")
+	fs.IntVar(&o.stormAlerts, "storm-alerts", 100_000, "distinct alerts of the storm scenario (50-alert bodies and five 1,000-alert bodies) delivered to Slack, PagerDuty and webhook stand-ins, run for the memory and redis targets; 0 skips it")
+	fs.DurationVar(&o.stormDrain, "storm-drain", 4*time.Minute, "how long the storm scenario waits, from its first request, for every alert to reach the stand-ins")
+	fs.IntVar(&o.postConns, "post-conns", 8, "keep-alive connections of the storm, of the cost scenario's closed loop and of the memory scenario's shipped-configuration part; each retries a 503 after its Retry-After")
 	targets := fs.String("targets", "ceiling,memory,redis", "comma-separated targets to run; a subset helps when profiling one")
-	scenarios := fs.String("scenarios", "ingest,memory,e2e", "comma-separated scenarios to run: ingest (max rate and ack latency), memory, e2e")
+	scenarios := fs.String("scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios to run: ingest (max rate and ack latency), memory (both parts: memory-retention, short retention and no route, memory and redis; memory-shipped, the shipped example configuration, memory store), e2e, cost (Redis commands per alert and idle, redis target), storm (100,000 alerts to three stand-ins, memory and redis)")
 	fs.StringVar(&o.write, "write", "", "also write the results, with targets and PASS/MISS, to this file (e.g. BENCHMARKS.md)")
 	fs.StringVar(&o.serveCeiling, "serve-ceiling", "", "")
 	fs.Usage = func() {
@@ -157,6 +171,21 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.memWindow < time.Second || o.memWindow > 10*time.Minute {
 		bad = append(bad, "-mem-window must be in [1s, 10m]")
 	}
+	if o.costAlerts < 0 || o.costAlerts > 100_000 {
+		bad = append(bad, "-cost-alerts must be in [0, 100000]")
+	}
+	if o.costRate < 1 || o.costRate > 10_000 {
+		bad = append(bad, "-cost-rate must be in [1, 10000]")
+	}
+	if o.stormAlerts < 0 || o.stormAlerts > 1_000_000 {
+		bad = append(bad, "-storm-alerts must be in [0, 1000000]")
+	}
+	if o.stormDrain < 10*time.Second || o.stormDrain > 30*time.Minute {
+		bad = append(bad, "-storm-drain must be in [10s, 30m]")
+	}
+	if o.postConns < 1 || o.postConns > 256 {
+		bad = append(bad, "-post-conns must be in [1, 256]")
+	}
 	if o.poolMB < 1 || o.maxRequests < 1 {
 		bad = append(bad, "-pool-mb and -max-requests must be positive")
 	}
@@ -175,10 +204,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o.scenarios = map[string]bool{}
 	for _, sc := range strings.Split(*scenarios, ",") {
 		switch sc = strings.TrimSpace(sc); sc {
-		case "ingest", "memory", "e2e":
+		case "memory":
+			o.scenarios[scMemRetention] = true
+			o.scenarios[scMemShipped] = true
+		case "ingest", "e2e", "cost", "storm", scMemRetention, scMemShipped:
 			o.scenarios[sc] = true
 		default:
-			bad = append(bad, fmt.Sprintf("-scenarios: unknown scenario %q (want ingest, memory, e2e)", sc))
+			bad = append(bad, fmt.Sprintf("-scenarios: unknown scenario %q (want %s, or memory-retention, memory-shipped)", sc, strings.Join(defaultScenarios, ", ")))
 		}
 	}
 	if err := checkLoopbackURL(o.redisURL); err != nil {
@@ -192,6 +224,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	return o, nil
 }
+
+// defaultScenarios are what -scenarios runs unless told otherwise, in the
+// order they run; "memory" stands for its two parts.
+var defaultScenarios = []string{"ingest", "memory", "e2e", "cost", "storm"}
+
+// The memory scenario's parts, which -scenarios also takes one at a time.
+const (
+	scMemRetention = "memory-retention"
+	scMemShipped   = "memory-shipped"
+)
 
 // checkLoopbackURL keeps the bench's promise that no traffic leaves the
 // machine: a Redis elsewhere would also be someone else's Redis.
@@ -303,13 +345,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	report(stdout, b.info, o, res, b.e2e, b.mem, b.notes, skip)
+	report(stdout, b, res, skip)
 	if o.write != "" {
 		f, err := os.Create(o.write)
 		if err != nil {
 			return fmt.Errorf("write results: %w", err)
 		}
-		writeFile(f, b.info, o, res, b.e2e, b.mem, b.notes, skip)
+		writeFile(f, b, res, skip)
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("write results: %w", err)
 		}

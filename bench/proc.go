@@ -137,6 +137,18 @@ func (p *proc) context(ctx context.Context) (context.Context, context.CancelFunc
 	return c, cancel
 }
 
+// exitStatus says how the process ended ("exit status 1", "signal:
+// terminated"), or that it is still running (the wait was stopped).
+func (p *proc) exitStatus() string {
+	if !p.hasExited() {
+		return "still running: the bench was stopped"
+	}
+	if p.cmd.ProcessState == nil {
+		return "exited"
+	}
+	return p.cmd.ProcessState.String()
+}
+
 func (p *proc) hasExited() bool {
 	select {
 	case <-p.exited:

@@ -252,21 +252,27 @@ func settings(o options) string {
 		o.warmup, o.duration, o.repeat, o.concurrency, o.rate, o.vary)
 }
 
-func report(w io.Writer, m machine, o options, rows []*row, e2e []*e2eRow, mem []*memRow, notes []string, redisSkip string) {
+func report(w io.Writer, b *bench, rows []*row, redisSkip string) {
+	m, o, e2e, mem, notes := b.info, b.o, b.e2e, b.mem, b.notes
 	fmt.Fprintf(w, "\n## alertmedic webhook ingest\n\n")
 	fmt.Fprintf(w, "- date: %s\n- machine: %s, %d CPUs (nproc), %s; %s\n- daemon: %s\n", m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
 	if m.redis != "" {
 		fmt.Fprintf(w, "- store: %s on 127.0.0.1\n", m.redis)
 	}
 	fmt.Fprintf(w, "- %s\n", stallLine(m))
-	fmt.Fprintf(w, "- command: `%s`\n- %s\n\n", m.command, settings(o))
-	table(w, rows, o, false)
-	footnotes(w, rows, o)
+	fmt.Fprintf(w, "- command: `%s`\n", m.command)
+	if len(rows) > 0 {
+		fmt.Fprintf(w, "- %s\n\n", settings(o))
+		table(w, rows, o, false)
+		footnotes(w, rows, o)
+	}
 	if redisSkip != "" {
 		fmt.Fprintf(w, "\nRedis rows skipped: %s\n", redisSkip)
 	}
-	fmt.Fprintln(w)
-	scenarioTable(w, rows)
+	if len(rows) > 0 {
+		fmt.Fprintln(w)
+		scenarioTable(w, rows)
+	}
 	if len(e2e) > 0 {
 		fmt.Fprintf(w, "\n## alertmedic end-to-end: webhook POST to the Slack and PagerDuty stand-ins\n\n- %s\n\n", e2eSettings(o))
 		e2eTable(w, e2e, o, false)
@@ -279,6 +285,26 @@ func report(w io.Writer, m machine, o options, rows []*row, e2e []*e2eRow, mem [
 		fmt.Fprintln(w)
 		memDetails(w, mem)
 	}
+	if len(b.ship) > 0 {
+		fmt.Fprintf(w, "\n## alertmedic memory: %s alerts with the shipped example configuration\n\n- %s\n\n", thousands(float64(o.memAlerts)), shipSettings(o))
+		shipTable(w, b.ship, true)
+		fmt.Fprintln(w)
+		shipDetails(w, b.ship)
+	}
+	if len(b.cost) > 0 {
+		fmt.Fprintf(w, "\n## alertmedic Redis cost: commands per alert\n\n- %s\n\n", costSettings(o))
+		costTable(w, b.cost, true)
+		fmt.Fprintln(w)
+		costDetails(w, b.cost)
+	}
+	if len(b.storm) > 0 {
+		fmt.Fprintf(w, "\n## alertmedic storm: %s alerts to Slack, PagerDuty and webhook stand-ins\n\n- %s\n\n", thousands(float64(o.stormAlerts)), stormSettings(o))
+		stormTable(w, b.storm, true)
+		fmt.Fprintln(w)
+		stormDestTable(w, b.storm)
+		fmt.Fprintln(w)
+		stormDetails(w, b.storm)
+	}
 	if len(notes) > 0 {
 		fmt.Fprintln(w, "\nNotes:")
 		for _, n := range notes {
@@ -287,7 +313,8 @@ func report(w io.Writer, m machine, o options, rows []*row, e2e []*e2eRow, mem [
 	}
 }
 
-func writeFile(w io.Writer, m machine, o options, rows []*row, e2e []*e2eRow, mem []*memRow, notes []string, redisSkip string) {
+func writeFile(w io.Writer, b *bench, rows []*row, redisSkip string) {
+	m, o, e2e, mem, notes := b.info, b.o, b.e2e, b.mem, b.notes
 	vary := "`-vary label` (the default) adds a label `bench_seq`, unique to\n" +
 		"the request, to every alert: every alert is a new one with a history of its\n" +
 		"own, as in a large fleet. (`-vary startsAt` instead gives the same alerts a\n" +
@@ -380,23 +407,35 @@ than the ceiling as defined above. With Redis the workers fall behind
 at these rates (the *processed* column: a few Redis round trips per alert);
 the queue absorbs it, nothing is lost or refused (non-2xx 0), and batching
 those round trips is the known next step.
-%s%s
+%s%s%s%s%s
 ## Results
 
 - date: %s
 - machine: %s, %d CPUs (nproc), %s; %s
 - daemon: %s
-`, vary, o.concurrency, o.duration, o.warmup, o.rate, o.duration, o.repeat, o.repeat, o.rate, m.cpus, quietThreshold, o.retries, rateSentence(rows), e2eIntro(o), memIntro(o), m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
+`, vary, o.concurrency, o.duration, o.warmup, o.rate, o.duration, o.repeat, o.repeat, o.rate, m.cpus, quietThreshold, o.retries, rateSentence(rows), e2eIntro(o), memIntro(o, b.mem), shipIntro(o, b.ship), costIntro(o, b.cost), stormIntro(o, b.storm), m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
 	if m.redis != "" {
 		fmt.Fprintf(w, "- store: %s on 127.0.0.1\n", m.redis)
 	}
 	fmt.Fprintf(w, "- %s\n", stallLine(m))
-	fmt.Fprintf(w, "- command: `%s` (after `make build`; `make bench` runs the same with the defaults, without -write)\n- %s\n\n", m.command, settings(o))
-	table(w, rows, o, true)
-	footnotes(w, rows, o)
+	fmt.Fprintf(w, "- command: `%s` (after `make build`; `make bench` runs the same with the defaults, without -write)\n", m.command)
+	if len(rows) > 0 {
+		fmt.Fprintf(w, "- %s\n\n", settings(o))
+		table(w, rows, o, true)
+		footnotes(w, rows, o)
+	}
 	if redisSkip != "" {
 		fmt.Fprintf(w, "\nRedis rows skipped: %s\n", redisSkip)
 	}
+	if len(rows) > 0 {
+		writeScenarioTable(w, m, rows)
+	}
+	writeRest(w, b, e2e, mem, notes)
+}
+
+// writeScenarioTable is the ingest scenarios' second table, with its
+// explanation.
+func writeScenarioTable(w io.Writer, m machine, rows []*row) {
 	fmt.Fprintf(w, "\n### Per scenario\n\n"+
 		"CPU is in percent of the whole machine (%d cores = 100 %%), from /proc over the\n"+
 		"load (warm-up included). *alerts accepted* and *processed* are the daemon's\n"+
@@ -405,6 +444,11 @@ those round trips is the known next step.
 		"receiver accepts but the workers do not keep up with only lasts until the\n"+
 		"queue is full.\n\n", m.cpus)
 	scenarioTable(w, rows)
+}
+
+// writeRest is BENCHMARKS.md's results past the ingest tables.
+func writeRest(w io.Writer, b *bench, e2e []*e2eRow, mem []*memRow, notes []string) {
+	m, o := b.info, b.o
 	if len(e2e) > 0 {
 		fmt.Fprintf(w, "\n### End-to-end: webhook POST to the Slack and PagerDuty stand-ins\n\n"+
 			"- %s\n\n", e2eSettings(o))
@@ -418,6 +462,29 @@ those round trips is the known next step.
 		memTable(w, mem)
 		fmt.Fprintln(w)
 		memDetails(w, mem)
+	}
+	if len(b.ship) > 0 {
+		fmt.Fprintf(w, "\n### Memory: %s alerts with the shipped example configuration\n\n- %s\n- command: `%s` (this part alone: `%s`)\n\n",
+			thousands(float64(o.memAlerts)), shipSettings(o), m.command, aloneCommand(b, "memory-shipped", "memory"))
+		shipTable(w, b.ship, true)
+		fmt.Fprintln(w)
+		shipDetails(w, b.ship)
+	}
+	if len(b.cost) > 0 {
+		fmt.Fprintf(w, "\n### Redis cost: commands per alert\n\n- %s\n- command: `%s` (this scenario alone: `%s`)\n\n",
+			costSettings(o), m.command, aloneCommand(b, "cost", "redis"))
+		costTable(w, b.cost, true)
+		fmt.Fprintln(w)
+		costDetails(w, b.cost)
+	}
+	if len(b.storm) > 0 {
+		fmt.Fprintf(w, "\n### Storm: %s alerts to Slack, PagerDuty and webhook stand-ins\n\n- %s\n- command: `%s` (this scenario alone: `%s`)\n\n",
+			thousands(float64(o.stormAlerts)), stormSettings(o), m.command, aloneCommand(b, "storm", "memory,redis"))
+		stormTable(w, b.storm, true)
+		fmt.Fprintln(w)
+		stormDestTable(w, b.storm)
+		fmt.Fprintln(w)
+		stormDetails(w, b.storm)
 	}
 	if len(notes) > 0 {
 		fmt.Fprint(w, "\n### Notes\n\n")
@@ -447,4 +514,26 @@ func thousands(f float64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// aloneCommand is the command that runs one scenario on its own with this
+// run's other flags: -scenarios and -targets replaced, -write dropped.
+func aloneCommand(b *bench, scenario, targets string) string {
+	args := []string{}
+	skip := false
+	for _, a := range b.o.args {
+		if skip {
+			skip = false
+			continue
+		}
+		name := strings.TrimLeft(a, "-")
+		k, _, hasValue := strings.Cut(name, "=")
+		if (k == "scenarios" || k == "targets" || k == "write") && strings.HasPrefix(a, "-") {
+			skip = !hasValue
+			continue
+		}
+		args = append(args, a)
+	}
+	args = append(args, "-scenarios", scenario, "-targets", targets)
+	return commandLine(args)
 }
