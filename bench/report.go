@@ -404,9 +404,12 @@ keep live (550,000 at the defaults), about 10 %% in the store's enqueue and
 not, and queueing behind its own garbage collection is what reaches p99.
 A faster JSON decoder is the lead for that row; it would also be faster
 than the ceiling as defined above. With Redis the workers fall behind
-at these rates (the *processed* column: a few Redis round trips per alert);
-the queue absorbs it, nothing is lost or refused (non-2xx 0), and batching
-those round trips is the known next step.
+at these rates (the *processed* column): a worker reads a dequeued batch
+in one round trip and commits it in one, but each alert still costs Redis
+about ten commands (the cost table), and Redis shares the two cores with
+the daemon and the load; the queue absorbs it, nothing is lost or refused
+(non-2xx 0), and a Redis of its own (or a Cluster, with shards) is the way
+to more.
 %s%s%s%s%s
 ## Results
 
