@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -29,6 +30,7 @@ import (
 	"github.com/alertmedic/alertmedic/notifiers/webhook"
 	"github.com/alertmedic/alertmedic/remediation"
 	"github.com/alertmedic/alertmedic/routing"
+	"github.com/alertmedic/alertmedic/secret"
 )
 
 // Example is the shipped example configuration, used when no file is given.
@@ -116,6 +118,32 @@ type WebConfig struct {
 	// ReadAuth, when set, protects the read-only APIs and /metrics (the
 	// probes stay open).
 	ReadAuth HTTPAuth `yaml:"read_auth"`
+	// MaxInflightBytes bounds the webhook bodies being read and decoded at
+	// once, across requests; past it the webhook answers 503 with
+	// Retry-After, and Alertmanager sends again.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+	// TrustedProxies are the addresses (an IP or a CIDR) whose
+	// X-Forwarded-For and X-Real-IP are believed. Empty trusts none: the
+	// client is the connection's peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// ParseTrustedProxy reads one web.trusted_proxies entry: an IP address
+// (one host) or a CIDR prefix.
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or a CIDR prefix", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or a CIDR prefix", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // HTTPAuth is a bearer token or basic auth, never both.
@@ -208,9 +236,10 @@ type PipelineConfig struct {
 func Default() Config {
 	return Config{
 		Web: WebConfig{
-			MaxRequestBytes: 4 << 20,
-			MaxAlerts:       1000,
-			RequestTimeout:  Duration(10 * time.Second),
+			MaxRequestBytes:  4 << 20,
+			MaxAlerts:        1000,
+			RequestTimeout:   Duration(10 * time.Second),
+			MaxInflightBytes: 16 << 20,
 		},
 		Webhook: WebhookConfig{DedupWindow: Duration(10 * time.Minute)},
 		Store: StoreConfig{
@@ -281,15 +310,27 @@ func (es Errors) Error() string {
 // Load reads and checks filename. Relative *_file paths are taken from the
 // file's own directory, as Prometheus does.
 func Load(filename string) (*Config, error) {
-	b, err := os.ReadFile(filename)
+	c, _, err := LoadFile(filename)
+	return c, err
+}
+
+// MaxFileBytes bounds a configuration file.
+const MaxFileBytes = 16 << 20
+
+// LoadFile is Load, returning the file's bytes too. The file is read once,
+// and only if it is a regular file of at most MaxFileBytes: a FIFO or a
+// device in its place fails at once instead of blocking the caller (a
+// reload, check-config).
+func LoadFile(filename string) (*Config, []byte, error) {
+	b, err := secret.ReadRegular(filename, MaxFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, nil, fmt.Errorf("read config: %w", err)
 	}
 	c, err := Parse(b, filepath.Dir(filename))
 	if err != nil {
-		return nil, fmt.Errorf("load %s:\n%w", filename, err)
+		return nil, nil, fmt.Errorf("load %s:\n%w", filename, err)
 	}
-	return c, nil
+	return c, b, nil
 }
 
 // Parse checks a configuration held in memory. dir resolves relative *_file
@@ -303,9 +344,15 @@ func Parse(b []byte, dir string) (*Config, error) {
 	if len(root.Content) == 0 { // an empty file is the defaults
 		return &c, validate(&c, dir)
 	}
-	var errs Errors
-	lines := map[int]string{}
-	walk(root.Content[0], reflect.TypeOf(c), "", &errs, lines)
+	// Aliases are counted before anything expands them: the walk and the
+	// decode below both would, and yaml.v3's own check of aliasing runs only
+	// inside the decode, after the walk.
+	if e := checkAliases(root.Content[0]); e != nil {
+		return nil, Errors{*e}
+	}
+	w := newWalker()
+	w.walk(root.Content[0], reflect.TypeOf(c), "")
+	errs, lines := w.errs, w.lines
 	if err := root.Content[0].Decode(&c); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
@@ -378,25 +425,55 @@ var (
 	modelDurationType = reflect.TypeOf(model.Duration(0))
 )
 
-// walk reports unknown keys anywhere in the tree (yaml.v3's KnownFields stops
-// at the first) and records which key path each line holds, so that type
-// errors can name their key too.
-func walk(n *yaml.Node, t reflect.Type, path string, errs *Errors, lines map[int]string) {
+// walker reports unknown keys anywhere in the tree (yaml.v3's KnownFields
+// stops at the first) and records which key path each line holds, so that
+// type errors can name their key too.
+type walker struct {
+	errs  Errors
+	lines map[int]string
+	// walked holds each anchor's value already checked as a type: an alias
+	// used again as the same type is not walked again, so the walk's work is
+	// bounded by the file's size, not by what its aliases expand to, and a
+	// problem in the anchor is reported once, at its first use.
+	walked map[walked]bool
+	visits int // nodes walked, for the tests
+}
+
+type walked struct {
+	n *yaml.Node
+	t reflect.Type
+}
+
+func newWalker() *walker {
+	return &walker{lines: map[int]string{}, walked: map[walked]bool{}}
+}
+
+func (w *walker) bad(path string, line int, msg string) {
+	w.errs = append(w.errs, Error{Path: path, Line: line, Msg: msg})
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		k := walked{n.Alias, t}
+		if w.walked[k] {
+			return
+		}
+		w.walked[k] = true
 		n = n.Alias
 	}
-	if _, seen := lines[n.Line]; !seen || path != "" {
-		lines[n.Line] = path
+	w.visits++
+	if _, seen := w.lines[n.Line]; !seen || path != "" {
+		w.lines[n.Line] = path
 	}
 	if t == modelDurationType {
 		// model.Duration (used by the packages whose config this file
 		// composes) fails the whole decode on a bad value; checking it here
 		// reports it with its path and line and lets the walk go on.
 		if _, err := model.ParseDuration(n.Value); n.Kind != yaml.ScalarNode || err != nil {
-			*errs = append(*errs, Error{Path: path, Line: n.Line, Msg: fmt.Sprintf("%q is not a duration (write it like 30s, 5m, 1h or 1d)", n.Value)})
+			w.bad(path, n.Line, fmt.Sprintf("%q is not a duration (write it like 30s, 5m, 1h or 1d)", n.Value))
 		}
 		return
 	}
@@ -407,7 +484,7 @@ func walk(n *yaml.Node, t reflect.Type, path string, errs *Errors, lines map[int
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			if n.Tag != "!!null" {
-				*errs = append(*errs, Error{Path: path, Line: n.Line, Msg: "must be a mapping of keys to values"})
+				w.bad(path, n.Line, "must be a mapping of keys to values")
 			}
 			return
 		}
@@ -422,27 +499,62 @@ func walk(n *yaml.Node, t reflect.Type, path string, errs *Errors, lines map[int
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			p := join(path, k.Value)
-			ft, ok := fields[k.Value]
-			if !ok {
-				*errs = append(*errs, Error{Path: p, Line: k.Line, Msg: "unknown field" + suggest(k.Value, fields)})
+			if isMerge(k) {
+				w.merge(v, t, path, p)
 				continue
 			}
-			lines[k.Line] = p
-			walk(v, ft, p, errs, lines)
+			ft, ok := fields[k.Value]
+			if !ok {
+				w.bad(p, k.Line, "unknown field"+suggest(k.Value, fields))
+				continue
+			}
+			w.lines[k.Line] = p
+			w.walk(v, ft, p)
 		}
 	case reflect.Slice:
 		if n.Kind == yaml.SequenceNode {
 			for i, v := range n.Content {
-				walk(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs, lines)
+				w.walk(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
 			}
 		}
 	case reflect.Map:
 		if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				walk(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), errs, lines)
+				k, v := n.Content[i], n.Content[i+1]
+				if isMerge(k) {
+					w.merge(v, t, path, join(path, k.Value))
+					continue
+				}
+				w.walk(v, t.Elem(), join(path, k.Value))
 			}
 		}
 	}
+}
+
+// merge walks what a merge key (<<: *defaults) brings into a mapping as part
+// of that mapping: yaml.v3 decodes it so, and without this every << would be
+// an unknown field.
+func (w *walker) merge(v *yaml.Node, t reflect.Type, path, key string) {
+	from := []*yaml.Node{v}
+	if v.Kind == yaml.SequenceNode {
+		from = v.Content
+	}
+	for _, m := range from {
+		target := m
+		if m.Kind == yaml.AliasNode && m.Alias != nil {
+			target = m.Alias
+		}
+		if target.Kind != yaml.MappingNode {
+			w.bad(key, m.Line, "must be a mapping, an alias of one, or a list of them, to merge")
+			return
+		}
+		w.walk(m, t, path)
+	}
+}
+
+// isMerge is yaml.v3's own test for a merge key.
+func isMerge(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "" || k.Tag == "!" || k.ShortTag() == "!!merge")
 }
 
 func join(path, key string) string {
@@ -517,6 +629,15 @@ func validate(c *Config, dir string) error {
 		c.Global.ReplicaID = h
 	}
 	positive("web.max_request_bytes", c.Web.MaxRequestBytes)
+	positive("web.max_inflight_bytes", c.Web.MaxInflightBytes)
+	if c.Web.MaxInflightBytes > 0 && c.Web.MaxInflightBytes < c.Web.MaxRequestBytes {
+		bad("web.max_inflight_bytes", "must be at least web.max_request_bytes (%d), or no body of the largest size could ever be read", c.Web.MaxRequestBytes)
+	}
+	for i, p := range c.Web.TrustedProxies {
+		if _, err := ParseTrustedProxy(p); err != nil {
+			bad(fmt.Sprintf("web.trusted_proxies[%d]", i), "%s", err)
+		}
+	}
 	positive("web.max_alerts", int64(c.Web.MaxAlerts))
 	positiveDur("web.request_timeout", c.Web.RequestTimeout)
 	checkAuth("web.auth", &c.Web.Auth, dir, bad)
@@ -536,15 +657,17 @@ func validate(c *Config, dir string) error {
 		r := &c.Store.Redis
 		readSecret("store.redis.url", &r.URL, r.URLFile, dir, bad)
 		readSecret("store.redis.password", &r.Password, r.PasswordFile, dir, bad)
-		if r.URL == "" && len(r.Addrs) == 0 {
+		if r.URL == "" && r.URLFile == "" && len(r.Addrs) == 0 {
 			bad("store.redis", "set url (or url_file), or addrs for Sentinel or Cluster")
 		}
 		if r.URL != "" && len(r.Addrs) > 0 {
 			bad("store.redis", "set url or addrs, not both")
 		}
-		if r.URL != "" && !strings.HasPrefix(string(r.URL), "redis://") && !strings.HasPrefix(string(r.URL), "rediss://") && !strings.HasPrefix(string(r.URL), "unix://") {
-			// The URL is not echoed: it may carry a password.
-			bad("store.redis.url", "must start with redis://, rediss:// or unix://")
+		if r.URL != "" {
+			checkRedisURL(r, dir, bad)
+			if r.MasterName != "" {
+				bad("store.redis.master_name", "needs addrs (the Sentinels), not url")
+			}
 		}
 		if r.KeyPrefix == "" || strings.ContainsAny(r.KeyPrefix, "{}") {
 			bad("store.redis.key_prefix", "must be non-empty and contain no { or }")
@@ -726,7 +849,7 @@ func checkAuth(path string, a *HTTPAuth, dir string, bad func(string, string, ..
 		if b.Username == "" {
 			bad(path+".basic_auth.username", "is required")
 		}
-		if b.Password == "" {
+		if b.Password == "" && b.PasswordFile == "" { // a password_file read or failed
 			bad(path+".basic_auth.password", "is required (or password_file)")
 		}
 	}
@@ -735,61 +858,22 @@ func checkAuth(path string, a *HTTPAuth, dir string, bad func(string, string, ..
 	}
 }
 
-// readSecret fills *s from file when file is set. The secret's value never
-// appears in an error; the file's path does.
+// readSecret fills *s from file when file is set, through the one reader of
+// every *_file (which refuses what is not a regular file, or is too large).
+// The secret's value never appears in an error; the file's path does.
 func readSecret(path string, s *Secret, file, dir string, bad func(string, string, ...any)) {
-	if file == "" {
-		return
+	if err := secret.Fill(path, s, file, dir); err != nil {
+		// Fill's error starts with the setting it is about: path, or
+		// path_file when the file is the trouble.
+		p, msg, _ := strings.Cut(err.Error(), ": ")
+		bad(p, "%s", msg)
 	}
-	if *s != "" {
-		bad(path, "set %s or %s_file, not both", lastKey(path), lastKey(path))
-		return
-	}
-	if !filepath.IsAbs(file) && dir != "" {
-		file = filepath.Join(dir, file)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		bad(path+"_file", "cannot read %s: %s", file, errText(err))
-		return
-	}
-	v := strings.TrimSpace(string(b))
-	if v == "" {
-		bad(path+"_file", "%s is empty", file)
-		return
-	}
-	*s = Secret(v)
-}
-
-func lastKey(path string) string { return path[strings.LastIndex(path, ".")+1:] }
-
-func errText(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }
 
 // Secret is a credential. It prints and marshals as <secret> so that it
 // cannot reach a log line, an error or an API response by accident; code
 // that needs the value converts it with string(s) on purpose.
-type Secret string
-
-const redacted = "<secret>"
-
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// MarshalYAML redacts.
-func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
-
-// MarshalJSON redacts.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
+type Secret = secret.Secret
 
 // Duration accepts Prometheus durations (30s, 5m, 1h30m, 1d, 1w). It is the
 // routing package's type (the route tree's flapping overrides need it and

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/secret"
 )
 
 // TLS policies (the tls key).
@@ -154,7 +154,7 @@ func (c *Config) Load(dir string) []error {
 	// Taken before defaults: whether the block says anything at all. An
 	// absent block is no error; a half-written one is.
 	touched := *c != Config{}
-	if err := notifiers.ReadSecret("auth_password", &c.AuthPassword, c.AuthPasswordFile, dir); err != nil {
+	if err := secret.Fill("auth_password", &c.AuthPassword, c.AuthPasswordFile, dir); err != nil {
 		errs = append(errs, err)
 	}
 	if c.CAFile != "" && !filepath.IsAbs(c.CAFile) && dir != "" {
@@ -242,9 +242,9 @@ func (c *Config) setDefaults() {
 }
 
 func loadCA(file string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(file)
+	b, err := secret.ReadRegular(file, secret.MaxFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read %s", file)
+		return nil, err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {

@@ -133,7 +133,7 @@ func TestLoad(t *testing.T) {
 		{
 			name:     "password file missing",
 			yaml:     seed + "auth_username: alertmedic\nauth_password_file: nope\n",
-			wantErrs: []string{"auth_password_file: cannot read " + filepath.Join(dir, "nope")},
+			wantErrs: []string{"auth_password_file: cannot read " + filepath.Join(dir, "nope") + ": no such file or directory"},
 		},
 		{
 			name:     "password file empty",
@@ -143,7 +143,7 @@ func TestLoad(t *testing.T) {
 		{
 			name:     "ca_file missing",
 			yaml:     seed + "ca_file: nope.pem\n",
-			wantErrs: []string{"ca_file: cannot read " + filepath.Join(dir, "nope.pem")},
+			wantErrs: []string{"ca_file: cannot read " + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
 		},
 		{
 			name:     "ca_file not PEM",

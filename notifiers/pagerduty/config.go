@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/secret"
 )
 
 // Defaults, applied by Load (and by New, for a Config that was never
@@ -84,7 +85,7 @@ func (c *Config) Load(dir string) []error {
 	var errs []error
 	// Set before defaults: whether the block says anything at all.
 	touched := c.URL != "" || c.Client != "" || c.ClientURL != "" || c.Severity != nil || c.Summary != "" || c.Timeout != 0
-	if err := notifiers.ReadSecret("routing_key", &c.RoutingKey, c.RoutingKeyFile, dir); err != nil {
+	if err := secret.Fill("routing_key", &c.RoutingKey, c.RoutingKeyFile, dir); err != nil {
 		errs = append(errs, err)
 	} else if c.RoutingKey == "" && touched {
 		errs = append(errs, errors.New("routing_key: required (or routing_key_file) when the pagerduty block is set"))

@@ -110,7 +110,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "missing key file",
 			yaml: "routing_key_file: nope\n",
-			want: []string{"routing_key_file: cannot read " + filepath.Join(dir, "nope")},
+			want: []string{"routing_key_file: cannot read " + filepath.Join(dir, "nope") + ": no such file or directory"},
 		},
 		{
 			name: "empty key file",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/secret"
 )
 
 // Defaults. The title and text reproduce the seed's attachment: "CRITICAL:
@@ -82,7 +83,7 @@ func (c *Config) Load(dir string) []error {
 		val  *notifiers.Secret
 		file string
 	}{{"api_url", &c.APIURL, c.APIURLFile}, {"token", &c.Token, c.TokenFile}} {
-		if err := notifiers.ReadSecret(s.key, s.val, s.file, dir); err != nil {
+		if err := secret.Fill(s.key, s.val, s.file, dir); err != nil {
 			errs = append(errs, err)
 			secretsOK = false
 		}

@@ -87,7 +87,7 @@ timeout: 3s
 			},
 		},
 		{name: "api_url_file missing", yaml: `api_url_file: nonexistent`,
-			wantErrs: []string{"api_url_file: cannot read testdata/nonexistent"}},
+			wantErrs: []string{"api_url_file: cannot read testdata/nonexistent: no such file or directory"}},
 		{name: "token_file empty", yaml: `token_file: empty`,
 			wantErrs: []string{"token_file: testdata/empty is empty"}},
 		{name: "api_url and api_url_file", yaml: "api_url: https://hooks.slack.com/x\napi_url_file: webhook_url",

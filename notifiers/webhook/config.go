@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/secret"
 )
 
 // DefaultTimeout bounds each POST, as Alertmanager's HTTP integrations do
@@ -47,11 +48,11 @@ func (c *Config) Load(dir string) []error {
 	// Taken before defaults: whether the block says anything at all.
 	touched := *c != Config{}
 	urlOK := true
-	if err := notifiers.ReadSecret("url", &c.URL, c.URLFile, dir); err != nil {
+	if err := secret.Fill("url", &c.URL, c.URLFile, dir); err != nil {
 		errs = append(errs, err)
 		urlOK = false
 	}
-	if err := notifiers.ReadSecret("bearer_token", &c.BearerToken, c.BearerTokenFile, dir); err != nil {
+	if err := secret.Fill("bearer_token", &c.BearerToken, c.BearerTokenFile, dir); err != nil {
 		errs = append(errs, err)
 	}
 	c.setDefaults()

@@ -90,7 +90,7 @@ func TestLoad(t *testing.T) {
 			name: "files missing and empty",
 			yaml: "url_file: nope\nbearer_token_file: empty\n",
 			wantErrs: []string{
-				"url_file: cannot read " + filepath.Join(dir, "nope"),
+				"url_file: cannot read " + filepath.Join(dir, "nope") + ": no such file or directory",
 				"bearer_token_file: " + filepath.Join(dir, "empty") + " is empty",
 			},
 		},

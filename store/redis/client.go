@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"errors"
-	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -49,7 +47,12 @@ func NewClient(o ClientOptions) (redis.UniversalClient, error) {
 		}
 		opt, err := redis.ParseURL(o.URL)
 		if err != nil {
-			return nil, fmt.Errorf("new redis client: parse URL: %w", withoutURL(err))
+			// Not wrapped: every error ParseURL returns may quote a part of
+			// the URL (net/url's `invalid port ":Xk9" after host` for a
+			// password holding a /, go-redis's path, option names and
+			// values), and the URL may hold the password. config checks the
+			// URL at load and names what is wrong; this is the last guard.
+			return nil, errBadURL
 		}
 		if o.Username != "" {
 			opt.Username = o.Username
@@ -97,12 +100,4 @@ func NewClient(o ClientOptions) (redis.UniversalClient, error) {
 	}
 }
 
-// withoutURL drops the URL that net/url puts in its errors: it may hold the
-// password.
-func withoutURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
+var errBadURL = errors.New("new redis client: parse URL: not a valid redis://, rediss:// or unix:// URL (the reason is not shown: it would quote the URL, which may hold the password)")

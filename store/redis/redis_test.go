@@ -335,6 +335,7 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 }
 
 func TestNewClient(t *testing.T) {
+	const badURL = "new redis client: parse URL: not a valid redis://, rediss:// or unix:// URL (the reason is not shown: it would quote the URL, which may hold the password)"
 	tests := []struct {
 		name    string
 		opts    redisstore.ClientOptions
@@ -347,8 +348,8 @@ func TestNewClient(t *testing.T) {
 		{name: "sentinel", opts: redisstore.ClientOptions{Addrs: []string{"a:26379", "b:26379"}, MasterName: "mymaster"}, want: "*redis.Client"},
 		{name: "nothing", wantErr: "new redis client: neither a URL nor addresses are set"},
 		{name: "both", opts: redisstore.ClientOptions{URL: "redis://x", Addrs: []string{"y:1"}}, wantErr: "new redis client: set either a URL or addresses, not both"},
-		{name: "bad scheme", opts: redisstore.ClientOptions{URL: "http://x"}, wantErr: "new redis client: parse URL: redis: invalid URL scheme: http"},
-		{name: "bad url keeps password out", opts: redisstore.ClientOptions{URL: "redis://user:s3cret@host:port"}, wantErr: `new redis client: parse URL: invalid port ":port" after host`},
+		{name: "bad scheme", opts: redisstore.ClientOptions{URL: "http://x"}, wantErr: badURL},
+		{name: "bad url keeps password out", opts: redisstore.ClientOptions{URL: "redis://user:s3cret@host:port"}, wantErr: badURL},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

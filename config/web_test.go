@@ -1,0 +1,31 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestWebTrustedProxiesAndInflightBytes(t *testing.T) {
+	c, err := Parse([]byte("web:\n  trusted_proxies: [10.0.0.0/8, 192.168.1.7, '::1']\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Web.MaxInflightBytes != 16<<20 || len(c.Web.TrustedProxies) != 3 {
+		t.Errorf("web: %+v", c.Web)
+	}
+	for _, s := range []string{"10.0.0.0/8", "192.168.1.7", "::1"} {
+		if _, err := ParseTrustedProxy(s); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	_, err = Parse([]byte("web:\n  max_request_bytes: 2048\n  max_inflight_bytes: 1024\n  trusted_proxies: [10.0.0.0/33, proxy.internal]\n"), "")
+	for _, want := range []string{
+		"web.max_inflight_bytes: must be at least web.max_request_bytes (2048)",
+		`web.trusted_proxies[0]: "10.0.0.0/33" is not an IP address or a CIDR prefix`,
+		`web.trusted_proxies[1]: "proxy.internal" is not an IP address or a CIDR prefix`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in:\n%v", want, err)
+		}
+	}
+}
