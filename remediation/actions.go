@@ -50,7 +50,8 @@ func (cl *call) requests() int {
 
 // prepare renders an action's params over the alert and builds its call.
 // It sends nothing, so a guard that stops the action later has cost
-// nothing. reason is ReasonMissingLabel or ReasonInvalid when err is set.
+// nothing. reason is ReasonMissingLabel, ReasonInvalid or ReasonRefused
+// when err is set.
 func (e *Engine) prepare(c *compiled, r *compiledRule, act *compiledAction, a template.Alert) (*call, string, error) {
 	render := func(k string) (string, error) {
 		t, ok := act.params[k]
@@ -64,43 +65,53 @@ func (e *Engine) prepare(c *compiled, r *compiledRule, act *compiledAction, a te
 		return strings.TrimSpace(b.String()), nil
 	}
 	has := func(k string) bool { _, ok := act.params[k]; return ok }
-	invalid := func(err error) (*call, string, error) { return nil, ReasonInvalid, err }
+	fail := func(err error) (*call, string, error) {
+		var r refusal
+		if errors.As(err, &r) {
+			return nil, ReasonRefused, err
+		}
+		return nil, ReasonInvalid, err
+	}
 	cl := &call{}
 	switch act.kind {
 	case ActionScale:
 		svc, err := render("service")
 		if err != nil {
-			return invalid(err)
+			return fail(err)
 		}
 		if svc == "" {
-			return invalid(errors.New("params.service rendered empty"))
+			return fail(errors.New("params.service rendered empty"))
 		}
 		cl.method, cl.url, cl.auth = http.MethodPost, c.orchURL+"/scale", true
 		cl.subject = "scale of " + svc
 		if has("step") {
 			s, err := render("step")
 			if err != nil {
-				return invalid(err)
+				return fail(err)
 			}
 			n, err := strconv.Atoi(s)
 			if err != nil || n == 0 {
-				return invalid(fmt.Errorf("params.step must be a non-zero integer, got %q", s))
+				return fail(fmt.Errorf("params.step must be a non-zero integer, got %q", s))
 			}
 			lo := r.Min
 			if lo == 0 {
 				lo = DefaultStepMin
 			}
-			get := c.orchURL + "/services/" + url.PathEscape(svc)
+			seg, err := pathSegment(svc)
+			if err != nil {
+				return fail(refusal("params.service " + err.Error()))
+			}
+			get := c.orchURL + "/services/" + seg
 			cl.step = &stepScale{service: svc, step: n, lo: lo, hi: r.Max, getURL: get, getSummaryURL: summaryURL(get)}
 			cl.would = fmt.Sprintf("scale %s by %+d replicas within [%d, %d] (the current count is not read in a dry run)", svc, n, lo, r.Max)
 		} else {
 			s, err := render("replicas")
 			if err != nil {
-				return invalid(err)
+				return fail(err)
 			}
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 0 || n > maxReplicas {
-				return invalid(fmt.Errorf("params.replicas must be an integer from 0 to %d, got %q", maxReplicas, s))
+				return fail(fmt.Errorf("params.replicas must be an integer from 0 to %d, got %q", maxReplicas, s))
 			}
 			// Bounds hold for templated counts too: a label cannot ask for
 			// more than the rule allows.
@@ -112,11 +123,11 @@ func (e *Engine) prepare(c *compiled, r *compiledRule, act *compiledAction, a te
 	case ActionCacheWarm:
 		s, err := render("companies")
 		if err != nil {
-			return invalid(err)
+			return fail(err)
 		}
 		companies := splitList(s)
 		if len(companies) == 0 {
-			return invalid(errors.New("params.companies rendered to no company"))
+			return fail(errors.New("params.companies rendered to no company"))
 		}
 		cl.method, cl.url, cl.auth = http.MethodPost, c.apiURL+"/internal/cache/warm", true
 		cl.body, _ = json.Marshal(map[string][]string{"companies": companies})
@@ -129,7 +140,7 @@ func (e *Engine) prepare(c *compiled, r *compiledRule, act *compiledAction, a te
 	case ActionCircuitBreak, ActionCircuitClose:
 		api, err := render("api")
 		if err != nil {
-			return invalid(err)
+			return fail(err)
 		}
 		if api == "" {
 			if act.raw["api"] == DefaultAPIParam {
@@ -137,7 +148,11 @@ func (e *Engine) prepare(c *compiled, r *compiledRule, act *compiledAction, a te
 			}
 			return nil, ReasonMissingLabel, errors.New("params.api rendered empty for this alert")
 		}
-		cl.url, cl.auth = c.apiURL+"/internal/circuit-breaker/"+url.PathEscape(api), true
+		seg, err := pathSegment(api)
+		if err != nil {
+			return fail(refusal("params.api " + err.Error()))
+		}
+		cl.url, cl.auth = c.apiURL+"/internal/circuit-breaker/"+seg, true
 		if act.kind == ActionCircuitClose {
 			cl.method = http.MethodDelete
 			cl.subject = "circuit close of " + api
@@ -147,11 +162,11 @@ func (e *Engine) prepare(c *compiled, r *compiledRule, act *compiledAction, a te
 		}
 		s, err := render("ttl")
 		if err != nil {
-			return invalid(err)
+			return fail(err)
 		}
 		ttl, err := parseTTL(s)
 		if err != nil {
-			return invalid(fmt.Errorf("params.ttl %w", err))
+			return fail(fmt.Errorf("params.ttl %w", err))
 		}
 		cl.method = http.MethodPost
 		cl.body, _ = json.Marshal(map[string]int64{"ttl_seconds": int64(ttl / time.Second)})
@@ -161,32 +176,46 @@ func (e *Engine) prepare(c *compiled, r *compiledRule, act *compiledAction, a te
 	case ActionHTTP:
 		m, err := render("method")
 		if err != nil {
-			return invalid(err)
+			return fail(err)
 		}
 		m = strings.ToUpper(m)
 		if !methodRE.MatchString(m) {
-			return invalid(fmt.Errorf("params.method rendered to %q, not an HTTP method", m))
+			return fail(fmt.Errorf("params.method rendered to %q, not an HTTP method", m))
 		}
-		u, err := render("url")
+		u, err := act.url.render(a)
 		if err != nil {
-			return invalid(err)
+			return fail(err)
 		}
-		if err := checkHTTPURL(u); err != nil {
-			return invalid(fmt.Errorf("params.url %w", err))
+		var body []byte
+		if act.body != nil {
+			v, err := act.body.value(a)
+			if err != nil {
+				return fail(err)
+			}
+			if body, err = json.Marshal(v); err != nil {
+				return fail(fmt.Errorf("encode body: %w", err))
+			}
+		} else {
+			s, err := render("body")
+			if err != nil {
+				return fail(err)
+			}
+			// Every value in it went through json (checked at load); what
+			// the text around them makes must still be JSON.
+			if s != "" && !json.Valid([]byte(s)) {
+				return fail(errors.New("params.body rendered to text that is not valid JSON"))
+			}
+			body = []byte(s)
 		}
-		body, err := render("body")
-		if err != nil {
-			return invalid(err)
-		}
-		cl.method, cl.url, cl.body = m, u, []byte(body)
+		cl.method, cl.url, cl.body = m, u, body
 		for _, k := range act.headerKeys {
 			var b strings.Builder
 			if err := act.headers[k].Execute(&b, a); err != nil {
-				return invalid(fmt.Errorf("render headers.%s: %w", k, err))
+				return fail(fmt.Errorf("render headers.%s: %w", k, err))
 			}
 			v := strings.TrimSpace(b.String())
 			if strings.ContainsAny(v, "\r\n") {
-				return invalid(fmt.Errorf("headers.%s rendered to a value with a line break", k))
+				return fail(fmt.Errorf("headers.%s rendered to a value with a line break", k))
 			}
 			cl.headers = append(cl.headers, [2]string{k, v})
 		}
@@ -194,7 +223,7 @@ func (e *Engine) prepare(c *compiled, r *compiledRule, act *compiledAction, a te
 		cl.subject = "http action " + r.Name + " (" + target + ")"
 		cl.would, cl.did = "call "+target, "called "+target
 	default:
-		return invalid(fmt.Errorf("unknown action %q", act.kind))
+		return fail(fmt.Errorf("unknown action %q", act.kind))
 	}
 	cl.summary = Request{Method: cl.method, URL: summaryURL(cl.url), BodyBytes: len(cl.body)}
 	return cl, "", nil

@@ -135,7 +135,7 @@ func (e *Engine) audit(ctx context.Context, c *compiled, rec *Record) {
 	}
 	if err != nil {
 		e.auditErrors.Inc()
-		e.log.Error().Err(err).Str("component", "remediation").Str("id", id).Msg("write remediation audit record failed")
+		e.log.Error().Err(err).Str("id", id).Msg("write remediation audit record failed")
 		return
 	}
 	e.prune(ctx, c, rec.Time)
@@ -156,12 +156,12 @@ func (e *Engine) prune(ctx context.Context, c *compiled, now time.Time) {
 	cut := now.Add(-time.Duration(c.cfg.AuditRetention))
 	old, err := e.store.Marked(ctx, indexAudit, float64(cut.UnixNano())/1e9)
 	if err != nil {
-		e.log.Warn().Err(err).Str("component", "remediation").Msg("prune remediation audit index failed")
+		e.log.Warn().Err(err).Msg("prune remediation audit index failed")
 		return
 	}
 	for _, id := range old {
 		if err := e.store.Unmark(ctx, indexAudit, id); err != nil {
-			e.log.Warn().Err(err).Str("component", "remediation").Msg("prune remediation audit index failed")
+			e.log.Warn().Err(err).Msg("prune remediation audit index failed")
 			return
 		}
 	}

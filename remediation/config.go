@@ -1,11 +1,10 @@
 package remediation
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,6 +16,8 @@ import (
 	"github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/model"
+
+	"github.com/alertmedic/alertmedic/secret"
 )
 
 // Action kinds.
@@ -53,23 +54,9 @@ const (
 	defaultAuditListLength = 100
 )
 
-// Secret is a credential in this block (the bearer token). It prints and
-// marshals as <secret>, so it cannot reach a log line, an error or an API
-// answer by accident; code that needs the value converts it on purpose.
-type Secret string
-
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return secretPlaceholder
-}
-
-// MarshalYAML redacts.
-func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
-
-// MarshalJSON redacts.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
+// Secret is a credential in this block (the bearer token): alertmedic's one
+// secret type, which prints and marshals as <secret>.
+type Secret = secret.Secret
 
 // Config is the remediation block of the configuration file. Decode YAML
 // into it (UnmarshalYAML starts from DefaultConfig), or start from
@@ -121,6 +108,11 @@ type Rule struct {
 	// Headers are extra request headers (templated); http actions only.
 	// They are printed with the configuration, so they hold no secret.
 	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
+	// Body is an http action's JSON body, written as YAML (a mapping or a
+	// list): each string in it is a template rendered to one JSON string,
+	// so a label cannot add a key. params.body is the older form, JSON text
+	// in which every value must go through json.
+	Body any `yaml:"body" json:"body,omitempty"`
 	// Min and Max bound the replicas a scale action asks for (0: unset).
 	// Max is required with step; with step, Min defaults to 1.
 	Min int `yaml:"min" json:"min,omitempty"`
@@ -144,6 +136,7 @@ type ActionConfig struct {
 	Action  string            `yaml:"action" json:"action"`
 	Params  map[string]string `yaml:"params" json:"params,omitempty"`
 	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
+	Body    any               `yaml:"body" json:"body,omitempty"`
 }
 
 // DefaultConfig is the configuration before a file says anything: enabled,
@@ -194,24 +187,10 @@ func (c *Config) SetDefaults() {
 // quotes the token.
 func (c *Config) Load(dir string) []error {
 	var errs []error
-	if c.BearerTokenFile != "" {
-		if c.BearerToken != "" {
-			errs = append(errs, errors.New("bearer_token: set bearer_token or bearer_token_file, not both"))
-		} else {
-			file := c.BearerTokenFile
-			if !filepath.IsAbs(file) && dir != "" {
-				file = filepath.Join(dir, file)
-			}
-			b, err := os.ReadFile(file)
-			switch {
-			case err != nil:
-				errs = append(errs, fmt.Errorf("bearer_token_file: cannot read %s", file))
-			case strings.TrimSpace(string(b)) == "":
-				errs = append(errs, fmt.Errorf("bearer_token_file: %s is empty", file))
-			default:
-				c.BearerToken = Secret(strings.TrimSpace(string(b)))
-			}
-		}
+	// secret.Fill reads only a regular file of bounded size: a FIFO or a
+	// device given by mistake fails the load instead of hanging it.
+	if err := secret.Fill("bearer_token", &c.BearerToken, c.BearerTokenFile, dir); err != nil {
+		errs = append(errs, err)
 	}
 	c.SetDefaults()
 	_, cerrs := compile(*c)
@@ -240,6 +219,10 @@ type compiledAction struct {
 	raw        map[string]string
 	headers    map[string]*tmpltext.Template
 	headerKeys []string
+	// url and body are an http action's, checked (see target.go); body is
+	// nil when the body, if any, is params.body.
+	url  *urlTemplate
+	body *jsonBody
 }
 
 // actionParams lists the params each action takes; headers are separate.
@@ -259,12 +242,14 @@ var (
 
 // newTemplate parses one templated value with Alertmanager's template
 // functions, so users can reuse what they know from notification templates,
-// plus json for embedding a value in a JSON body safely.
+// plus json for embedding a value in a JSON body safely, and the URL
+// escapers compileURL pipes a URL's values into.
 func newTemplate(name, text string) (*tmpltext.Template, error) {
 	return tmpltext.New(name).
 		Option("missingkey=zero").
 		Funcs(tmpltext.FuncMap(template.DefaultFuncs)).
 		Funcs(tmpltext.FuncMap{"json": jsonString}).
+		Funcs(urlFuncs).
 		Parse(text)
 }
 
@@ -336,10 +321,10 @@ func compile(c Config) (*compiled, []error) {
 			bad(p+".max", "must be at least min (%d), got %d", r.Min, r.Max)
 		}
 		var kinds []string
-		cr.fire = compileAction(p, p, r.Action, r.Params, r.Headers, &r, bad)
+		cr.fire = compileAction(p, p, r.Action, r.Params, r.Headers, r.Body, &r, bad)
 		kinds = append(kinds, r.Action)
 		if r.OnResolve != nil {
-			cr.resolve = compileAction(p, p+".on_resolve", r.OnResolve.Action, r.OnResolve.Params, r.OnResolve.Headers, &r, bad)
+			cr.resolve = compileAction(p, p+".on_resolve", r.OnResolve.Action, r.OnResolve.Params, r.OnResolve.Headers, r.OnResolve.Body, &r, bad)
 			kinds = append(kinds, r.OnResolve.Action)
 		}
 		if (r.Min != 0 || r.Max != 0) && !slices.Contains(kinds, ActionScale) {
@@ -378,7 +363,7 @@ func dedupErrors(errs []error) []error {
 
 // compileAction checks one action of the rule at rp; p is the action's own
 // key path (the rule's, or its on_resolve).
-func compileAction(rp, p, kind string, params, headers map[string]string, r *Rule, bad func(string, string, ...any)) *compiledAction {
+func compileAction(rp, p, kind string, params, headers map[string]string, body any, r *Rule, bad func(string, string, ...any)) *compiledAction {
 	known, ok := actionParams[kind]
 	if !ok {
 		msg := "must be one of " + strings.Join(Actions, ", ")
@@ -423,6 +408,9 @@ func compileAction(rp, p, kind string, params, headers map[string]string, r *Rul
 	}
 	if len(headers) > 0 && kind != ActionHTTP {
 		bad(p+".headers", "only used by http")
+	}
+	if body != nil && kind != ActionHTTP {
+		bad(p+".body", "only used by http")
 	}
 	if kind == ActionHTTP {
 		for _, k := range sortedKeys(headers) {
@@ -486,13 +474,32 @@ func compileAction(rp, p, kind string, params, headers map[string]string, r *Rul
 		if v, ok := static("method"); ok && !methodRE.MatchString(strings.ToUpper(v)) {
 			bad(p+".params.method", "must be an HTTP method, got %q", v)
 		}
-		u, set := ca.raw["url"]
-		switch {
-		case !set || u == "":
+		if u, set := ca.raw["url"]; !set || u == "" {
 			bad(p+".params.url", "required")
-		case !strings.Contains(u, templateMarker):
-			if err := checkHTTPURL(u); err != nil {
+		} else if t, ok := ca.params["url"]; ok {
+			if ut, err := compileURL(t); err != nil {
 				bad(p+".params.url", "%v", err)
+			} else {
+				ca.url = ut
+			}
+		}
+		_, hasText := ca.raw["body"]
+		switch body.(type) {
+		case nil:
+		case string:
+			bad(p+".body", "must be a mapping or a list (it is sent as JSON); a body written as JSON text goes in params.body")
+		default:
+			if hasText {
+				bad(p+".body", "set body or params.body, not both")
+				break
+			}
+			ca.body = compileBody(p, "body", body, bad)
+		}
+		if t, ok := ca.params["body"]; ok {
+			if v, ok := static("body"); ok && strings.TrimSpace(v) != "" && !json.Valid([]byte(v)) {
+				bad(p+".params.body", "not valid JSON")
+			} else if err := checkStringBody(t); err != nil {
+				bad(p+".params.body", "%v", err)
 			}
 		}
 	}

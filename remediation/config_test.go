@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,7 +45,8 @@ rules:
   - name: custom
     matchers: ['alertname="ExtractionServiceOverloaded"', 'severity=~"critical|warning"']
     action: http
-    params: {method: POST, url: "http://127.0.0.1:9000/hooks/{{ .Labels.alertname }}", body: '{"instance":"{{ .Labels.instance }}"}'}
+    params: {method: POST, url: "http://127.0.0.1:9000/hooks/{{ .Labels.alertname }}"}
+    body: {instance: "{{ .Labels.instance }}", replicas: 2}
     headers: {X-Source: alertmedic}
 `
 
@@ -283,5 +285,33 @@ func TestRunBound(t *testing.T) {
 	// 3 attempts of 5s, 2 backoffs of at most 2s, plus a second.
 	if got := runBound(c, 1); got != 20*time.Second {
 		t.Errorf("runBound = %v", got)
+	}
+}
+
+// A FIFO as the token file fails the load at once (reading it would wait
+// for a writer, forever), and says what the file is.
+func TestTokenFileFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "token")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Free a reader still waiting in open, if the test failed.
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	c := decode(t, "bearer_token_file: token\n")
+	done := make(chan []error, 1)
+	go func() { done <- c.Load(dir) }()
+	select {
+	case errs := <-done:
+		want := "bearer_token_file: cannot read " + fifo + ": not a regular file (a named pipe)"
+		if len(errs) != 1 || errs[0].Error() != want {
+			t.Fatalf("errors %v, want %q", errs, want)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Load still reading the FIFO after 2s")
 	}
 }

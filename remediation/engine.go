@@ -75,6 +75,7 @@ const (
 	ReasonMissingLabel = "missing_label" // skipped: the action needs a label the alert lacks (api)
 	ReasonNoChange     = "no_change"     // skipped: a step would not change the replica count
 	ReasonInvalid      = "invalid"       // failed: a templated param rendered to a bad value
+	ReasonRefused      = "refused"       // failed: a value would change where the request goes (host, port, a path step); nothing was sent
 	ReasonStore        = "store"         // failed: the store could not be read or written, so nothing was risked
 	ReasonCall         = "call"          // failed: the HTTP call failed
 )
@@ -98,9 +99,12 @@ const (
 // Options configure an Engine.
 type Options struct {
 	// Config must have been loaded (Config.Load); New checks it again.
-	Config     Config
-	Store      Store
-	Client     *http.Client // default: a plain client (each attempt has its own timeout)
+	Config Config
+	Store  Store
+	Client *http.Client // default: a plain client (each attempt has its own timeout)
+	// Logger is the engine's; the caller names the component on it (app
+	// adds component=remediation), and the engine adds no such key: a key
+	// twice on a line breaks strict JSON parsers.
 	Logger     zerolog.Logger
 	Registerer prometheus.Registerer // nil: metrics are not registered
 	Now        func() time.Time      // decides cooldowns, budgets, locks, staleness; default time.Now
@@ -561,19 +565,18 @@ func (e *Engine) logRecord(rec *Record) {
 	default:
 		ev = e.log.Info()
 	}
-	ev = ev.Str("component", "remediation").
-		Str("id", rec.ID).
+	ev = ev.Str("id", rec.ID).
 		Str("rule", rec.Rule).
 		Str("action", rec.Action).
 		Str("status", rec.Status).
 		Str("result", rec.Result).
 		Str("reason", rec.Reason).
-		Str("fingerprint", rec.Fingerprint).
-		Str("alertname", rec.Labels["alertname"]).
+		Str("fingerprint", alert.LogValue(rec.Fingerprint)).
+		Str("alertname", alert.LogValue(rec.Labels["alertname"])).
 		Str("replica", rec.Replica).
 		Float64("duration_seconds", rec.DurationSeconds)
 	if rec.Request != nil {
-		ev = ev.Str("method", rec.Request.Method).Str("url", rec.Request.URL).Int("body_bytes", rec.Request.BodyBytes)
+		ev = ev.Str("method", rec.Request.Method).Str("url", alert.LogValue(rec.Request.URL)).Int("body_bytes", rec.Request.BodyBytes)
 	}
 	if rec.Attempts > 0 {
 		ev = ev.Int("attempts", rec.Attempts)
@@ -581,7 +584,31 @@ func (e *Engine) logRecord(rec *Record) {
 	if rec.StatusCode > 0 {
 		ev = ev.Int("status_code", rec.StatusCode)
 	}
-	ev.Msg(rec.Detail)
+	ev.Str("detail", alert.LogValue(rec.Detail)).Msg(recordMessage(rec))
+}
+
+// recordMessage is a record's log message: a constant. The detail quotes
+// label values, so it is a field, which both log formats quote; as the
+// message, printed as it is in console format, a newline in a label forged
+// a line.
+func recordMessage(rec *Record) string {
+	switch rec.Action {
+	case "pause":
+		return "remediation paused"
+	case "resume":
+		return "remediation resumed"
+	}
+	switch rec.Result {
+	case ResultRan:
+		return "remediation action ran"
+	case ResultFailed:
+		return "remediation action failed"
+	case ResultSkipped:
+		return "remediation action skipped"
+	case ResultDryRun:
+		return "remediation action dry run"
+	}
+	return "remediation action decided"
 }
 
 // guard holds one rule's lock and cooldown for one alert, and the rule's
@@ -716,7 +743,7 @@ func (g guard) release(ctx context.Context, token string, ran bool) {
 	if err != nil {
 		// The lock expires by itself; say so, since until then this rule
 		// does not act for this alert.
-		g.e.log.Error().Err(err).Str("component", "remediation").Str("rule", g.rule.Name).Str("fingerprint", g.fp).
+		g.e.log.Error().Err(err).Str("rule", g.rule.Name).Str("fingerprint", g.fp).
 			Msg("release remediation lock failed; it expires by itself")
 	}
 }
