@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -62,7 +62,13 @@ type App struct {
 	o   Options
 	log zerolog.Logger
 
-	mu         sync.Mutex // serializes reloads
+	mu sync.Mutex // guards cfg and rawCfg, and the swap a reload makes
+	// reloading holds a token while a reload reads and checks a file, so
+	// that one runs at a time; it is given back when the read finishes,
+	// even after its caller stopped waiting.
+	reloading chan struct{}
+	// load reads the configuration (loadConfig; tests replace it).
+	load       func(file string) (*config.Config, []byte, error)
 	cfg        *config.Config
 	rawCfg     []byte
 	rcv        *receiver.Receiver
@@ -73,7 +79,8 @@ type App struct {
 	reloadTime prometheus.Gauge
 }
 
-// loadConfig reads the file, or the embedded example when none is given.
+// loadConfig reads the file (config.LoadFile: a regular file only, read
+// once), or the embedded example when none is given.
 func loadConfig(file string) (*config.Config, []byte, error) {
 	if file == "" {
 		c, err := config.Parse(config.Example, "")
@@ -82,13 +89,13 @@ func loadConfig(file string) (*config.Config, []byte, error) {
 		}
 		return c, config.Example, nil
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read config: %w", err)
-	}
-	c, err := config.Load(file)
-	return c, b, err
+	return config.LoadFile(file)
 }
+
+// ReloadTimeout bounds a reload: reading and checking the new
+// configuration. Past it the reload fails and the running configuration
+// stays; shutdown never waits for one.
+const ReloadTimeout = 30 * time.Second
 
 // Run starts alertmedic and blocks until ctx is cancelled and shutdown has
 // finished.
@@ -97,7 +104,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	a := &App{o: o, log: o.Logger, cfg: cfg, rawCfg: raw}
+	a := &App{o: o, log: o.Logger, cfg: cfg, rawCfg: raw, reloading: make(chan struct{}, 1), load: loadConfig}
 	if o.ConfigFile == "" {
 		a.log.Info().Msg("no --config.file given: running on the embedded example configuration (memory store, no outbound calls)")
 	}
@@ -191,18 +198,20 @@ func Run(ctx context.Context, o Options) error {
 	plRef.Store(pl)
 
 	a.rcv = receiver.New(receiver.Options{
-		Logger:           a.log.With().Str("component", "receiver").Logger(),
-		Registerer:       reg,
-		Gatherer:         reg,
-		Store:            st,
-		StoreType:        cfg.Store.Type,
-		StoreStats:       stats,
-		Capacity:         capacity,
-		Version:          Version,
-		Settings:         settings(cfg),
-		Reload:           a.reload,
-		FailedDeliveries: func(ctx context.Context) (any, error) { return pl.FailedDeliveries(ctx) },
-		Remediation:      remediationAPI{eng},
+		Logger:     a.log.With().Str("component", "receiver").Logger(),
+		Registerer: reg,
+		Gatherer:   reg,
+		Store:      st,
+		StoreType:  cfg.Store.Type,
+		StoreStats: stats,
+		Capacity:   capacity,
+		Version:    Version,
+		Settings:   settings(cfg),
+		Reload:     a.reload,
+		FailedDeliveries: func(ctx context.Context, cursor string, limit int, full bool) (any, error) {
+			return pl.FailedDeliveries(ctx, cursor, limit, full)
+		},
+		Remediation: remediationAPI{eng},
 		RouteTest: func(labels map[string]string, at time.Time) (any, error) {
 			kv, err := ParseLabels(labelArgs(labels))
 			if err != nil {
@@ -232,6 +241,10 @@ func Run(ctx context.Context, o Options) error {
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	a.log.Info().Str("address", ln.Addr().String()).Str("version", Version).Msg("listening")
+	if open := unauthenticated(cfg.Web, ln.Addr()); len(open) > 0 {
+		a.log.Warn().Str("address", ln.Addr().String()).Strs("unauthenticated", open).
+			Msg("web.auth is not set and the listen address is not loopback: anyone who can reach it can use these endpoints")
+	}
 	if o.Ready != nil {
 		o.Ready(ln.Addr())
 	}
@@ -366,14 +379,47 @@ func creds(a config.HTTPAuth) receiver.Credentials {
 
 func settings(c *config.Config) receiver.Settings {
 	return receiver.Settings{
-		MaxRequestBytes: c.Web.MaxRequestBytes,
-		MaxAlerts:       c.Web.MaxAlerts,
-		RequestTimeout:  c.Web.RequestTimeout.Std(),
-		DedupWindow:     c.Webhook.DedupWindow.Std(),
-		Auth:            creds(c.Web.Auth),
-		AdminAuth:       creds(c.Web.AdminAuth),
-		ReadAuth:        creds(c.Web.ReadAuth),
+		MaxRequestBytes:  c.Web.MaxRequestBytes,
+		MaxAlerts:        c.Web.MaxAlerts,
+		RequestTimeout:   c.Web.RequestTimeout.Std(),
+		DedupWindow:      c.Webhook.DedupWindow.Std(),
+		Auth:             creds(c.Web.Auth),
+		AdminAuth:        creds(c.Web.AdminAuth),
+		ReadAuth:         creds(c.Web.ReadAuth),
+		MaxInflightBytes: c.Web.MaxInflightBytes,
+		TrustedProxies:   trustedProxies(c.Web.TrustedProxies),
 	}
+}
+
+// unauthenticated lists what anyone who reaches addr can do, when web.auth
+// is empty and addr is not a loopback address; nil otherwise. Credentials
+// are off by default, as in Alertmanager, so that a first run works.
+func unauthenticated(w config.WebConfig, addr net.Addr) []string {
+	if w.Auth.Enabled() {
+		return nil
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		return nil
+	}
+	open := []string{"POST /webhook (post alerts)"}
+	if !w.AdminAuth.Enabled() {
+		open = append(open, "POST /-/reload", "POST /api/v1/remediation/pause and /resume")
+	}
+	if !w.ReadAuth.Enabled() {
+		open = append(open, "GET /metrics, /api/v1/* and /debug/pprof (read)")
+	}
+	return open
+}
+
+// trustedProxies parses web.trusted_proxies, which config.Load checked.
+func trustedProxies(ss []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		if p, err := config.ParseTrustedProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (a *App) currentConfig() *config.Config {
@@ -383,16 +429,46 @@ func (a *App) currentConfig() *config.Config {
 }
 
 // reload re-reads the configuration file and applies it atomically; a file
-// that does not load changes nothing.
-func (a *App) reload(_ context.Context) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	cfg, raw, err := loadConfig(a.o.ConfigFile)
-	if err != nil {
+// that does not load changes nothing. It gives up when ctx ends or after
+// ReloadTimeout, whichever is first, and the file is read without holding
+// the lock every request takes (currentConfig), so a slow read delays no
+// request and no shutdown.
+func (a *App) reload(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, ReloadTimeout)
+	defer cancel()
+	refuse := func(err error) error {
 		a.reloadOK.Set(0)
 		a.log.Error().Err(err).Msg("configuration reload refused; the previous configuration stays in force")
 		return err
 	}
+	select {
+	case a.reloading <- struct{}{}:
+	case <-ctx.Done():
+		return refuse(errors.New("another reload is still reading the configuration"))
+	}
+	type loaded struct {
+		cfg *config.Config
+		raw []byte
+		err error
+	}
+	got := make(chan loaded, 1)
+	go func() {
+		defer func() { <-a.reloading }()
+		c, r, err := a.load(a.o.ConfigFile)
+		got <- loaded{c, r, err}
+	}()
+	var l loaded
+	select {
+	case l = <-got:
+	case <-ctx.Done():
+		return refuse(errors.New("reading the configuration did not finish in time"))
+	}
+	if l.err != nil {
+		return refuse(l.err)
+	}
+	cfg, raw := l.cfg, l.raw
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if restartOnly := restartNeeded(a.cfg, cfg); restartOnly != "" {
 		// Applying half a configuration would be worse than none: refuse it.
 		a.reloadOK.Set(0)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -423,8 +424,9 @@ func TestDeliveryRetriesAndDeadLetters(t *testing.T) {
 	if f.calls != 1 || len(g.rec.take()) != 0 {
 		t.Fatalf("400 was retried: %d calls", f.calls)
 	}
-	dls, err := p.FailedDeliveries(ctx)
-	if err != nil || len(dls) != 1 || dls[0].Target != "warning-alerts/slack[0]" || !strings.Contains(dls[0].Error, "unexpected status code 400: invalid_payload") || dls[0].Notification.Alerts[0].Labels["alertname"] != "B" {
+	page, err := p.FailedDeliveries(ctx, "", 10, true)
+	dls := page.Deliveries
+	if err != nil || len(dls) != 1 || page.Total != 1 || page.NextCursor != "" || dls[0].Target != "warning-alerts/slack[0]" || !strings.Contains(dls[0].Error, "unexpected status code 400: invalid_payload") || dls[0].Notification.Alerts[0].Labels["alertname"] != "B" || len(dls[0].Fingerprints) != 1 {
 		t.Fatalf("dead letters %+v %v", dls, err)
 	}
 }
@@ -535,8 +537,9 @@ func TestDeliveryDeadline(t *testing.T) {
 		clk.Add(time.Second)
 		p.Flush(ctx)
 	}
-	dls, err := p.FailedDeliveries(ctx)
-	if err != nil || len(dls) != 1 || !strings.Contains(dls[0].Error, "gave up at the delivery deadline") {
+	page, err := p.FailedDeliveries(ctx, "", 10, false)
+	dls := page.Deliveries
+	if err != nil || len(dls) != 1 || !strings.Contains(dls[0].Error, "gave up at the delivery deadline") || dls[0].Notification != nil {
 		t.Fatalf("dead letters %+v %v", dls, err)
 	}
 	if f.calls < 5 || f.calls > 12 {
@@ -584,5 +587,94 @@ func TestDigestCapCountsAndKeepsResolves(t *testing.T) {
 	// Three kept firing, db-3 counted, db-4's resolve kept.
 	if len(digest.Alerts) != 4 || digest.More != 1 || st["db-4"] != alert.StatusResolved {
 		t.Errorf("digest %v with %d more; want 3 firing, db-4 resolved and 1 more", st, digest.More)
+	}
+}
+
+// Thirty dead-lettered notifications of 1,000 alerts each were one 36.7 MB
+// answer. Now they come a page at a time, as summaries (count and
+// fingerprints), each page a small answer, every dead letter once.
+func TestDeadLettersPaginate(t *testing.T) {
+	clk := &clock{t: t0}
+	st := memory.New(memory.Options{Now: clk.Now})
+	f := &failing{}
+	for i := 0; i < 30; i++ {
+		f.errs = append(f.errs, fmt.Errorf("unexpected status code 400: invalid_payload"))
+		f.retry = append(f.retry, false)
+	}
+	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r1", Notifier: f, Rules: example(t), Now: clk.Now})
+	g := &rig{p: p, st: st, clk: clk, rec: &f.recorder}
+	for m := 0; m < 30; m++ {
+		as := make([]template.Alert, 1000)
+		for i := range as {
+			as[i] = mk(alert.StatusFiring, t0, "alertname", "Big", "severity", "warning", "i", fmt.Sprintf("%d-%d", m, i))
+		}
+		g.feed(t, as...)
+		clk.Add(time.Millisecond)
+	}
+	ctx := context.Background()
+	seen := map[string]bool{}
+	cursor, pages := "", 0
+	for {
+		page, err := p.FailedDeliveries(ctx, cursor, 20, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		b, _ := json.Marshal(page)
+		if len(b) > 1<<20 {
+			t.Errorf("page %d is %d bytes", pages, len(b))
+		}
+		if page.Total != 30 {
+			t.Errorf("total %d, want 30", page.Total)
+		}
+		for _, d := range page.Deliveries {
+			if seen[d.Key] || d.Alerts != 1000 || len(d.Fingerprints) != 1000 || d.Notification != nil {
+				t.Fatalf("dead letter %s: seen %v, %d alerts, %d fingerprints", d.Key, seen[d.Key], d.Alerts, len(d.Fingerprints))
+			}
+			seen[d.Key] = true
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if len(seen) != 30 || pages != 2 {
+		t.Fatalf("%d dead letters in %d pages, want 30 in 2", len(seen), pages)
+	}
+	if _, err := p.FailedDeliveries(ctx, "bm90IGEgY3Vyc29y", 20, false); !errors.Is(err, store.ErrBadCursor) {
+		t.Fatalf("a cursor it did not give: %v", err)
+	}
+}
+
+// A defer whose mute does not end within the search horizon cannot load
+// (routing refuses it), but one that passed the check at load time can meet
+// such a stretch later: years ahead of the wall clock here. Its firing
+// alerts are dropped and counted; its resolves go at once, never dropped.
+func TestEndlessDeferNeverDropsAResolve(t *testing.T) {
+	yml := `
+time_intervals:
+  - name: until-2027
+    time_intervals: [{years: ["2000:2026"]}]
+route:
+  receiver: team
+receivers:
+  - name: team
+    integrations:
+      - type: email
+        settings: {to: team@example.com}
+        mute_time_intervals: [until-2027]
+        mute_action: defer
+`
+	then := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	clk := &clock{t: then}
+	g := newRig(t, memory.New(memory.Options{Now: clk.Now}), rulesFrom(t, yml), clk)
+	g.feed(t, mk(alert.StatusFiring, then, "alertname", "DiskFull"))
+	if got := g.rec.take(); len(got) != 0 {
+		t.Fatalf("firing, muted for years: %v, want nothing now", kinds(got))
+	}
+	clk.Add(time.Minute)
+	g.feed(t, mk(alert.StatusResolved, then, "alertname", "DiskFull"))
+	got := g.rec.take()
+	if len(got) != 1 || got[0].Kind != notifiers.KindAlerts || got[0].Alerts[0].Status != alert.StatusResolved {
+		t.Fatalf("the resolve: %+v, want it sent at once", got)
 	}
 }

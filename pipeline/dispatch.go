@@ -741,7 +741,8 @@ func split(n *notifiers.Notification, per int) []*notifiers.Notification {
 	return out
 }
 
-// DeadLetter is a notification that failed for good.
+// DeadLetter is a notification that failed for good: a summary, and the
+// notification itself when asked for.
 type DeadLetter struct {
 	Key         string    `json:"key"`
 	Kind        string    `json:"kind"`
@@ -751,30 +752,57 @@ type DeadLetter struct {
 	Attempts    int       `json:"attempts"`
 	Error       string    `json:"error"`
 	At          time.Time `json:"at"`
-	// Fingerprints are the alerts' (at most 100 of them, in order).
-	Fingerprints []string               `json:"fingerprints"`
-	Notification notifiers.Notification `json:"notification"`
+	// Fingerprints are the alerts', in order.
+	Fingerprints []string                `json:"fingerprints"`
+	Notification *notifiers.Notification `json:"notification,omitempty"`
 }
 
-// FailedDeliveries lists the dead letters kept, newest first.
-func (p *Pipeline) FailedDeliveries(ctx context.Context) ([]DeadLetter, error) {
-	ds, _, err := p.o.Store.DeadLetters(ctx, 0, store.QueueOutbox, 0, 1<<20)
-	if err != nil {
-		return nil, err
+// DeadLetters is one page of them, newest first.
+type DeadLetters struct {
+	Deliveries []DeadLetter `json:"deliveries"`
+	// Total counts the dead letters kept (store.*.max_dead_letters at
+	// most; past it the oldest go, counted by
+	// alertmedic_notifications_dead_letters_evicted_total).
+	Total int `json:"total"`
+	// NextCursor, given as cursor, continues after this page.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// MaxDeadLetterPage bounds a page of FailedDeliveries, and a page with
+// the notifications themselves to a tenth of it: one can carry a thousand
+// alerts.
+const MaxDeadLetterPage = 100
+
+// FailedDeliveries lists a page of the dead letters kept, newest first,
+// from cursor ("" for the newest). full adds each notification.
+func (p *Pipeline) FailedDeliveries(ctx context.Context, cursor string, limit int, full bool) (DeadLetters, error) {
+	page := store.DeadPage{Limit: limit}
+	if cursor != "" {
+		var err error
+		if page, err = store.ParseDeadCursor(cursor, limit); err != nil {
+			return DeadLetters{}, err
+		}
 	}
-	out := []DeadLetter{}
-	for _, d := range ds {
+	list, err := p.o.Store.DeadLetters(ctx, 0, store.QueueOutbox, page)
+	if err != nil {
+		return DeadLetters{}, err
+	}
+	out := DeadLetters{Deliveries: []DeadLetter{}, Total: list.Total}
+	if list.Next != nil {
+		out.NextCursor = list.Next.Cursor()
+	}
+	for _, d := range list.Dead {
 		var n notifiers.Notification
 		_ = json.Unmarshal(d.Item.Payload, &n)
 		dl := DeadLetter{Key: d.Item.ID, Kind: n.Kind, Target: d.Item.Group, Integration: d.Item.Class, Alerts: d.Item.Alerts,
-			Attempts: d.Item.Attempts, Error: d.Item.LastErr, At: d.At, Notification: n, Fingerprints: []string{}}
+			Attempts: d.Item.Attempts, Error: d.Item.LastErr, At: d.At, Fingerprints: make([]string, 0, len(n.Alerts))}
 		for _, a := range n.Alerts {
-			if len(dl.Fingerprints) == 100 {
-				break
-			}
 			dl.Fingerprints = append(dl.Fingerprints, a.Fingerprint)
 		}
-		out = append(out, dl)
+		if full {
+			dl.Notification = &n
+		}
+		out.Deliveries = append(out.Deliveries, dl)
 	}
 	return out, nil
 }

@@ -34,7 +34,7 @@ type Store interface {
 	CommitAll(ctx context.Context, shard int, ts []store.Txn) []error
 	Claim(ctx context.Context, shard int, queue string, o store.ClaimOptions) (store.Claimed, error)
 	Settle(ctx context.Context, shard int, queue string, s store.Settlement) (store.Settled, error)
-	DeadLetters(ctx context.Context, shard int, queue string, offset, limit int) ([]store.Dead, int, error)
+	DeadLetters(ctx context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error)
 	Marked(ctx context.Context, index string, max float64) ([]string, error)
 	Maintain(ctx context.Context) error
 }
@@ -409,9 +409,9 @@ func (p *Pipeline) process(ctx context.Context, e *alert.Entry) bool {
 func (p *Pipeline) committed(pl *plan, e *alert.Entry, log zerolog.Logger) {
 	for _, ev := range pl.events {
 		d := ev.d
-		log.Warn().Str("flap_key", ev.key).Str("alertname", ev.alertname).Str("event", string(d.Event)).
+		log.Warn().Str("flap_key", alert.LogValue(ev.key)).Str("alertname", alert.LogValue(ev.alertname)).Str("event", string(d.Event)).
 			Int("changes", d.Changes).Str("window", d.Window.String()).Float64("percent", d.Percent).Str("reason", d.Reason).
-			Msg("flapping " + string(d.Event))
+			Msg("flapping state changed")
 	}
 	if pl.held > 0 {
 		p.m.held.Add(float64(pl.held))
@@ -428,19 +428,23 @@ func (p *Pipeline) committed(pl *plan, e *alert.Entry, log zerolog.Logger) {
 		}
 	}
 	if e != nil {
+		// The message's own fields once, then one short line per alert:
+		// a log written for a request stays a small multiple of its body.
+		log.Info().Str("receiver", alert.LogValue(e.Message.Receiver)).
+			Str("group_key", alert.LogValue(e.Message.GroupKey)).
+			Int("alerts", len(e.Message.Alerts)).
+			Msg("message processed")
 		for _, a := range e.Message.Alerts {
 			p.m.processed.WithLabelValues(a.Status).Inc()
 			ev := log.Info().
-				Str("fingerprint", a.Fingerprint).
-				Str("alertname", a.Labels["alertname"]).
+				Str("fingerprint", alert.LogValue(a.Fingerprint)).
+				Str("alertname", alert.LogValue(a.Labels["alertname"])).
 				Str("status", a.Status).
 				Time("starts_at", a.StartsAt)
 			if a.Status == alert.StatusResolved {
 				ev = ev.Time("ends_at", a.EndsAt)
 			}
-			ev.Str("severity", a.Labels["severity"]).
-				Str("receiver", e.Message.Receiver).
-				Str("group_key", e.Message.GroupKey).
+			ev.Str("severity", alert.LogValue(a.Labels["severity"])).
 				Msg("alert processed")
 		}
 	}

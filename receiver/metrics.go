@@ -13,6 +13,8 @@ type metrics struct {
 	latency    prometheus.Histogram
 	alerts     *prometheus.CounterVec
 	duplicates prometheus.Counter
+	// busy counts webhooks turned away (503) at web.max_inflight_bytes.
+	busy prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "alertmedic_alerts_duplicate_total",
 			Help: "Alerts acknowledged but not queued, as already seen within the dedup window.",
 		}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "alertmedic_webhook_inflight_limited_total",
+			Help: "Webhook requests answered 503 because web.max_inflight_bytes of bodies were being read already.",
+		}),
 	}
 	// Label values start at zero so dashboards and rate() see them at once.
 	for _, c := range []int{200, 400, 401, 413, 415, 503} {
@@ -42,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.alerts.WithLabelValues(alert.StatusFiring)
 	m.alerts.WithLabelValues(alert.StatusResolved)
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.alerts, m.duplicates)
+		reg.MustRegister(m.requests, m.latency, m.alerts, m.duplicates, m.busy)
 	}
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,12 @@ type Settings struct {
 	// ReadAuth, when set, protects the read-only APIs and /metrics; the
 	// probes (/-/healthy, /-/ready, /api/v1/health) stay open.
 	ReadAuth Credentials
+	// MaxInflightBytes bounds the webhook bodies read and decoded at once;
+	// 0 does not bound them.
+	MaxInflightBytes int64
+	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
+	// name the client; from any other peer those headers are ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // Options are what New needs.
@@ -73,8 +80,10 @@ type Options struct {
 	// RouteTest answers GET /api/v1/routes/test: where an alert with these
 	// labels goes at that instant. An error means bad input (400).
 	RouteTest func(labels map[string]string, at time.Time) (any, error)
-	// FailedDeliveries answers GET /api/v1/deliveries/failed.
-	FailedDeliveries func(ctx context.Context) (any, error)
+	// FailedDeliveries answers GET /api/v1/deliveries/failed: a page of
+	// limit dead letters from cursor; an error wrapping store.ErrBadCursor
+	// is the caller's (400).
+	FailedDeliveries func(ctx context.Context, cursor string, limit int, full bool) (any, error)
 	// Remediation is the remediation engine's API; nil disables it.
 	Remediation RemediationAPI
 	Now         func() time.Time
@@ -84,6 +93,8 @@ type Options struct {
 type Receiver struct {
 	o        Options
 	settings atomic.Pointer[Settings]
+	// inflight counts the webhook body bytes being read and decoded.
+	inflight atomic.Int64
 	started  time.Time
 	engine   *gin.Engine
 	m        *metrics
@@ -100,6 +111,10 @@ func New(o Options) *Receiver {
 	r.settings.Store(&s)
 
 	e := gin.New()
+	// The client's address is worked out by clientIP from the configured
+	// proxies, which a reload may change; gin believes no header.
+	_ = e.SetTrustedProxies(nil)
+	e.ForwardedByClientIP = false
 	e.HandleMethodNotAllowed = true
 	e.Use(r.recover, r.requestID, r.accessLog, r.limitBody)
 	e.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path) })
@@ -198,9 +213,10 @@ func (r *Receiver) accessLog(c *gin.Context) {
 		Str("path", path).
 		Int("status", code).
 		Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
-		Str("remote", c.ClientIP())
+		Str("remote", r.clientIP(c.Request))
 	if msg, ok := c.Get("error"); ok {
-		ev = ev.Str("error", msg.(string))
+		// An error can quote the request (a path, a label name).
+		ev = ev.Str("error", alert.LogValue(msg.(string)))
 	}
 	ev.Msg("request")
 }
@@ -237,8 +253,19 @@ func (r *Receiver) readAuth(c *gin.Context) { require(c, r.settings.Load().ReadA
 
 // require lets the request through when want is not set or the request
 // carries it; otherwise it answers 401 with the challenge for want's kind.
+// A request let through with credentials carries who presented them
+// (identity), for the audit.
 func require(c *gin.Context, want Credentials) {
-	if !want.enabled() || authorized(c.Request, want) {
+	if !want.enabled() {
+		c.Next()
+		return
+	}
+	if authorized(c.Request, want) {
+		if want.BearerToken != "" {
+			c.Set(identityKey, "bearer token")
+		} else {
+			c.Set(identityKey, want.Username)
+		}
 		c.Next()
 		return
 	}
@@ -283,4 +310,62 @@ func equal(got, want string) bool {
 	g := sha256.Sum256([]byte(got))
 	w := sha256.Sum256([]byte(want))
 	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+const identityKey = "identity"
+
+// who names the client of a state-changing request for the audit: the
+// identity its credentials proved, if any, and its address, as clientIP
+// works it out. Nothing the client merely claims (a basic-auth user name
+// when basic auth is not what is configured, a forwarding header from a
+// peer that is not a trusted proxy) gets into it.
+func (r *Receiver) who(c *gin.Context) string {
+	ip := r.clientIP(c.Request)
+	if id := c.GetString(identityKey); id != "" {
+		return id + "@" + ip
+	}
+	return ip
+}
+
+// clientIP is the request's peer, unless the peer is a trusted proxy: then
+// the last address in X-Forwarded-For that is not itself a trusted proxy
+// (the one the nearest untrusted hop connected from), or X-Real-IP, as gin
+// and most proxies work it out.
+func (r *Receiver) clientIP(req *http.Request) string {
+	peer, err := netip.ParseAddrPort(req.RemoteAddr)
+	if err != nil {
+		return req.RemoteAddr
+	}
+	trusted := r.settings.Load().TrustedProxies
+	isTrusted := func(a netip.Addr) bool {
+		a = a.Unmap()
+		for _, p := range trusted {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	addr := peer.Addr().Unmap()
+	if len(trusted) == 0 || !isTrusted(addr) {
+		return addr.String()
+	}
+	if xff := req.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+		hops := strings.Split(strings.Join(xff, ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break // a malformed hop: believe nothing before it
+			}
+			if !isTrusted(a) {
+				return a.Unmap().String()
+			}
+			addr = a.Unmap()
+		}
+		return addr.String()
+	}
+	if a, err := netip.ParseAddr(strings.TrimSpace(req.Header.Get("X-Real-IP"))); err == nil {
+		return a.Unmap().String()
+	}
+	return addr.String()
 }

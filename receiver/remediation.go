@@ -50,10 +50,7 @@ func (r *Receiver) pauseRemediation(pause bool) gin.HandlerFunc {
 			fail(c, http.StatusNotImplemented, "remediation is not configured")
 			return
 		}
-		by := c.ClientIP()
-		if u, _, ok := c.Request.BasicAuth(); ok {
-			by = u + "@" + by
-		}
+		by := r.who(c)
 		f := r.o.Remediation.Resume
 		if pause {
 			f = r.o.Remediation.Pause

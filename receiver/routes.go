@@ -1,11 +1,15 @@
 package receiver
 
 import (
+	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/alertmedic/alertmedic/store"
 )
 
 // routeTest is `alertmedic routes test` over HTTP. Labels come as
@@ -54,18 +58,47 @@ func (r *Receiver) routeTest(c *gin.Context) {
 	c.JSON(http.StatusOK, ans)
 }
 
-// failedDeliveries lists the dead letters: notifications that failed for
-// good. Their errors carry no secret (integrations redact URLs and keys).
+// failedDeliveries lists the dead letters, notifications that failed for
+// good, a page at a time: ?limit= (20 by default, at most 100; 10 with
+// full=true, which adds the notifications themselves) and ?cursor=, the
+// next_cursor of the page before. Their errors carry no secret
+// (integrations redact URLs and keys).
 func (r *Receiver) failedDeliveries(c *gin.Context) {
 	if r.o.FailedDeliveries == nil {
-		c.JSON(http.StatusOK, gin.H{"deliveries": []any{}})
+		c.JSON(http.StatusOK, gin.H{"deliveries": []any{}, "total": 0})
 		return
 	}
-	v, err := r.o.FailedDeliveries(c.Request.Context())
+	full := false
+	switch c.Query("full") {
+	case "", "false", "0":
+	case "true", "1":
+		full = true
+	default:
+		fail(c, http.StatusBadRequest, "full must be true or false")
+		return
+	}
+	maxLimit := 100
+	if full {
+		maxLimit = 10
+	}
+	limit := min(20, maxLimit)
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLimit {
+			fail(c, http.StatusBadRequest, "limit must be a number from 1 to "+strconv.Itoa(maxLimit))
+			return
+		}
+		limit = n
+	}
+	v, err := r.o.FailedDeliveries(c.Request.Context(), c.Query("cursor"), limit, full)
+	if errors.Is(err, store.ErrBadCursor) {
+		fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
 	if err != nil {
 		c.Header("Retry-After", "5")
 		fail(c, http.StatusServiceUnavailable, "store unavailable; retry later")
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"deliveries": v})
+	c.JSON(http.StatusOK, v)
 }

@@ -33,6 +33,24 @@ func (r *Receiver) webhook(c *gin.Context) {
 		fail(c, http.StatusUnsupportedMediaType, "content type must be application/json, got "+ct)
 		return
 	}
+	// The body, and what decoding it makes, count against the bytes in
+	// flight across requests until this one is answered: many large bodies
+	// at once wait (503, which Alertmanager retries) instead of growing the
+	// heap without bound. A body of unknown length counts as the largest.
+	if limit := s.MaxInflightBytes; limit > 0 {
+		n := c.Request.ContentLength
+		if n <= 0 || n > s.MaxRequestBytes {
+			n = s.MaxRequestBytes
+		}
+		if r.inflight.Add(n) > limit {
+			r.inflight.Add(-n)
+			r.m.busy.Inc()
+			c.Header("Retry-After", "1")
+			fail(c, http.StatusServiceUnavailable, "too many webhook bytes in flight (web.max_inflight_bytes); retry later")
+			return
+		}
+		defer r.inflight.Add(-n)
+	}
 	buf := bodyBuffers.Get().(*bytes.Buffer)
 	defer putBodyBuffer(buf)
 	if n := c.Request.ContentLength; n > 0 && n <= s.MaxRequestBytes {
@@ -74,7 +92,7 @@ func (r *Receiver) webhook(c *gin.Context) {
 		if errors.Is(err, alert.ErrQueueFull) {
 			fail(c, http.StatusServiceUnavailable, "queue is full; retry later")
 		} else {
-			log.Error().Err(err).Str("group_key", msg.GroupKey).Int("alerts", len(msg.Alerts)).Msg("enqueue failed")
+			log.Error().Err(err).Str("group_key", alert.LogValue(msg.GroupKey)).Int("alerts", len(msg.Alerts)).Msg("enqueue failed")
 			fail(c, http.StatusServiceUnavailable, "store unavailable; retry later")
 		}
 		return
@@ -88,7 +106,7 @@ func (r *Receiver) webhook(c *gin.Context) {
 	r.m.alerts.WithLabelValues(alert.StatusFiring).Add(float64(firing))
 	r.m.alerts.WithLabelValues(alert.StatusResolved).Add(float64(len(msg.Alerts) - firing))
 	r.m.duplicates.Add(float64(res.Duplicates))
-	log.Debug().Str("entry_id", e.ID).Str("group_key", msg.GroupKey).
+	log.Debug().Str("entry_id", e.ID).Str("group_key", alert.LogValue(msg.GroupKey)).
 		Int("accepted", res.Accepted).Int("duplicates", res.Duplicates).Msg("webhook accepted")
 	c.JSON(http.StatusOK, webhookAnswer{Status: "success", Accepted: res.Accepted, Duplicates: res.Duplicates})
 }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/alertmanager/timeinterval"
@@ -46,6 +48,7 @@ type node struct {
 
 type receiver struct {
 	name         string
+	path         string
 	integrations []integration
 }
 
@@ -94,7 +97,85 @@ func Compile(c Config) (*Tree, []error) {
 	if len(cc.errs) > 0 {
 		return nil, cc.errs
 	}
-	return &Tree{root: root, receivers: cc.receivers, intervals: cc.intervals}, nil
+	t := &Tree{root: root, receivers: cc.receivers, intervals: cc.intervals}
+	if errs := t.checkDefers(time.Now()); len(errs) > 0 {
+		return nil, errs
+	}
+	return t, nil
+}
+
+// checkDefers refuses a defer whose mute can hold for longer than
+// UnmuteHorizon (an interval covering every minute of every day, or years
+// of them): its deferred notifications would have no instant to go out at.
+// It probes from now and from the first instant of every year range the
+// intervals name, which is where a mute that does not hold now can start
+// to hold for years.
+func (t *Tree) checkDefers(now time.Time) []error {
+	var errs []error
+	verdict := map[string]string{} // mute set → "" or the reason
+	reported := map[string]bool{}
+	var walk func(n *node)
+	walk = func(n *node) {
+		if r := t.receivers[n.receiver]; r != nil {
+			for _, in := range r.integrations {
+				action, path := in.action, fmt.Sprintf("%s.integrations[%d].mute_action", r.path, in.index)
+				if action == "" {
+					action, path = n.action, n.path+".mute_action (inherited by "+r.path+fmt.Sprintf(".integrations[%d])", in.index)
+				}
+				if action != Defer {
+					continue
+				}
+				target := Target{MuteTimeIntervals: slices.Concat(n.mute, in.mute)}
+				if len(target.MuteTimeIntervals) == 0 {
+					continue
+				}
+				set := strings.Join(target.MuteTimeIntervals, ",")
+				why, done := verdict[set]
+				if !done {
+					why = t.endless(target, now)
+					verdict[set] = why
+				}
+				if why != "" && !reported[path] {
+					reported[path] = true
+					errs = append(errs, Error{Path: path, Msg: why})
+				}
+			}
+		}
+		for _, c := range n.routes {
+			walk(c)
+		}
+	}
+	walk(t.root)
+	return errs
+}
+
+// endless says why target's mute can outlast UnmuteHorizon, or "".
+func (t *Tree) endless(target Target, now time.Time) string {
+	probes := []time.Time{now}
+	for _, name := range target.MuteTimeIntervals {
+		for _, ti := range t.intervals[name] {
+			loc := time.UTC
+			if ti.Location != nil && ti.Location.Location != nil {
+				loc = ti.Location.Location
+			}
+			for _, y := range ti.Years {
+				if start := time.Date(y.Begin, 1, 1, 0, 0, 0, 0, loc); start.After(now) {
+					probes = append(probes, start)
+				}
+			}
+		}
+	}
+	for i, p := range probes {
+		if t.NextUnmute(target, p).IsZero() {
+			from := ""
+			if i > 0 {
+				from = " from " + p.UTC().Format(time.RFC3339)
+			}
+			return fmt.Sprintf("defer needs the mute to end, but time intervals %s hold without a break for more than %d days%s, so a deferred notification would never go out; use mute_action: drop, or intervals that end",
+				quoteAll(target.MuteTimeIntervals), int(UnmuteHorizon/(24*time.Hour)), from)
+		}
+	}
+	return ""
 }
 
 // collect runs f and returns the errors it reported instead of keeping them.
@@ -205,7 +286,7 @@ func (c *compiler) receiverList(rs []Receiver) {
 		default:
 			first[r.Name] = i
 		}
-		rc := &receiver{name: r.Name}
+		rc := &receiver{name: r.Name, path: path}
 		names := map[string]int{}
 		for k, in := range r.Integrations {
 			ip := fmt.Sprintf("%s.integrations[%d]", path, k)
@@ -327,4 +408,12 @@ func (c *compiler) route(r *Route, path string, parent *node) *node {
 		n.routes = append(n.routes, c.route(cr, cp, n))
 	}
 	return n
+}
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
 }

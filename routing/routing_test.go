@@ -638,6 +638,36 @@ receivers:
 			`receivers[1].name: duplicate receiver "critical" (first at receivers[0])`,
 			`receivers[2].name: is required`,
 		}},
+		{"a defer that never ends", `
+time_intervals:
+  - name: always
+    time_intervals: [{times: [{start_time: "00:00", end_time: "24:00"}]}]
+  - name: nights
+    time_intervals: [{times: [{start_time: "22:00", end_time: "24:00"}]}]
+  - name: twenty-thirties
+    time_intervals: [{years: ["2030:2031"]}]
+route:
+  receiver: a
+  mute_time_intervals: [always]
+  mute_action: defer
+  routes:
+    - receiver: b
+      mute_time_intervals: [nights]
+    - receiver: c
+      mute_time_intervals: [twenty-thirties]
+      mute_action: drop
+receivers:
+  - name: a
+    integrations: [{type: slack}]
+  - name: b
+    integrations: [{type: log}, {type: email, mute_time_intervals: [always]}]
+  - name: c
+    integrations: [{type: log, mute_action: defer}, {type: email}]
+`, []string{
+			`route.mute_action (inherited by receivers[0].integrations[0]): defer needs the mute to end, but time intervals "always" hold without a break for more than 366 days, so a deferred notification would never go out; use mute_action: drop, or intervals that end`,
+			`route.routes[0].mute_action (inherited by receivers[1].integrations[1]): defer needs the mute to end, but time intervals "nights", "always" hold without a break for more than 366 days, so a deferred notification would never go out; use mute_action: drop, or intervals that end`,
+			`receivers[2].integrations[0].mute_action: defer needs the mute to end, but time intervals "twenty-thirties" hold without a break for more than 366 days from 2030-01-01T00:00:00Z, so a deferred notification would never go out; use mute_action: drop, or intervals that end`,
+		}},
 		{"no route", `receivers: [{name: a}]`, []string{`route: is required`}},
 		{"empty", ``, []string{`route: is required`}},
 	}

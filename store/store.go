@@ -43,8 +43,11 @@
 package store
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alertmedic/alertmedic/alert"
@@ -191,6 +194,75 @@ type Settled struct {
 type Dead struct {
 	Item Item
 	At   time.Time
+}
+
+// DeadPage selects dead letters, newest first. The zero Before starts at
+// the newest; a page's Next continues where it ended, unaffected by dead
+// letters added since (they are newer) and by the oldest evicted at the
+// cap (they are past it).
+type DeadPage struct {
+	// Before, when set, starts the page at the dead letters that died at or
+	// before it (to the millisecond)...
+	Before time.Time
+	// ...past the first Skip of those that died exactly then, which the
+	// pages before showed.
+	Skip  int
+	Limit int
+}
+
+// Cursor is the page as an opaque token for an API's next_cursor.
+func (p DeadPage) Cursor() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(p.Before.UnixMilli(), 10) + "." + strconv.Itoa(p.Skip)))
+}
+
+// ErrBadCursor is a cursor that Cursor did not make.
+var ErrBadCursor = errors.New("cursor is not one this API gave")
+
+// ParseDeadCursor reads a token Cursor made; limit is the page's size.
+func ParseDeadCursor(cursor string, limit int) (DeadPage, error) {
+	bad := ErrBadCursor
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(b) > 40 {
+		return DeadPage{}, bad
+	}
+	ms, skip, ok := strings.Cut(string(b), ".")
+	if !ok {
+		return DeadPage{}, bad
+	}
+	at, err1 := strconv.ParseInt(ms, 10, 64)
+	n, err2 := strconv.Atoi(skip)
+	if err1 != nil || err2 != nil || at <= 0 || n < 0 {
+		return DeadPage{}, bad
+	}
+	return DeadPage{Before: time.UnixMilli(at), Skip: n, Limit: limit}, nil
+}
+
+// DeadList is one page of dead letters.
+type DeadList struct {
+	Dead []Dead
+	// Next selects the page after this one; nil when this one is the last.
+	Next *DeadPage
+	// Total counts every dead letter kept.
+	Total int
+}
+
+// NextDeadPage works out the page after got, which page selected and
+// which held one more item than page.Limit when there is more: got is cut
+// to the limit and the returned page continues after its last item.
+func NextDeadPage(page DeadPage, got []Dead) ([]Dead, *DeadPage) {
+	if len(got) <= page.Limit || page.Limit <= 0 {
+		return got, nil
+	}
+	got = got[:page.Limit]
+	last := got[len(got)-1].At.UnixMilli()
+	skip := 0
+	for i := len(got) - 1; i >= 0 && got[i].At.UnixMilli() == last; i-- {
+		skip++
+	}
+	if !page.Before.IsZero() && page.Before.UnixMilli() == last && skip == len(got) {
+		skip += page.Skip
+	}
+	return got, &DeadPage{Before: time.UnixMilli(last), Skip: skip, Limit: page.Limit}
 }
 
 // Put adds an item to a leased queue, within a Commit.

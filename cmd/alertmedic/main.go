@@ -10,9 +10,12 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/rs/zerolog"
@@ -104,7 +107,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 func newLogger(w io.Writer, level, format string) zerolog.Logger {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = consoleWriter(w)
 	}
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
@@ -190,4 +193,34 @@ func routeTest(file, at, verify string, asJSON bool, labelArgs []string, stdout,
 		}
 	}
 	return 0
+}
+
+// consoleWriter is zerolog's human-readable writer, with every message and
+// field name escaped as a Go string is when it holds a control character
+// or a quote: a value that came in with an alert can never end a line or
+// forge another. (zerolog quotes such field values already; messages are
+// constant strings, but a console is where a forged line would fool a
+// person, so it does not rely on that.)
+func consoleWriter(out io.Writer) zerolog.ConsoleWriter {
+	return zerolog.ConsoleWriter{
+		Out:        out,
+		TimeFormat: time.RFC3339,
+		FormatMessage: func(i any) string {
+			if i == nil {
+				return ""
+			}
+			return escapeControl(fmt.Sprint(i))
+		},
+		FormatFieldName: func(i any) string { return escapeControl(fmt.Sprint(i)) + "=" },
+	}
+}
+
+// escapeControl quotes s (strconv.Quote) when it holds a control
+// character (a newline, a carriage return, an escape sequence) and leaves
+// it as it is otherwise.
+func escapeControl(s string) string {
+	if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) {
+		return strconv.Quote(s)
+	}
+	return s
 }

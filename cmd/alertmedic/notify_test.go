@@ -132,7 +132,7 @@ delivery:
 	if f := failed.Deliveries[0]; !strings.Contains(f.Error, "400") || f.Attempts != 1 {
 		t.Errorf("dead letter %+v: want the 400 reason and one attempt", f)
 	}
-	_, api := get(t, d.url("/api/v1/deliveries/failed"))
+	_, api := get(t, d.url("/api/v1/deliveries/failed?full=true"))
 	_, metrics := get(t, d.url("/metrics"))
 	if !strings.Contains(metrics, `alertmedic_notifications_dead_letters_total{integration="slack"} 1`) {
 		t.Error("dead letter not counted")
@@ -223,7 +223,7 @@ delivery:
 	slackSrv.mu.Unlock()
 	var api string
 	eventually(t, 10*time.Second, "pagerduty and email dead letters", func() bool {
-		_, api = get(t, d.url("/api/v1/deliveries/failed"))
+		_, api = get(t, d.url("/api/v1/deliveries/failed?full=true"))
 		return strings.Count(api, `"key"`) == 2
 	})
 	eventually(t, 5*time.Second, "slack and webhook delivered", func() bool {

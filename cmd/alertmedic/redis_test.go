@@ -58,14 +58,33 @@ func TestSIGKILLLosesNothingRedis(t *testing.T) {
 	var fps []string
 	for round := 0; round < 3 && pendingAtKill == 0; round++ {
 		a := start(t, "--config.file="+redisConfig(t, prefix, "replica-a", 1))
-		// Eight posters against one worker, killed while they post: what
-		// was answered 200 and not yet processed must survive.
+		// Sixteen posters against one worker, killed while they post and
+		// the worker is behind: what was answered 200 and not yet
+		// processed must survive. (A worker that keeps up leaves nothing to
+		// prove; the watcher waits for a backlog.)
 		var mu sync.Mutex
 		var wg sync.WaitGroup
-		killAt := total + 6000
+		killAt := total + 3000
 		killed := make(chan struct{})
 		var once sync.Once
-		for w := 0; w < 8; w++ {
+		stopWatch := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-stopWatch:
+					return
+				case <-time.After(time.Millisecond):
+				}
+				mu.Lock()
+				ready := total >= killAt
+				mu.Unlock()
+				if d, err := st.Depth(ctx); ready && err == nil && d >= 3 {
+					once.Do(func() { close(killed) })
+					return
+				}
+			}
+		}()
+		for w := 0; w < 16; w++ {
 			wg.Add(1)
 			go func(w int) {
 				defer wg.Done()
@@ -87,16 +106,22 @@ func TestSIGKILLLosesNothingRedis(t *testing.T) {
 					mu.Lock()
 					total += accepted(t, string(rb))
 					fps = append(fps, fingerprints(t, body)...)
-					kill := total >= killAt
 					mu.Unlock()
-					if kill {
-						once.Do(func() { close(killed) })
+					select {
+					case <-killed:
 						return
+					default:
 					}
 				}
 			}(w)
 		}
-		<-killed
+		posted := make(chan struct{})
+		go func() { wg.Wait(); close(posted) }()
+		select {
+		case <-killed:
+		case <-posted:
+		}
+		close(stopWatch)
 		a.stop(t, syscall.SIGKILL, 5*time.Second)
 		wg.Wait()
 		d, err := st.Depth(ctx)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
 )
 
@@ -37,22 +38,22 @@ func (n *Notifier) Notify(_ context.Context, nt *notifiers.Notification) (bool, 
 		ev = ev.Str("settings."+k, v)
 	}
 	for k, v := range nt.Facts {
-		ev = ev.Str(k, v)
+		ev = ev.Str("facts."+alert.LogValue(k), alert.LogValue(v))
 	}
 	if nt.Text != "" {
-		ev = ev.Str("text", nt.Text)
+		ev = ev.Str("text", alert.LogValue(nt.Text))
 	}
 	ev.Msg("would notify")
+	// One short line per alert; what the notification line says already
+	// (receiver, kind, key) is not repeated.
 	for _, a := range nt.Alerts {
 		n.log.Info().
-			Str("receiver", nt.Target.Receiver).
 			Str("target", nt.Target.Name).
-			Str("kind", nt.Kind).
-			Str("alertname", a.Labels["alertname"]).
-			Str("fingerprint", a.Fingerprint).
+			Str("alertname", alert.LogValue(a.Labels["alertname"])).
+			Str("fingerprint", alert.LogValue(a.Fingerprint)).
 			Str("status", a.Status).
-			Str("severity", a.Labels["severity"]).
-			Str("summary", a.Annotations["summary"]).
+			Str("severity", alert.LogValue(a.Labels["severity"])).
+			Str("summary", alert.LogValue(a.Annotations["summary"])).
 			Msg("would notify alert")
 	}
 	return false, nil

@@ -316,18 +316,31 @@ func (s *Store) Settle(_ context.Context, shard int, queue string, st store.Sett
 
 // DeadLetters lists a queue's dead letters, newest first: up to limit of
 // them, from the offset-th newest.
-func (s *Store) DeadLetters(_ context.Context, shard int, queue string, offset, limit int) ([]store.Dead, int, error) {
+func (s *Store) DeadLetters(_ context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error) {
 	if err := checkShard(shard); err != nil {
-		return nil, 0, err
+		return store.DeadList{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queue(queue)
 	var out []store.Dead
-	for i := len(q.dead) - 1 - offset; i >= 0 && len(out) < limit; i-- {
-		out = append(out, q.dead[i])
+	skip := page.Skip
+	for i := len(q.dead) - 1; i >= 0 && len(out) <= page.Limit; i-- {
+		d := q.dead[i]
+		if !page.Before.IsZero() {
+			at, before := d.At.UnixMilli(), page.Before.UnixMilli()
+			if at > before {
+				continue
+			}
+			if at == before && skip > 0 {
+				skip--
+				continue
+			}
+		}
+		out = append(out, d)
 	}
-	return out, len(q.dead), nil
+	out, next := store.NextDeadPage(page, out)
+	return store.DeadList{Dead: out, Next: next, Total: len(q.dead)}, nil
 }
 
 // QueueLen counts a leased queue's unfinished items.

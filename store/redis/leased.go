@@ -512,20 +512,26 @@ func (s *Store) Settle(ctx context.Context, shard int, queue string, st store.Se
 
 // DeadLetters lists a queue's dead letters, newest first: up to limit of
 // them, from the offset-th newest; and how many there are.
-func (s *Store) DeadLetters(ctx context.Context, shard int, queue string, offset, limit int) ([]store.Dead, int, error) {
+func (s *Store) DeadLetters(ctx context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error) {
 	if err := s.checkShard(shard); err != nil {
-		return nil, 0, err
+		return store.DeadList{}, err
 	}
 	k := s.queueKey(queue) + ":dead"
+	maxScore, skip := "+inf", 0
+	if !page.Before.IsZero() {
+		// Members of one score come in one order (reverse lexical), so the
+		// skip finds the same place again.
+		maxScore, skip = strconv.FormatInt(page.Before.UnixMilli(), 10), page.Skip
+	}
 	var zs *redis.ZSliceCmd
 	var n *redis.IntCmd
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		zs = p.ZRevRangeWithScores(ctx, k, int64(offset), int64(offset+limit-1))
+		zs = p.ZRevRangeByScoreWithScores(ctx, k, &redis.ZRangeBy{Max: maxScore, Min: "-inf", Offset: int64(skip), Count: int64(page.Limit) + 1})
 		n = p.ZCard(ctx, k)
 		return nil
 	})
 	if err != nil {
-		return nil, 0, alert.Unavailable("list dead letters of "+queue, err)
+		return store.DeadList{}, alert.Unavailable("list dead letters of "+queue, err)
 	}
 	var out []store.Dead
 	for _, z := range zs.Val() {
@@ -537,7 +543,8 @@ func (s *Store) DeadLetters(ctx context.Context, shard int, queue string, offset
 		it.Receipt = ""
 		out = append(out, store.Dead{Item: it, At: time.UnixMilli(int64(z.Score))})
 	}
-	return out, int(n.Val()), nil
+	out, next := store.NextDeadPage(page, out)
+	return store.DeadList{Dead: out, Next: next, Total: int(n.Val())}, nil
 }
 
 // QueueLen counts a leased queue's unfinished items.

@@ -212,16 +212,71 @@ func testLeasedRetryAndDead(t *testing.T, open func(t *testing.T, o Options) Ope
 	if n := queueLen(t, a, q); n != 0 {
 		t.Errorf("dead letters are still queued: %d", n)
 	}
-	dl, total, err := a.DeadLetters(ctx, 0, q, 0, 3)
-	if err != nil || total != 5 || evicted != 2 || len(dl) != 3 {
-		t.Fatalf("dead letters: %d listed of %d, %d evicted, %v", len(dl), total, evicted, err)
+	list, err := a.DeadLetters(ctx, 0, q, store.DeadPage{Limit: 3})
+	dl := list.Dead
+	if err != nil || list.Total != 5 || evicted != 2 || len(dl) != 3 || list.Next == nil {
+		t.Fatalf("dead letters: %d listed of %d, %d evicted, next %v, %v", len(dl), list.Total, evicted, list.Next, err)
 	}
 	if dl[0].Item.ID != "d6" || dl[0].Item.LastErr != "failed 6" || !dl[0].At.Equal(now.Add(16*time.Second)) || dl[2].Item.ID != "d4" {
 		t.Errorf("newest first: %+v", dl)
 	}
-	dl, _, _ = a.DeadLetters(ctx, 0, q, 3, 3)
-	if len(dl) != 2 || dl[1].Item.ID != "d2" {
-		t.Errorf("second page: %+v", dl)
+	list, _ = a.DeadLetters(ctx, 0, q, *list.Next)
+	if dl = list.Dead; len(dl) != 2 || dl[1].Item.ID != "d2" || list.Next != nil {
+		t.Errorf("second page: %+v, next %v", dl, list.Next)
+	}
+}
+
+// testLeasedDeadLetterPages pages through dead letters of which many died
+// in the same millisecond (one settlement dead-letters a whole batch), while
+// new ones arrive between the pages: every one is listed once.
+func testLeasedDeadLetterPages(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	o := suiteOptions()
+	o.MaxDeadLetters = 100
+	s := handle(t, open(t, o))
+	ctx := context.Background()
+	now := base()
+	q := store.QueueOutbox
+	kill := func(at time.Time, ids ...string) {
+		for _, id := range ids {
+			put(t, s, store.Item{ID: id, Group: "g" + id, Due: at})
+		}
+		got := items(claim(t, s, store.ClaimOptions{Now: at, Max: len(ids)}))
+		if len(got) != len(ids) {
+			t.Fatalf("claimed %d of %d", len(got), len(ids))
+		}
+		settle(t, s, store.Settlement{Dead: got, Now: at})
+	}
+	kill(now, "a1", "a2", "a3", "a4", "a5")
+	kill(now.Add(time.Second), "b1", "b2")
+	seen := map[string]int{}
+	page := store.DeadPage{Limit: 2}
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("pages do not end")
+		}
+		list, err := s.DeadLetters(ctx, 0, q, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range list.Dead {
+			seen[d.Item.ID]++
+		}
+		if pages == 1 {
+			kill(now.Add(2*time.Second), "c1", "c2", "c3")
+		}
+		if list.Next == nil {
+			break
+		}
+		page = *list.Next
+	}
+	want := []string{"a1", "a2", "a3", "a4", "a5", "b1", "b2"}
+	for _, id := range want {
+		if seen[id] != 1 {
+			t.Errorf("%s listed %d times: %v", id, seen[id], seen)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("listed %v, want only %v (c* are newer than the first page)", seen, want)
 	}
 }
 
@@ -396,7 +451,8 @@ func testLeasedWaitingKeepsPayload(t *testing.T, open func(t *testing.T, o Optio
 	d := got[0]
 	d.LastErr = "400"
 	settle(t, a, store.Settlement{Dead: []store.Item{d}, Now: now.Add(time.Second)})
-	dl, _, err := b.DeadLetters(ctx, 0, q, 0, 10)
+	list, err := b.DeadLetters(ctx, 0, q, store.DeadPage{Limit: 10})
+	dl := list.Dead
 	if err != nil || len(dl) != 1 || string(dl[0].Item.Payload) != string(big) {
 		t.Fatalf("dead letter: %v %v", dl, err)
 	}

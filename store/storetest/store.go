@@ -89,7 +89,7 @@ type Store interface {
 
 	// DeadLetters lists up to limit dead letters of a leased queue, newest
 	// first from the offset-th, and how many it keeps.
-	DeadLetters(ctx context.Context, shard int, queue string, offset, limit int) ([]store.Dead, int, error)
+	DeadLetters(ctx context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error)
 
 	// QueueLen counts a leased queue's unfinished items.
 	QueueLen(ctx context.Context, shard int, queue string) (int, error)

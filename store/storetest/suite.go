@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T, o Options) Opener) {
 		{"LeasedGroupsAndBounds", testLeasedGroupsAndBounds},
 		{"LeasedLeaseLapses", testLeasedLeaseLapses},
 		{"LeasedRetryAndDead", testLeasedRetryAndDead},
+		{"LeasedDeadLetterPages", testLeasedDeadLetterPages},
 		{"LeasedRateLimit", testLeasedRateLimit},
 		{"LeasedRateLimitShared", testLeasedRateLimitShared},
 		{"LeasedCollect", testLeasedCollect},
