@@ -10,7 +10,7 @@ RUN_FLAGS ?= --log.format=console
 # Bound on the whole suite; CI allows 90 minutes, the suite takes a few.
 TEST_TIMEOUT ?= 8m
 
-.PHONY: all build run test bench fmt lint vet clean rules-check fuzz fuzz-corpus e2e
+.PHONY: all build run test bench fmt lint vet clean rules-check fuzz fuzz-corpus e2e redis-servers redis-servers-stop
 
 all: build
 
@@ -49,7 +49,7 @@ e2e:
 # "context deadline exceeded" when it ends while a worker is mid-input on a
 # loaded machine (go.dev/issue/75804). FUZZTIME=30s (or 1000x) overrides
 # every target's budget.
-FUZZ_TARGETS := alert:FuzzDecode:50000x config:FuzzParse:60000x routing:FuzzCompile:100000x
+FUZZ_TARGETS := alert:FuzzDecode:50000x config:FuzzParse:60000x routing:FuzzCompile:100000x remediation:FuzzHTTPURL:60000x
 FUZZTIME ?=
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -68,6 +68,25 @@ fuzz-corpus:
 		if [ -d $$cache/$$pkg/$$fn ]; then cp -n $$cache/$$pkg/$$fn/* $$pkg/testdata/fuzz/$$fn/; fi; \
 		echo "$$pkg/testdata/fuzz/$$fn: $$(ls $$pkg/testdata/fuzz/$$fn | wc -l) inputs"; \
 	done
+
+# A Redis Cluster and a Sentinel group on 127.0.0.1 for the tests that need
+# more than one Redis, started by scripts/redis-servers; .ci/run uses these
+# targets, so their ports are set here only. Cluster: 3 masters and their
+# replicas on 7100-7105 (bus ports 17100-17105). Sentinel group: master 7200,
+# replica 7201, Sentinels 7202-7204, master name "alertmedic". It restarts
+# them if they run, and prints a line per server and the REDIS_CLUSTER_ADDRS,
+# REDIS_SENTINEL_ADDRS and REDIS_SENTINEL_MASTER that the tests read:
+#   export $(make -s redis-servers | grep ^REDIS_)
+REDIS_SERVERS_DIR   ?= .cache/redis-servers
+REDIS_CLUSTER_PORT  ?= 7100
+REDIS_SENTINEL_PORT ?= 7200
+redis-servers: redis-servers-stop
+	@scripts/redis-servers start cluster --dir $(REDIS_SERVERS_DIR)/cluster --port $(REDIS_CLUSTER_PORT)
+	@scripts/redis-servers start sentinel --dir $(REDIS_SERVERS_DIR)/sentinel --port $(REDIS_SENTINEL_PORT)
+
+redis-servers-stop:
+	@scripts/redis-servers stop --dir $(REDIS_SERVERS_DIR)/cluster
+	@scripts/redis-servers stop --dir $(REDIS_SERVERS_DIR)/sentinel
 
 fmt:
 	gofmt -s -w .

@@ -1,7 +1,9 @@
 // Package redistest opens Redis stores for tests: on REDIS_URL (default
 // redis://127.0.0.1:6379/15), under a prefix of the test's own, deleted
 // when the test ends. No Redis: the test is skipped, unless CI=true, where
-// it fails, so that CI never passes by skipping.
+// it fails, so that CI never passes by skipping. It also gives tests the
+// shared Redis Cluster and Sentinel group that CI starts (Cluster, Sentinel),
+// and private ones to kill servers in (StartCluster, StartSentinel).
 package redistest
 
 import (
