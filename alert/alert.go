@@ -68,7 +68,11 @@ type Entry struct {
 	ID string `json:"id"`
 	// Receipt is the queue's handle for acknowledging this delivery of the
 	// entry; set by the queue, never stored.
-	Receipt    string    `json:"-"`
+	Receipt string `json:"-"`
+	// Shard is the store shard whose queue the entry came from, set by the
+	// queue with Receipt: the entry's alerts live there, and its commit
+	// goes there.
+	Shard      int       `json:"-"`
 	ReceivedAt time.Time `json:"receivedAt"`
 	RequestID  string    `json:"requestId,omitempty"`
 	Message    *Message  `json:"message"`

@@ -17,11 +17,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/config"
+	"github.com/alertmedic/alertmedic/flapping"
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/pipeline"
 	"github.com/alertmedic/alertmedic/receiver"
@@ -256,9 +258,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-o.Reload:
-			if err := a.reload(ctx); err != nil {
-				a.log.Error().Err(err).Msg("reload failed; the previous configuration stays in force")
-			}
+			_ = a.reload(ctx) // logged by reload
 		case err := <-srvErr:
 			runErr = fmt.Errorf("serve http: %w", err)
 			break loop
@@ -323,6 +323,10 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger, reg 
 			ClaimIdle:      r.ClaimIdle.Std(),
 			KeyTTL:         r.KeyTTL.Std(),
 			MaxDeadLetters: r.MaxDeadLetters,
+			WaitReplicas:   r.WaitReplicas,
+			WaitTimeout:    r.Timeout.Std(),
+			Shards:         r.ShardCount(),
+			ShardKey:       shardKey(cfg.Flapping),
 			Logger:         log,
 		})
 		if err != nil {
@@ -411,6 +415,16 @@ func unauthenticated(w config.WebConfig, addr net.Addr) []string {
 	return open
 }
 
+// shardKey places an alert in a store shard: by its flap key when the
+// global flapping.by groups alerts (a group's alerts then share a shard,
+// and so its flap state), else by its fingerprint.
+func shardKey(f flapping.Config) func(template.Alert) string {
+	if len(f.By) == 0 {
+		return nil
+	}
+	return func(a template.Alert) string { return flapping.Key(f, a.Fingerprint, a.Labels) }
+}
+
 // trustedProxies parses web.trusted_proxies, which config.Load checked.
 func trustedProxies(ss []string) []netip.Prefix {
 	var out []netip.Prefix
@@ -437,8 +451,10 @@ func (a *App) reload(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, ReloadTimeout)
 	defer cancel()
 	refuse := func(err error) error {
-		a.reloadOK.Set(0)
+		// Logged before the gauge says so: whoever watches the gauge finds
+		// the reason in the log.
 		a.log.Error().Err(err).Msg("configuration reload refused; the previous configuration stays in force")
+		a.reloadOK.Set(0)
 		return err
 	}
 	select {
@@ -471,15 +487,11 @@ func (a *App) reload(ctx context.Context) error {
 	defer a.mu.Unlock()
 	if restartOnly := restartNeeded(a.cfg, cfg); restartOnly != "" {
 		// Applying half a configuration would be worse than none: refuse it.
-		a.reloadOK.Set(0)
-		err := fmt.Errorf("%s cannot change on reload; restart alertmedic to apply it", restartOnly)
-		a.log.Error().Err(err).Msg("configuration reload refused; the previous configuration stays in force")
-		return err
+		return refuse(fmt.Errorf("%s cannot change on reload; restart alertmedic to apply it", restartOnly))
 	}
 	rules, err := buildRules(cfg)
 	if err != nil {
-		a.reloadOK.Set(0)
-		return err
+		return refuse(err)
 	}
 	disp, _ := newDispatcher(cfg, a.log.With().Str("component", "notify").Logger())
 	a.rcv.Apply(settings(cfg))

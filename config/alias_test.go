@@ -128,7 +128,7 @@ receivers:
 
 	// An anchor is checked as what each alias uses it as.
 	_, err = parseWithin(t, "store:\n  memory: &m\n    queue_capacity: 5\n    max_items: 3\n  redis:\n    <<: *m\n")
-	if want := "store.redis.max_items: unknown field (known: addrs, claim_idle, db, dial_timeout, key_prefix, key_ttl, master_name, max_dead_letters, password, password_file, queue_capacity, timeout, url, url_file, username) (line 4)"; err == nil || err.Error() != want {
+	if want := "store.redis.max_items: unknown field (known: addrs, claim_idle, db, dial_timeout, key_prefix, key_ttl, master_name, max_dead_letters, password, password_file, queue_capacity, shards, timeout, url, url_file, username, wait_replicas) (line 4)"; err == nil || err.Error() != want {
 		t.Errorf("unknown key in a merged anchor\n got: %v\nwant: %s", err, want)
 	}
 	_, err = parseWithin(t, "web:\n  auth:\n    <<: [1, 2]\n")

@@ -215,6 +215,32 @@ type RedisStore struct {
 	KeyTTL         Duration `yaml:"key_ttl"`
 	DialTimeout    Duration `yaml:"dial_timeout"`
 	Timeout        Duration `yaml:"timeout"`
+	// WaitReplicas, when above 0, makes the webhook's enqueue wait until
+	// that many replicas have the entry (Redis WAIT, at most Timeout)
+	// before the 200; fewer in time answers 503.
+	WaitReplicas int `yaml:"wait_replicas"`
+	// Shards spreads the keys over that many hash tags, so that a Cluster
+	// spreads the load over its masters; 0 picks 1 for one server or a
+	// Sentinel group and DefaultClusterShards for a Cluster.
+	Shards int `yaml:"shards"`
+}
+
+// DefaultClusterShards is store.redis.shards on a Cluster: enough hash
+// tags that every master of a Cluster of up to 16 holds some.
+const DefaultClusterShards = 16
+
+// MaxShards bounds store.redis.shards: every replica reads every shard.
+const MaxShards = 256
+
+// ShardCount is Shards with 0 resolved.
+func (r RedisStore) ShardCount() int {
+	switch {
+	case r.Shards > 0:
+		return r.Shards
+	case len(r.Addrs) > 1 && r.MasterName == "":
+		return DefaultClusterShards
+	}
+	return 1
 }
 
 // PipelineConfig tunes the workers.
@@ -674,6 +700,12 @@ func validate(c *Config, dir string) error {
 		}
 		positive("store.redis.queue_capacity", int64(r.QueueCapacity))
 		positive("store.redis.max_dead_letters", int64(r.MaxDeadLetters))
+		if r.WaitReplicas < 0 {
+			bad("store.redis.wait_replicas", "must be 0 (do not wait) or more, got %d", r.WaitReplicas)
+		}
+		if r.Shards < 0 || r.Shards > MaxShards {
+			bad("store.redis.shards", "must be 0 (automatic) or 1 to %d, got %d", MaxShards, r.Shards)
+		}
 		positiveDur("store.redis.claim_idle", r.ClaimIdle)
 		positiveDur("store.redis.key_ttl", r.KeyTTL)
 		positiveDur("store.redis.dial_timeout", r.DialTimeout)
@@ -761,10 +793,20 @@ func (c *Config) compileRouting(errs *Errors) {
 			*errs = append(*errs, Error{Msg: e.Error()})
 		}
 	}
+	shards := 1
+	if c.Store.Type == StoreRedis {
+		shards = c.Store.Redis.ShardCount()
+	}
 	for _, rf := range rc.FlappingOverrides() {
 		merged := flapping.Merge(c.Flapping, FlappingOverride(rf.Flapping))
 		for _, e := range merged.Validate() {
 			*errs = append(*errs, Error{Path: rf.Path + ".flapping." + fieldKey(e), Msg: fieldMsg(e)})
+		}
+		// An alert's shard follows the global flapping.by, so that the
+		// alerts a flap key groups share a shard; a route grouping them
+		// otherwise would split its flap keys over shards.
+		if shards > 1 && !slices.Equal(merged.By, c.Flapping.By) {
+			*errs = append(*errs, Error{Path: rf.Path + ".flapping.by", Msg: fmt.Sprintf("must be the global flapping.by (%v) when store.redis.shards is %d: alerts are placed in shards by it", c.Flapping.By, shards)})
 		}
 	}
 	if r := c.Notices.FlappingReceiver; r != "" {

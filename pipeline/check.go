@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"math"
 
 	"github.com/prometheus/alertmanager/template"
@@ -18,13 +19,24 @@ func (p *Pipeline) check(ctx context.Context) error {
 	if r == nil || r.Tree == nil {
 		return nil
 	}
-	keys, err := p.o.Store.Marked(ctx, indexFlapping, math.Inf(1))
+	var errs []error
+	for shard := 0; shard < p.o.Store.Shards(); shard++ {
+		if err := p.checkShard(ctx, r, shard); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkShard is check for the flapping keys of one shard.
+func (p *Pipeline) checkShard(ctx context.Context, r *Rules, shard int) error {
+	keys, err := p.o.Store.MarkedIn(ctx, shard, indexFlapping, math.Inf(1))
 	if err != nil {
 		return err
 	}
 	for _, key := range keys {
 		rk := recordKeyOf(key)
-		err := p.commitPlan(ctx, []string{rk}, func(pl *plan) bool {
+		err := p.commitPlan(ctx, shard, []string{rk}, func(pl *plan) bool {
 			var fr *flapRecord
 			if grouped(key) {
 				if pl.cur[rk] == nil {

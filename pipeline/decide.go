@@ -43,6 +43,8 @@ type plan struct {
 	p   *Pipeline
 	r   *Rules
 	now time.Time
+	// forwarded: the commit carries outbox work for another shard.
+	forwarded bool
 	// cur are the values the plan was decided from (Expect), by key.
 	cur map[string][]byte
 	// records and flaps being written, by key.

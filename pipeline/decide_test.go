@@ -105,7 +105,7 @@ func (g *rig) feed(t *testing.T, as ...template.Alert) {
 	}).Enqueue(ctx, e, time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	es, err := g.st.Dequeue(ctx, "test", 1, 0)
+	es, err := g.st.Dequeue(ctx, 0, "test", 1, 0)
 	if err != nil || len(es) != 1 {
 		t.Fatalf("dequeue: %v %v", es, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -258,7 +259,7 @@ func (d *Dispatcher) claimOnce(ctx context.Context, wg *sync.WaitGroup) (claimed
 		}
 	}
 	d.mu.Unlock()
-	c, err := d.p.o.Store.Claim(ctx, 0, store.QueueOutbox, store.ClaimOptions{
+	c, err := d.claimShards(ctx, store.ClaimOptions{
 		Now: now, Lease: d.lease(), Max: claimMax, Classes: d.classes(), Held: held,
 	})
 	if err != nil {
@@ -332,6 +333,43 @@ func (d *Dispatcher) claimOnce(ctx context.Context, wg *sync.WaitGroup) (claimed
 	return claimed{batches: len(c.Batches), next: c.Next}, nil
 }
 
+// claimShards claims what is due in every shard's outbox (a target's
+// items are all in its own shard) as one claim.
+func (d *Dispatcher) claimShards(ctx context.Context, o store.ClaimOptions) (store.Claimed, error) {
+	n := d.p.o.Store.Shards()
+	if n <= 1 {
+		return d.p.o.Store.Claim(ctx, 0, store.QueueOutbox, o)
+	}
+	var all store.Claimed
+	var errs []error
+	for s := 0; s < n; s++ {
+		c, err := d.p.o.Store.Claim(ctx, s, store.QueueOutbox, o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		all.Batches = append(all.Batches, c.Batches...)
+		all.Limited += c.Limited
+		if !c.Next.IsZero() && (all.Next.IsZero() || c.Next.Before(all.Next)) {
+			all.Next = c.Next
+		}
+		for g, until := range c.Held {
+			if all.Held == nil {
+				all.Held = map[string]time.Time{}
+			}
+			all.Held[g] = until
+		}
+	}
+	if len(all.Batches) == 0 && len(errs) > 0 {
+		return store.Claimed{}, errors.Join(errs...)
+	}
+	if len(errs) > 0 {
+		d.p.m.storeErrors.WithLabelValues("dispatch").Inc()
+		d.p.o.Logger.Error().Err(errors.Join(errs...)).Msg("claiming from some shards failed; they are tried again at the next look")
+	}
+	return all, nil
+}
+
 func (d *Dispatcher) target(key string) *sync.Mutex {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -362,7 +400,7 @@ func (d *Dispatcher) putBack(ctx context.Context, b store.Batch) error {
 		it.Due = st.Now
 		st.Retry = append(st.Retry, it)
 	}
-	_, err := d.p.o.Store.Settle(ctx, 0, store.QueueOutbox, st)
+	_, err := d.p.o.Store.Settle(ctx, d.p.targetShard(b.Group), store.QueueOutbox, st)
 	return err
 }
 
@@ -427,7 +465,7 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 	skip := 0
 	if b.Reclaimed && len(msgs) > 1 {
 		// Its first claimer died midway: what it delivered is on record.
-		skip = d.progress(ctx, b.ID)
+		skip = d.progress(ctx, b.Group, b.ID)
 	}
 	// Each message is one attempt, with its own timeout. A batch starts no
 	// message after one attempt's time, so that it ends within its lease;
@@ -499,7 +537,7 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 			progress++
 		}
 		if progress < sendN && progress > skip && len(msgs) > 1 && retryErr == nil {
-			d.saveProgress(ctx, b.ID, progress)
+			d.saveProgress(ctx, b.Group, b.ID, progress)
 			skip = progress
 		}
 	}
@@ -529,7 +567,7 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 	st.Now = p.o.Now()
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
-	res, err := p.o.Store.Settle(sctx, 0, store.QueueOutbox, st)
+	res, err := p.o.Store.Settle(sctx, p.targetShard(b.Group), store.QueueOutbox, st)
 	if err != nil {
 		return err
 	}
@@ -598,7 +636,7 @@ func (d *Dispatcher) settleUnit(ctx context.Context, st *store.Settlement, b sto
 		}
 		it = d.retryItem(it, retryErr, now)
 		it.Payload, _ = json.Marshal(n)
-		if err := d.p.o.Store.Commit(ctx, 0, store.Txn{Put: []store.Put{{Queue: store.QueueOutbox, Item: it}}}); err != nil {
+		if err := d.p.o.Store.Commit(ctx, d.p.targetShard(b.Group), store.Txn{Put: []store.Put{{Queue: store.QueueOutbox, Item: it}}}); err != nil {
 			return err
 		}
 	}
@@ -648,8 +686,8 @@ func (d *Dispatcher) deadItem(st *store.Settlement, it store.Item) {
 
 func progressKey(batch string) string { return "progress:" + batch }
 
-func (d *Dispatcher) progress(ctx context.Context, batch string) int {
-	vs, err := d.p.o.Store.Get(ctx, 0, progressKey(batch))
+func (d *Dispatcher) progress(ctx context.Context, target, batch string) int {
+	vs, err := d.p.o.Store.Get(ctx, d.p.targetShard(target), progressKey(batch))
 	if err != nil || len(vs) == 0 || vs[0] == nil {
 		return 0
 	}
@@ -660,8 +698,8 @@ func (d *Dispatcher) progress(ctx context.Context, batch string) int {
 // saveProgress records that a batch's first n messages were delivered, so
 // that whoever takes the batch over after a crash does not send them again.
 // The record is left to expire: batch ids are never reused.
-func (d *Dispatcher) saveProgress(ctx context.Context, batch string, n int) {
-	if err := d.p.o.Store.Commit(ctx, 0, store.Txn{Set: []store.Value{{Key: progressKey(batch), Value: []byte(strconv.Itoa(n)), TTL: 2 * d.lease()}}}); err != nil {
+func (d *Dispatcher) saveProgress(ctx context.Context, target, batch string, n int) {
+	if err := d.p.o.Store.Commit(ctx, d.p.targetShard(target), store.Txn{Set: []store.Value{{Key: progressKey(batch), Value: []byte(strconv.Itoa(n)), TTL: 2 * d.lease()}}}); err != nil {
 		d.p.o.Logger.Warn().Err(err).Msg("recording delivery progress failed; a takeover after a crash may send some messages again")
 	}
 }
@@ -773,36 +811,77 @@ type DeadLetters struct {
 // alerts.
 const MaxDeadLetterPage = 100
 
-// FailedDeliveries lists a page of the dead letters kept, newest first,
-// from cursor ("" for the newest). full adds each notification.
+// FailedDeliveries lists a page of the dead letters kept, newest first in
+// each shard, shard after shard, from cursor ("" for the first page). full
+// adds each notification.
 func (p *Pipeline) FailedDeliveries(ctx context.Context, cursor string, limit int, full bool) (DeadLetters, error) {
-	page := store.DeadPage{Limit: limit}
+	n := p.o.Store.Shards()
+	shard, page := 0, store.DeadPage{Limit: limit}
 	if cursor != "" {
-		var err error
-		if page, err = store.ParseDeadCursor(cursor, limit); err != nil {
+		sh, rest, ok := strings.Cut(cursor, "~")
+		if n > 1 && !ok {
+			return DeadLetters{}, store.ErrBadCursor
+		}
+		if ok {
+			i, err := strconv.Atoi(sh)
+			if err != nil || i < 0 || i >= n {
+				return DeadLetters{}, store.ErrBadCursor
+			}
+			shard, cursor = i, rest
+		}
+		if cursor != "" {
+			var err error
+			if page, err = store.ParseDeadCursor(cursor, limit); err != nil {
+				return DeadLetters{}, err
+			}
+		}
+	}
+	out := DeadLetters{Deliveries: []DeadLetter{}}
+	for s := 0; s < n; s++ {
+		if s < shard || len(out.Deliveries) >= limit {
+			// Counted, not listed.
+			list, err := p.o.Store.DeadLetters(ctx, s, store.QueueOutbox, store.DeadPage{Limit: 1})
+			if err != nil {
+				return DeadLetters{}, err
+			}
+			out.Total += list.Total
+			if s > shard && out.NextCursor == "" && list.Total > 0 {
+				out.NextCursor = strconv.Itoa(s) + "~"
+			}
+			continue
+		}
+		if s > shard {
+			page = store.DeadPage{}
+		}
+		page.Limit = limit - len(out.Deliveries)
+		list, err := p.o.Store.DeadLetters(ctx, s, store.QueueOutbox, page)
+		if err != nil {
 			return DeadLetters{}, err
 		}
-	}
-	list, err := p.o.Store.DeadLetters(ctx, 0, store.QueueOutbox, page)
-	if err != nil {
-		return DeadLetters{}, err
-	}
-	out := DeadLetters{Deliveries: []DeadLetter{}, Total: list.Total}
-	if list.Next != nil {
-		out.NextCursor = list.Next.Cursor()
-	}
-	for _, d := range list.Dead {
-		var n notifiers.Notification
-		_ = json.Unmarshal(d.Item.Payload, &n)
-		dl := DeadLetter{Key: d.Item.ID, Kind: n.Kind, Target: d.Item.Group, Integration: d.Item.Class, Alerts: d.Item.Alerts,
-			Attempts: d.Item.Attempts, Error: d.Item.LastErr, At: d.At, Fingerprints: make([]string, 0, len(n.Alerts))}
-		for _, a := range n.Alerts {
-			dl.Fingerprints = append(dl.Fingerprints, a.Fingerprint)
+		out.Total += list.Total
+		for _, d := range list.Dead {
+			out.Deliveries = append(out.Deliveries, deadLetter(d, full))
 		}
-		if full {
-			dl.Notification = &n
+		if list.Next != nil {
+			out.NextCursor = strconv.Itoa(s) + "~" + list.Next.Cursor()
 		}
-		out.Deliveries = append(out.Deliveries, dl)
+	}
+	if n == 1 {
+		out.NextCursor = strings.TrimPrefix(out.NextCursor, "0~")
 	}
 	return out, nil
+}
+
+func deadLetter(d store.Dead, full bool) DeadLetter {
+	var n notifiers.Notification
+	_ = json.Unmarshal(d.Item.Payload, &n)
+	dl := DeadLetter{Key: d.Item.ID, Kind: n.Kind, Target: d.Item.Group, Integration: d.Item.Class, Alerts: d.Item.Alerts,
+		Attempts: d.Item.Attempts, Error: d.Item.LastErr, At: d.At, Fingerprints: make([]string, 0, len(n.Alerts))}
+	for _, a := range n.Alerts {
+		dl.Fingerprints = append(dl.Fingerprints, a.Fingerprint)
+	}
+	if full {
+		dl.Notification = &n
+	}
+	return dl
 }

@@ -27,7 +27,7 @@ import (
 // Store is what the pipeline needs of the state backend (see package
 // store for the contract).
 type Store interface {
-	Dequeue(ctx context.Context, consumer string, max int, block time.Duration) ([]*alert.Entry, error)
+	Dequeue(ctx context.Context, shard int, consumer string, max int, block time.Duration) ([]*alert.Entry, error)
 	Depth(ctx context.Context) (int64, error)
 	Get(ctx context.Context, shard int, keys ...string) ([][]byte, error)
 	Commit(ctx context.Context, shard int, t store.Txn) error
@@ -35,7 +35,8 @@ type Store interface {
 	Claim(ctx context.Context, shard int, queue string, o store.ClaimOptions) (store.Claimed, error)
 	Settle(ctx context.Context, shard int, queue string, s store.Settlement) (store.Settled, error)
 	DeadLetters(ctx context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error)
-	Marked(ctx context.Context, index string, max float64) ([]string, error)
+	MarkedIn(ctx context.Context, shard int, index string, max float64) ([]string, error)
+	Shards() int
 	Maintain(ctx context.Context) error
 }
 
@@ -82,6 +83,7 @@ type Pipeline struct {
 	disp  *Dispatcher
 
 	remedyWake  chan struct{}
+	forwardWake chan struct{}
 	remedySlots chan struct{}
 }
 
@@ -109,7 +111,7 @@ func New(o Options) *Pipeline {
 		o.RecordTTL = 24 * time.Hour
 	}
 	p := &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store),
-		remedyWake: make(chan struct{}, 1), remedySlots: make(chan struct{}, o.RemedyWorkers)}
+		remedyWake: make(chan struct{}, 1), forwardWake: make(chan struct{}, 1), remedySlots: make(chan struct{}, o.RemedyWorkers)}
 	p.disp = newDispatcher(p)
 	if o.Rules != nil {
 		p.rules.Store(o.Rules)
@@ -132,7 +134,12 @@ func (p *Pipeline) Check(ctx context.Context) error {
 
 // Flush sends what is due now and waits for it (tests, and the end of a
 // memory store's drain).
-func (p *Pipeline) Flush(ctx context.Context) error { return p.disp.flush(ctx) }
+func (p *Pipeline) Flush(ctx context.Context) error {
+	if err := p.forward(ctx); err != nil {
+		return err
+	}
+	return p.disp.flush(ctx)
+}
 
 // loop runs fn every interval, and at once when wake fires (nil: never),
 // until ctx is done. A failure is counted under op and logged with msg; the
@@ -174,6 +181,13 @@ func (p *Pipeline) Start(ctx context.Context) {
 		defer p.wg.Done()
 		p.disp.run(ctx)
 	}()
+	if p.o.Store.Shards() > 1 {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.loop(ctx, time.Second, p.forwardWake, "forward", "forwarding outbox work to its targets' shards failed; it is tried again", p.forward)
+		}()
+	}
 	go func() {
 		defer p.wg.Done()
 		// The keys written too often to set a TTL each time get theirs
@@ -183,7 +197,11 @@ func (p *Pipeline) Start(ctx context.Context) {
 	if err := p.o.Store.Maintain(ctx); err != nil {
 		p.o.Logger.Warn().Err(err).Msg("refreshing key TTLs failed; it runs again in a minute")
 	}
-	for i := 0; i < p.o.Workers; i++ {
+	// Every replica consumes every shard: worker i reads shard i mod n,
+	// and there is a worker for each shard at least.
+	shards := p.o.Store.Shards()
+	for i := 0; i < max(p.o.Workers, shards); i++ {
+		shard := i % shards
 		p.wg.Add(1)
 		// Each worker is its own queue consumer: a consumer's unacknowledged
 		// entries come back to it first, so two workers sharing a name
@@ -193,7 +211,7 @@ func (p *Pipeline) Start(ctx context.Context) {
 		consumer := fmt.Sprintf("%s-%d", p.o.Consumer, i)
 		go func() {
 			defer p.wg.Done()
-			p.work(ctx, consumer)
+			p.work(ctx, shard, consumer)
 		}()
 	}
 }
@@ -216,16 +234,18 @@ func (p *Pipeline) Wait(ctx context.Context) error {
 // queue would not survive the process.
 func (p *Pipeline) Drain(ctx context.Context) (int, error) {
 	n := 0
-	for ctx.Err() == nil {
-		es, err := p.o.Store.Dequeue(ctx, p.o.Consumer+"-drain", dequeueBatch, 0)
-		if err != nil {
-			return n, err
-		}
-		if len(es) == 0 {
-			return n, nil
-		}
-		if p.processBatch(ctx, es) {
-			n += len(es)
+	for shard := 0; shard < p.o.Store.Shards(); shard++ {
+		for ctx.Err() == nil {
+			es, err := p.o.Store.Dequeue(ctx, shard, p.o.Consumer+"-drain", dequeueBatch, 0)
+			if err != nil {
+				return n, err
+			}
+			if len(es) == 0 {
+				break
+			}
+			if p.processBatch(ctx, es) {
+				n += len(es)
+			}
 		}
 	}
 	return n, ctx.Err()
@@ -235,11 +255,11 @@ func (p *Pipeline) Drain(ctx context.Context) (int, error) {
 // read in few round trips, and an entry waits behind at most a few others.
 const dequeueBatch = 8
 
-func (p *Pipeline) work(ctx context.Context, consumer string) {
+func (p *Pipeline) work(ctx context.Context, shard int, consumer string) {
 	log := p.o.Logger
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
-		es, err := p.o.Store.Dequeue(ctx, consumer, dequeueBatch, p.o.Block)
+		es, err := p.o.Store.Dequeue(ctx, shard, consumer, dequeueBatch, p.o.Block)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -269,6 +289,9 @@ func (p *Pipeline) work(ctx context.Context, consumer string) {
 // whose commit conflicted (another replica changed one of its alerts) is
 // then decided again alone. It reports whether every entry is finished.
 func (p *Pipeline) processBatch(ctx context.Context, es []*alert.Entry) bool {
+	if len(es) == 0 {
+		return true
+	}
 	if len(es) == 1 {
 		return p.process(ctx, es[0])
 	}
@@ -289,7 +312,7 @@ func (p *Pipeline) processBatch(ctx context.Context, es []*alert.Entry) bool {
 			}
 		}
 	}
-	vals, err := p.o.Store.Get(ctx, 0, keys...)
+	vals, err := p.o.Store.Get(ctx, es[0].Shard, keys...)
 	if err != nil {
 		p.m.storeErrors.WithLabelValues("read").Inc()
 		p.o.Logger.Error().Err(err).Int("entries", len(es)).Msg("read alert records failed; the entries stay queued and will be retried")
@@ -315,7 +338,7 @@ func (p *Pipeline) processBatch(ctx context.Context, es []*alert.Entry) bool {
 		}
 		pl := p.newPlan(r, cur, now)
 		pl.decideEntry(e, matches[i])
-		txns[i] = pl.finish()
+		txns[i], pl.forwarded = p.localize(e.Shard, e.ID, pl.finish())
 		txns[i].Ack = e.Receipt
 		for _, v := range txns[i].Set {
 			state[v.Key] = v.Value
@@ -323,7 +346,7 @@ func (p *Pipeline) processBatch(ctx context.Context, es []*alert.Entry) bool {
 		plans[i] = pl
 	}
 	ok := true
-	for i, err := range p.o.Store.CommitAll(ctx, 0, txns) {
+	for i, err := range p.o.Store.CommitAll(ctx, es[0].Shard, txns) {
 		e := es[i]
 		log := p.o.Logger.With().Str("entry_id", e.ID).Str("request_id", e.RequestID).Logger()
 		var c *store.Conflict
@@ -363,7 +386,7 @@ func (p *Pipeline) process(ctx context.Context, e *alert.Entry) bool {
 	r := p.rules.Load()
 	now := p.o.Now()
 	ms, keys := matchEntry(r, e, now)
-	vals, err := p.o.Store.Get(ctx, 0, keys...)
+	vals, err := p.o.Store.Get(ctx, e.Shard, keys...)
 	if err != nil {
 		p.m.storeErrors.WithLabelValues("read").Inc()
 		log.Error().Err(err).Msg("read alert records failed; the entry stays queued and will be retried")
@@ -376,9 +399,10 @@ func (p *Pipeline) process(ctx context.Context, e *alert.Entry) bool {
 	for attempt := 0; ; attempt++ {
 		pl := p.newPlan(r, cur, now)
 		pl.decideEntry(e, ms)
-		txn := pl.finish()
+		var txn store.Txn
+		txn, pl.forwarded = p.localize(e.Shard, e.ID, pl.finish())
 		txn.Ack = e.Receipt
-		err := p.o.Store.Commit(ctx, 0, txn)
+		err := p.o.Store.Commit(ctx, e.Shard, txn)
 		var c *store.Conflict
 		switch {
 		case err == nil:
@@ -451,6 +475,12 @@ func (p *Pipeline) committed(pl *plan, e *alert.Entry, log zerolog.Logger) {
 	if len(pl.outbox) > 0 {
 		p.disp.wake(pl.outbox...)
 	}
+	if pl.forwarded {
+		select {
+		case p.forwardWake <- struct{}{}:
+		default:
+		}
+	}
 	if pl.remedy {
 		select {
 		case p.remedyWake <- struct{}{}:
@@ -461,9 +491,9 @@ func (p *Pipeline) committed(pl *plan, e *alert.Entry, log zerolog.Logger) {
 
 // commitPlan commits a plan that acknowledges no entry (a periodic check, a
 // notice), deciding it again on conflict with decide.
-func (p *Pipeline) commitPlan(ctx context.Context, keys []string, decide func(pl *plan) bool) error {
+func (p *Pipeline) commitPlan(ctx context.Context, shard int, keys []string, decide func(pl *plan) bool) error {
 	r := p.rules.Load()
-	vals, err := p.o.Store.Get(ctx, 0, keys...)
+	vals, err := p.o.Store.Get(ctx, shard, keys...)
 	if err != nil {
 		return err
 	}
@@ -476,7 +506,9 @@ func (p *Pipeline) commitPlan(ctx context.Context, keys []string, decide func(pl
 		if !decide(pl) {
 			return nil
 		}
-		err := p.o.Store.Commit(ctx, 0, pl.finish())
+		var txn store.Txn
+		txn, pl.forwarded = p.localize(shard, newToken(), pl.finish())
+		err := p.o.Store.Commit(ctx, shard, txn)
 		var c *store.Conflict
 		if errors.As(err, &c) && attempt < maxConflicts {
 			p.m.conflicts.Inc()

@@ -189,9 +189,9 @@ func TestEntryTakenOverIsProcessedOnce(t *testing.T) {
 	if _, err := st.Enqueue(ctx, e, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	first, _ := st.Dequeue(ctx, "slow", 1, 0)
+	first, _ := st.Dequeue(ctx, 0, "slow", 1, 0)
 	time.Sleep(5 * time.Millisecond)
-	second, _ := st.Dequeue(ctx, "fast", 1, 0)
+	second, _ := st.Dequeue(ctx, 0, "fast", 1, 0)
 	if len(first) != 1 || len(second) != 1 {
 		t.Fatalf("dequeued %d and %d", len(first), len(second))
 	}
@@ -304,7 +304,7 @@ func TestBatchDecidesInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	es, _ := st.Dequeue(ctx, "c", 8, 0)
+	es, _ := st.Dequeue(ctx, 0, "c", 8, 0)
 	if len(es) != 2 || !p.processBatch(ctx, es) {
 		t.Fatalf("batch of %d not processed", len(es))
 	}

@@ -46,14 +46,16 @@ func (p *Pipeline) runRemedies(ctx context.Context, wait bool) error {
 	if wait {
 		running = make(chan struct{}, cap(p.remedySlots))
 	}
-	started := 0
+	started, empty, next := 0, 0, 0
 	for ctx.Err() == nil {
 		free := cap(p.remedySlots) - len(p.remedySlots)
 		if free == 0 {
 			break
 		}
 		now := p.o.Now()
-		c, err := p.o.Store.Claim(ctx, 0, store.QueueRemedy, store.ClaimOptions{
+		shard := next % p.o.Store.Shards()
+		next++
+		c, err := p.o.Store.Claim(ctx, shard, store.QueueRemedy, store.ClaimOptions{
 			Now:   now,
 			Lease: p.o.Remediator.MaxRunTime() + 5*time.Second,
 			Max:   free,
@@ -62,8 +64,12 @@ func (p *Pipeline) runRemedies(ctx context.Context, wait bool) error {
 			return err
 		}
 		if len(c.Batches) == 0 {
-			break
+			if empty++; empty >= p.o.Store.Shards() {
+				break
+			}
+			continue
 		}
+		empty = 0
 		for _, b := range c.Batches {
 			for _, it := range b.Items {
 				p.remedySlots <- struct{}{}
@@ -77,7 +83,7 @@ func (p *Pipeline) runRemedies(ctx context.Context, wait bool) error {
 							running <- struct{}{}
 						}
 					}()
-					p.remedy(ctx, it)
+					p.remedy(ctx, shard, it)
 				}()
 			}
 		}
@@ -88,7 +94,7 @@ func (p *Pipeline) runRemedies(ctx context.Context, wait bool) error {
 	return nil
 }
 
-func (p *Pipeline) remedy(ctx context.Context, it store.Item) {
+func (p *Pipeline) remedy(ctx context.Context, shard int, it store.Item) {
 	var task remedyTask
 	if err := json.Unmarshal(it.Payload, &task); err == nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.Remediator.MaxRunTime())
@@ -99,7 +105,7 @@ func (p *Pipeline) remedy(ctx context.Context, it store.Item) {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := p.o.Store.Settle(sctx, 0, store.QueueRemedy, store.Settlement{Done: []store.Item{it}, Now: p.o.Now()}); err != nil {
+	if _, err := p.o.Store.Settle(sctx, shard, store.QueueRemedy, store.Settlement{Done: []store.Item{it}, Now: p.o.Now()}); err != nil {
 		p.m.storeErrors.WithLabelValues("remedy").Inc()
 		p.o.Logger.Error().Err(err).Str("task", it.ID).Msg("settling a remediation failed; the lease will hand it out again, and its cooldown stops a repeat")
 	}
@@ -112,7 +118,7 @@ func (p *Pipeline) Notice(ctx context.Context, receiver, kind, text string, fact
 	if r == nil || r.Tree == nil || receiver == "" {
 		return nil
 	}
-	return p.commitPlan(ctx, nil, func(pl *plan) bool {
+	return p.commitPlan(ctx, 0, nil, func(pl *plan) bool {
 		now := pl.now
 		for _, t := range r.Tree.ReceiverTargets(receiver) {
 			pl.putNotification(notifiers.Notification{Key: fmt.Sprintf("notice:%s:%d:%s", kind, now.UnixNano(), t.Key()), Kind: kind, Target: toTarget(t), Text: text, Facts: facts}, 0)

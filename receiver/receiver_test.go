@@ -142,7 +142,7 @@ func TestWebhookAcceptsRealPayloads(t *testing.T) {
 		t.Errorf("200s counted %v", got)
 	}
 	// The unicode text survives the queue unchanged.
-	es, _ := h.store.Dequeue(context.Background(), "t", 10, 0)
+	es, _ := h.store.Dequeue(context.Background(), 0, "t", 10, 0)
 	var found bool
 	for _, e := range es {
 		for _, a := range e.Message.Alerts {
@@ -312,8 +312,8 @@ func TestWebhookTemporaryFaults(t *testing.T) {
 		}
 		// Nothing of the refused message was remembered: once there is room
 		// the retry is accepted whole.
-		es, _ := st.Dequeue(context.Background(), "c", 1, 0)
-		_ = st.Ack(context.Background(), es[0].Receipt)
+		es, _ := st.Dequeue(context.Background(), 0, "c", 1, 0)
+		_ = st.Ack(context.Background(), 0, es[0].Receipt)
 		code, body = h.post(t, "/webhook", "application/json", fixture(t, "group_50.json"))
 		if code != 200 || !strings.Contains(body, `"accepted":50`) {
 			t.Errorf("retry after room: %d %s", code, body)

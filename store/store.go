@@ -46,6 +46,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -61,7 +62,20 @@ const (
 	// QueueRemedy holds the alert observations that a remediation rule
 	// matches, until the remediation ran.
 	QueueRemedy = "remedy"
+	// QueueForward holds, in an alert's shard, outbox work bound for a
+	// target in another shard, until it is put there (see Forward).
+	QueueForward = "forward"
 )
+
+// Forward is outbox work for a target in another shard: committed with
+// the alert's records in the alert's shard, then put in the target's by
+// the pipeline's forwarder, once (a marker in the target's shard, kept
+// MarkerTTL, says it was).
+type Forward struct {
+	Shard   int      `json:"shard"`
+	Put     *Put     `json:"put,omitempty"`
+	Collect *Collect `json:"collect,omitempty"`
+}
 
 // Value is a key with a value, as read by Get and written by Commit. A nil
 // Value is an absent key (to Expect) or a delete (to Set).
@@ -213,6 +227,18 @@ type DeadPage struct {
 // Cursor is the page as an opaque token for an API's next_cursor.
 func (p DeadPage) Cursor() string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(p.Before.UnixMilli(), 10) + "." + strconv.Itoa(p.Skip)))
+}
+
+// ShardOf is the shard of n that key (an alert's shard key, a target's
+// key) belongs to: FNV-1a, so that every replica and every process picks
+// the same.
+func ShardOf(key string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
 }
 
 // ErrBadCursor is a cursor that Cursor did not make.

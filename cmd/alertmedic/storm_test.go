@@ -280,6 +280,14 @@ func TestStormRedis(t *testing.T) {
 	testStorm(t, fmt.Sprintf("store:\n  type: redis\n  redis:\n    url: %s\n    key_prefix: %s\n    claim_idle: 1s", redisURL(), prefix))
 }
 
+// The storm on one Redis with the keys spread over 4 shards: the alerts'
+// entries, records and dedup keys in their shards, each target's outbox in
+// its own, the outbox work crossing shards through the forward queue.
+func TestStormRedisSharded(t *testing.T) {
+	_, prefix := redisPrefix(t)
+	testStorm(t, fmt.Sprintf("store:\n  type: redis\n  redis:\n    url: %s\n    key_prefix: %s\n    claim_idle: 1s\n    shards: 4", redisURL(), prefix))
+}
+
 // Every alert of a storm reaches PagerDuty and the webhook exactly once, the
 // Slack messages account for every alert within Slack's rate limit, and the
 // daemon's count of delivered alerts agrees with what arrived.

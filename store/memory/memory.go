@@ -210,7 +210,10 @@ func withAlerts(e *alert.Entry, as template.Alerts) *alert.Entry {
 }
 
 // Dequeue hands out up to max entries to consumer.
-func (s *Store) Dequeue(ctx context.Context, consumer string, max int, block time.Duration) ([]*alert.Entry, error) {
+func (s *Store) Dequeue(ctx context.Context, shard int, consumer string, max int, block time.Duration) ([]*alert.Entry, error) {
+	if err := checkShard(shard); err != nil {
+		return nil, err
+	}
 	if max <= 0 {
 		max = 1
 	}
@@ -264,7 +267,10 @@ func (s *Store) takeLocked(consumer string, max int) []*alert.Entry {
 }
 
 // Ack forgets the entry.
-func (s *Store) Ack(_ context.Context, receipt string) error {
+func (s *Store) Ack(_ context.Context, shard int, receipt string) error {
+	if err := checkShard(shard); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	delete(s.taken, receipt)
 	s.mu.Unlock()

@@ -43,7 +43,7 @@ func process(t *testing.T, s *memory.Store, ttl time.Duration, pin bool) {
 	t.Helper()
 	ctx := context.Background()
 	for {
-		got, err := s.Dequeue(ctx, "c", 100, 0)
+		got, err := s.Dequeue(ctx, 0, "c", 100, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -224,6 +224,14 @@ func (s *Store) Mark(_ context.Context, index, member string, score float64) err
 }
 
 // Marked lists the members of index scored at most max, lowest first.
+// MarkedIn is Marked for shard 0, the only one.
+func (s *Store) MarkedIn(ctx context.Context, shard int, index string, max float64) ([]string, error) {
+	if err := checkShard(shard); err != nil {
+		return nil, err
+	}
+	return s.Marked(ctx, index, max)
+}
+
 func (s *Store) Marked(_ context.Context, index string, max float64) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

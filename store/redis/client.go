@@ -1,7 +1,10 @@
 package redisstore
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -80,7 +83,7 @@ func NewClient(o ClientOptions) (redis.UniversalClient, error) {
 	case len(o.Addrs) > 0:
 		// UniversalOptions picks a Sentinel, Cluster or single-node client from
 		// the addresses, so scaling out is a configuration change only.
-		return redis.NewUniversalClient(&redis.UniversalOptions{
+		u := &redis.UniversalOptions{
 			Addrs:            o.Addrs,
 			MasterName:       o.MasterName,
 			Username:         o.Username,
@@ -94,10 +97,74 @@ func NewClient(o ClientOptions) (redis.UniversalClient, error) {
 			PoolSize:         o.PoolSize,
 
 			ContextTimeoutEnabled: true,
-		}), nil
+		}
+		if o.MasterName == "" && len(o.Addrs) > 1 {
+			return newClusterClient(u.Cluster()), nil
+		}
+		return redis.NewUniversalClient(u), nil
 	default:
 		return nil, errors.New("new redis client: neither a URL nor addresses are set")
 	}
 }
 
 var errBadURL = errors.New("new redis client: parse URL: not a valid redis://, rediss:// or unix:// URL (the reason is not shown: it would quote the URL, which may hold the password)")
+
+// ClusterStateReloadInterval is how often the Cluster client re-reads the
+// slot map without being asked (go-redis's default is 60 s).
+const ClusterStateReloadInterval = 5 * time.Second
+
+// newClusterClient is go-redis's Cluster client that also re-reads the
+// slot map as soon as a node refuses a connection or drops one. go-redis
+// re-reads it only on MOVED or every ClusterStateReloadInterval
+// (redis/go-redis#3979): after a master died and its replica took over,
+// commands kept dialling the dead address for up to a minute. The reload
+// is asynchronous and coalesced, so a burst of failures costs one CLUSTER
+// SLOTS.
+func newClusterClient(o *redis.ClusterOptions) *redis.ClusterClient {
+	o.ClusterStateReloadInterval = ClusterStateReloadInterval
+	c := redis.NewClusterClient(o)
+	c.AddHook(reloadOnConnError{c})
+	return c
+}
+
+type reloadOnConnError struct{ c *redis.ClusterClient }
+
+func (h reloadOnConnError) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err != nil {
+			h.c.ReloadState(ctx)
+		}
+		return conn, err
+	}
+}
+
+func (h reloadOnConnError) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.check(ctx, err)
+		return err
+	}
+}
+
+func (h reloadOnConnError) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.check(ctx, err)
+		return err
+	}
+}
+
+// check reloads on a broken connection (a reset, EOF, a refused dial) or a
+// node that says it is no longer in charge (a failed-over master answers
+// READONLY or CLUSTERDOWN for a moment).
+func (h reloadOnConnError) check(ctx context.Context, err error) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		redis.HasErrorPrefix(err, "READONLY") || redis.HasErrorPrefix(err, "CLUSTERDOWN") || redis.HasErrorPrefix(err, "TRYAGAIN") {
+		h.c.ReloadState(ctx)
+	}
+}

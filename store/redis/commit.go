@@ -16,7 +16,7 @@ import (
 )
 
 // Get reads values by key (MGET); an absent key reads as nil.
-func (s *Store) Get(ctx context.Context, shard int, keys ...string) ([][]byte, error) {
+func (s *shard) Get(ctx context.Context, shard int, keys ...string) ([][]byte, error) {
 	if err := s.checkShard(shard); err != nil {
 		return nil, err
 	}
@@ -40,7 +40,7 @@ func (s *Store) Get(ctx context.Context, shard int, keys ...string) ([][]byte, e
 	return out, nil
 }
 
-func (s *Store) checkShard(shard int) error {
+func (s *shard) checkShard(shard int) error {
 	if shard != 0 {
 		return fmt.Errorf("redis store has one shard, not shard %d", shard)
 	}
@@ -195,7 +195,7 @@ func (t *txnArgs) key(k string) string {
 }
 
 // Commit implements store.Txn on Redis in one script call.
-func (s *Store) Commit(ctx context.Context, shard int, t store.Txn) error {
+func (s *shard) Commit(ctx context.Context, shard int, t store.Txn) error {
 	if err := s.checkShard(shard); err != nil {
 		return err
 	}
@@ -227,7 +227,7 @@ func (s *Store) Commit(ctx context.Context, shard int, t store.Txn) error {
 }
 
 // committed reads commitScript's reply.
-func (s *Store) committed(ctx context.Context, t store.Txn, ta *txnArgs, res []any) error {
+func (s *shard) committed(ctx context.Context, t store.Txn, ta *txnArgs, res []any) error {
 	code, _ := res[0].(int64)
 	if code == 1 || code == 0 {
 		if t.Ack != "" {
@@ -254,7 +254,7 @@ func (s *Store) committed(ctx context.Context, t store.Txn, ta *txnArgs, res []a
 }
 
 // txnArgs builds commitScript's keys and arguments for t.
-func (s *Store) txnArgs(t store.Txn) (*txnArgs, error) {
+func (s *shard) txnArgs(t store.Txn) (*txnArgs, error) {
 	ta := &txnArgs{keys: []string{s.stream}, idx: map[string]int{s.stream: 1}}
 	ta.args = append(ta.args, s.group, t.Ack, len(t.Expect))
 	for _, e := range t.Expect {
@@ -322,7 +322,7 @@ func (s *Store) txnArgs(t store.Txn) (*txnArgs, error) {
 
 // CommitAll applies each Txn as Commit does, in order, each atomically on
 // its own, in one round trip: a worker commits a batch of entries at once.
-func (s *Store) CommitAll(ctx context.Context, shard int, ts []store.Txn) []error {
+func (s *shard) CommitAll(ctx context.Context, shard int, ts []store.Txn) []error {
 	errs := make([]error, len(ts))
 	if err := s.checkShard(shard); err != nil {
 		for i := range errs {
@@ -368,4 +368,4 @@ func (s *Store) CommitAll(ctx context.Context, shard int, ts []store.Txn) []erro
 }
 
 // unkey is key's inverse for one kind.
-func (s *Store) unkey(kind, k string) string { return k[len(s.keyPrefix)+len(kind)+1:] }
+func (s *shard) unkey(kind, k string) string { return k[len(s.keyPrefix)+len(kind)+1:] }

@@ -33,10 +33,10 @@ import (
 // 24 KiB of a 50-alert notification. The claim that takes it reads the
 // payload back; its settle deletes it.
 
-func (s *Store) queueKey(q string) string { return s.keyPrefix + "q:" + q }
+func (s *shard) queueKey(q string) string { return s.keyPrefix + "q:" + q }
 
 // collectKey names a collecting item's fields ("c") or spilled names ("o").
-func (s *Store) collectKey(q, kind, id string) string {
+func (s *shard) collectKey(q, kind, id string) string {
 	return s.keyPrefix + "q:" + q + ":" + kind + ":" + escape(id)
 }
 
@@ -279,7 +279,7 @@ return {out, limited, nxt[2] or '', held}
 `)
 
 // Claim implements store.ClaimOptions on Redis in one script call.
-func (s *Store) Claim(ctx context.Context, shard int, queue string, o store.ClaimOptions) (store.Claimed, error) {
+func (s *shard) Claim(ctx context.Context, shard int, queue string, o store.ClaimOptions) (store.Claimed, error) {
 	if err := s.checkShard(shard); err != nil {
 		return store.Claimed{}, err
 	}
@@ -449,7 +449,7 @@ return evicted
 `)
 
 // Settle implements store.Settlement on Redis in one script call.
-func (s *Store) Settle(ctx context.Context, shard int, queue string, st store.Settlement) (store.Settled, error) {
+func (s *shard) Settle(ctx context.Context, shard int, queue string, st store.Settlement) (store.Settled, error) {
 	if err := s.checkShard(shard); err != nil {
 		return store.Settled{}, err
 	}
@@ -512,7 +512,7 @@ func (s *Store) Settle(ctx context.Context, shard int, queue string, st store.Se
 
 // DeadLetters lists a queue's dead letters, newest first: up to limit of
 // them, from the offset-th newest; and how many there are.
-func (s *Store) DeadLetters(ctx context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error) {
+func (s *shard) DeadLetters(ctx context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error) {
 	if err := s.checkShard(shard); err != nil {
 		return store.DeadList{}, err
 	}
@@ -548,7 +548,7 @@ func (s *Store) DeadLetters(ctx context.Context, shard int, queue string, page s
 }
 
 // QueueLen counts a leased queue's unfinished items.
-func (s *Store) QueueLen(ctx context.Context, shard int, queue string) (int, error) {
+func (s *shard) QueueLen(ctx context.Context, shard int, queue string) (int, error) {
 	if err := s.checkShard(shard); err != nil {
 		return 0, err
 	}

@@ -167,7 +167,7 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	if _, err := s.Enqueue(ctx, testEntry("ttl-2", a), time.Minute); err != nil {
 		t.Fatalf("enqueue duplicate: %v", err)
 	}
-	got, err := s.Dequeue(ctx, "w", 10, time.Second)
+	got, err := s.Dequeue(ctx, 0, "w", 10, time.Second)
 	if err != nil || len(got) != 1 {
 		t.Fatalf("dequeue = %d entries, %v; want 1", len(got), err)
 	}
@@ -257,7 +257,7 @@ func TestUndecodableEntriesAreDropped(t *testing.T) {
 	var got []*alert.Entry
 	for range 3 {
 		var err error
-		if got, err = s.Dequeue(ctx, "w", 10, 0); err != nil {
+		if got, err = s.Dequeue(ctx, 0, "w", 10, 0); err != nil {
 			t.Fatalf("dequeue: %v", err)
 		}
 		if len(got) > 0 {
@@ -285,7 +285,7 @@ func TestGroupRecreated(t *testing.T) {
 	if err := c.Del(ctx, stream).Err(); err != nil {
 		t.Fatalf("del: %v", err)
 	}
-	if got, err := s.Dequeue(ctx, "w", 10, 0); err != nil || len(got) != 0 {
+	if got, err := s.Dequeue(ctx, 0, "w", 10, 0); err != nil || len(got) != 0 {
 		t.Fatalf("dequeue without a group = %d entries, %v; want none and no error", len(got), err)
 	}
 
@@ -295,11 +295,11 @@ func TestGroupRecreated(t *testing.T) {
 	if _, err := s.Enqueue(ctx, testEntry("after", testAlert("A")), time.Minute); err != nil {
 		t.Fatalf("enqueue: %v", err)
 	}
-	got, err := s.Dequeue(ctx, "w", 10, 0)
+	got, err := s.Dequeue(ctx, 0, "w", 10, 0)
 	if err != nil || len(got) != 1 || got[0].ID != "after" {
 		t.Fatalf("dequeue after the stream was recreated = %d entries, %v; want the entry", len(got), err)
 	}
-	if err := s.Ack(ctx, got[0].Receipt); err != nil {
+	if err := s.Ack(ctx, 0, got[0].Receipt); err != nil {
 		t.Fatalf("ack: %v", err)
 	}
 }
@@ -426,7 +426,7 @@ func TestExpiredStreamHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ { // past the claim throttle too
-		if _, err := s.Dequeue(ctx, "w", 1, 0); err != nil {
+		if _, err := s.Dequeue(ctx, 0, "w", 1, 0); err != nil {
 			t.Fatalf("dequeue on an expired stream: %v", err)
 		}
 		time.Sleep(300 * time.Millisecond)
@@ -434,7 +434,7 @@ func TestExpiredStreamHeals(t *testing.T) {
 	if _, err := s.Enqueue(ctx, testEntry("e1", testAlert("A")), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	es, err := s.Dequeue(ctx, "w", 1, 0)
+	es, err := s.Dequeue(ctx, 0, "w", 1, 0)
 	if err != nil || len(es) != 1 {
 		t.Fatalf("after healing: %v %v", es, err)
 	}

@@ -22,7 +22,7 @@ const maxStateRetries = 50
 // UpdateState is an optimistic transaction: WATCH the key, read it, run fn,
 // and write in MULTI/EXEC, which Redis refuses if another client wrote the
 // key meanwhile; then fn runs again on the newer value.
-func (s *Store) UpdateState(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) ([]byte, error) {
+func (s *shard) UpdateState(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) ([]byte, error) {
 	k := s.key("state", key)
 	var result []byte
 	txf := func(tx *redis.Tx) error {
@@ -78,7 +78,7 @@ func (s *Store) UpdateState(ctx context.Context, key string, ttl time.Duration, 
 
 // State is a plain GET: readers need no WATCH, and do not make writers
 // retry.
-func (s *Store) State(ctx context.Context, key string) ([]byte, error) {
+func (s *shard) State(ctx context.Context, key string) ([]byte, error) {
 	v, err := s.client.Get(ctx, s.key("state", key)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -96,7 +96,7 @@ func (e *fnError) Error() string { return e.err.Error() }
 
 // Mark adds member to the index's sorted set and keeps the set alive for
 // KeyTTL after its last change.
-func (s *Store) Mark(ctx context.Context, index, member string, score float64) error {
+func (s *shard) Mark(ctx context.Context, index, member string, score float64) error {
 	k := s.key("index", index)
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, k, redis.Z{Score: score, Member: member})
@@ -110,7 +110,7 @@ func (s *Store) Mark(ctx context.Context, index, member string, score float64) e
 }
 
 // Marked lists members scored at most max, lowest first.
-func (s *Store) Marked(ctx context.Context, index string, max float64) ([]string, error) {
+func (s *shard) Marked(ctx context.Context, index string, max float64) ([]string, error) {
 	v, err := s.client.ZRangeByScore(ctx, s.key("index", index), &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatFloat(max, 'f', -1, 64),
 	}).Result()
@@ -121,18 +121,9 @@ func (s *Store) Marked(ctx context.Context, index string, max float64) ([]string
 }
 
 // Unmark removes member from the index.
-func (s *Store) Unmark(ctx context.Context, index, member string) error {
+func (s *shard) Unmark(ctx context.Context, index, member string) error {
 	if err := s.client.ZRem(ctx, s.key("index", index), member).Err(); err != nil {
 		return alert.Unavailable("unmark "+index, err)
 	}
 	return nil
-}
-
-// IsDone says whether Record has recorded the entry.
-func (s *Store) IsDone(ctx context.Context, id string) (bool, error) {
-	n, err := s.client.Exists(ctx, s.key("done", id)).Result()
-	if err != nil {
-		return false, alert.Unavailable("check entry "+id, err)
-	}
-	return n == 1, nil
 }

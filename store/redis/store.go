@@ -63,14 +63,30 @@ type Options struct {
 	MaxDeadLetters int
 	// Group is the stream's consumer group. Default DefaultGroup.
 	Group string
+	// WaitReplicas, when above 0, makes Enqueue wait (Redis WAIT, at most
+	// WaitTimeout) until that many replicas have the entry before it
+	// reports success: Redis replication is asynchronous, and an entry a
+	// master acknowledged and died with before its replica had it would be
+	// lost with a 200 already given. Fewer replicas in time is an error
+	// (the webhook answers 503; Alertmanager's retry finds the alerts
+	// queued, as duplicates, or queues them on the new master).
+	WaitReplicas int
+	WaitTimeout  time.Duration
+	// Shards spreads the keys over that many hash tags (see ShardTag);
+	// 0 is 1.
+	Shards int
+	// ShardKey names the shard of an alert (store.ShardOf of it): its
+	// fingerprint when nil. With flapping.by grouping alerts, the flap key,
+	// so that a group's alerts share a shard.
+	ShardKey func(template.Alert) string
 	// Logger hears of entries dropped as undecodable, so that none goes
 	// silently. The zero value discards.
 	Logger zerolog.Logger
 }
 
-// Store implements the store contract (package store) on Redis. It is
-// safe for concurrent use.
-type Store struct {
+// shard is the store under one hash tag: its keys, its queue stream and
+// what this handle knows of its consumers. Store holds one per shard.
+type shard struct {
 	client    redis.UniversalClient
 	keyPrefix string // "{prefix}:"
 	stream    string
@@ -79,6 +95,8 @@ type Store struct {
 	claimIdle time.Duration
 	keyTTL    time.Duration
 	maxDead   int
+	waitN     int
+	waitFor   time.Duration
 	log       zerolog.Logger
 
 	mu        sync.Mutex
@@ -90,8 +108,9 @@ type Store struct {
 	lastFlush time.Time
 }
 
-// New checks o and creates the consumer group (and the stream) if missing.
-func New(ctx context.Context, o Options) (*Store, error) {
+// newShard checks o and creates the consumer group (and the stream) if
+// missing; o.Prefix is the whole hash tag.
+func newShard(ctx context.Context, o Options) (*shard, error) {
 	if o.Client == nil {
 		return nil, errors.New("new redis store: no client")
 	}
@@ -121,7 +140,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("new redis store: key TTL %v must be at least 1ms", o.KeyTTL)
 	}
 	p := "{" + o.Prefix + "}:"
-	s := &Store{
+	s := &shard{
 		client:    o.Client,
 		keyPrefix: p,
 		stream:    p + "queue",
@@ -130,6 +149,8 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		claimIdle: o.ClaimIdle,
 		keyTTL:    o.KeyTTL,
 		maxDead:   o.MaxDeadLetters,
+		waitN:     o.WaitReplicas,
+		waitFor:   o.WaitTimeout,
 		log:       o.Logger,
 		consumers: map[string]*consumerState{},
 		receipts:  map[string]string{},
@@ -143,12 +164,12 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) key(kind, id string) string { return s.keyPrefix + kind + ":" + id }
+func (s *shard) key(kind, id string) string { return s.keyPrefix + kind + ":" + id }
 
 // createGroup creates the group reading from the start of the stream, so
 // entries added while the group was missing (the stream expired, then an
 // enqueue recreated it) are still delivered.
-func (s *Store) createGroup(ctx context.Context) error {
+func (s *shard) createGroup(ctx context.Context) error {
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.XGroupCreateMkStream(ctx, s.stream, s.group, "0")
 		// MKSTREAM creates the stream without a TTL.
@@ -165,7 +186,7 @@ func (s *Store) createGroup(ctx context.Context) error {
 
 // withGroup runs fn and, when the group is gone because the stream expired
 // or was deleted, recreates it and runs fn again.
-func (s *Store) withGroup(ctx context.Context, fn func() error) error {
+func (s *shard) withGroup(ctx context.Context, fn func() error) error {
 	err := fn()
 	// The stream may have expired (key_ttl passed with no enqueue): XAUTOCLAIM
 	// then says the key no longer exists, XREADGROUP says NOGROUP. Either
@@ -180,7 +201,7 @@ func (s *Store) withGroup(ctx context.Context, fn func() error) error {
 }
 
 // Enqueue implements the store contract. dedupTTL must be at least 1ms.
-func (s *Store) Enqueue(ctx context.Context, e *alert.Entry, dedupTTL time.Duration) (alert.EnqueueResult, error) {
+func (s *shard) Enqueue(ctx context.Context, e *alert.Entry, dedupTTL time.Duration) (alert.EnqueueResult, error) {
 	if e == nil || e.Message == nil || e.Message.Data == nil {
 		return alert.EnqueueResult{}, errors.New("enqueue entry: no message")
 	}
@@ -210,7 +231,12 @@ func (s *Store) Enqueue(ctx context.Context, e *alert.Entry, dedupTTL time.Durat
 		keys = append(keys, s.key("dedup", alert.ObservationKey(a)))
 		args = append(args, b)
 	}
-	res, err := enqueueScript.Run(ctx, s.client, keys, args...).Slice()
+	var res []any
+	if s.waitN > 0 {
+		res, err = s.enqueueWaiting(ctx, keys, args)
+	} else {
+		res, err = enqueueScript.Run(ctx, s.client, keys, args...).Slice()
+	}
 	if err != nil {
 		return alert.EnqueueResult{}, alert.Unavailable("enqueue entry "+e.ID, err)
 	}
@@ -229,6 +255,55 @@ func (s *Store) Enqueue(ctx context.Context, e *alert.Entry, dedupTTL time.Durat
 		return alert.EnqueueResult{Duplicates: len(alerts)}, nil
 	default:
 		return alert.EnqueueResult{Queued: true, Accepted: int(queued), Duplicates: len(alerts) - int(queued)}, nil
+	}
+}
+
+// enqueueWaiting runs the enqueue script and WAIT on one connection to the
+// master that holds the stream (WAIT counts the replicas that have this
+// connection's writes), and fails unless WaitReplicas have it.
+func (s *shard) enqueueWaiting(ctx context.Context, keys []string, args []any) ([]any, error) {
+	var node redis.Cmdable = s.client
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		m, err := cc.MasterForKey(ctx, keys[0])
+		if err != nil {
+			return nil, err
+		}
+		node = m
+	}
+	timeout := s.waitFor
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	for attempt := 0; ; attempt++ {
+		var run *redis.Cmd
+		var wait *redis.IntCmd
+		_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			run = enqueueScript.EvalSha(ctx, p, keys, args...)
+			wait = redis.NewIntCmd(ctx, "wait", s.waitN, timeout.Milliseconds())
+			_ = p.Process(ctx, wait)
+			return nil
+		})
+		if err != nil && redis.HasErrorPrefix(run.Err(), "NOSCRIPT") && attempt == 0 {
+			if err := enqueueScript.Load(ctx, node).Err(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := run.Err(); err != nil {
+			return nil, err
+		}
+		if err := wait.Err(); err != nil {
+			return nil, err
+		}
+		res, err := run.Slice()
+		if err != nil {
+			return nil, err
+		}
+		// Nothing written (every alert a duplicate) needs no replica.
+		if q, _ := res[0].(int64); q > 0 && wait.Val() < int64(s.waitN) {
+			return nil, fmt.Errorf("queued on the master, but %d of the %d replicas store.redis.wait_replicas asks for had it within %s", wait.Val(), s.waitN, timeout)
+		}
+		return res, nil
 	}
 }
 
@@ -289,7 +364,7 @@ func decodeEntry(msg redis.XMessage) (*alert.Entry, error) {
 // takes stays pending for this consumer name and comes back on its next
 // Dequeue (or to another consumer after ClaimIdle). go-redis cannot abort a
 // command once sent.
-func (s *Store) Dequeue(ctx context.Context, consumer string, max int, block time.Duration) ([]*alert.Entry, error) {
+func (s *shard) Dequeue(ctx context.Context, consumer string, max int, block time.Duration) ([]*alert.Entry, error) {
 	if consumer == "" {
 		return nil, errors.New("dequeue: no consumer name")
 	}
@@ -318,7 +393,7 @@ func (s *Store) Dequeue(ctx context.Context, consumer string, max int, block tim
 	return entries, nil
 }
 
-func (s *Store) dequeue(ctx context.Context, consumer string, count int64, block time.Duration) ([]*alert.Entry, error) {
+func (s *shard) dequeue(ctx context.Context, consumer string, count int64, block time.Duration) ([]*alert.Entry, error) {
 	// This consumer's own unacknowledged entries first: after a restart
 	// they are back at once, without waiting for ClaimIdle. A consumer this
 	// handle knows to hold nothing unacknowledged skips the round trip.
@@ -386,7 +461,7 @@ type consumerState struct {
 	lastClaim time.Time
 }
 
-func (s *Store) consumer(name string) *consumerState {
+func (s *shard) consumer(name string) *consumerState {
 	c := s.consumers[name]
 	if c == nil {
 		c = &consumerState{out: map[string]bool{}}
@@ -395,14 +470,14 @@ func (s *Store) consumer(name string) *consumerState {
 	return c
 }
 
-func (s *Store) mayHavePending(name string) bool {
+func (s *shard) mayHavePending(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.consumer(name)
 	return !c.known || len(c.out) > 0
 }
 
-func (s *Store) noPending(name string) {
+func (s *shard) noPending(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.consumer(name)
@@ -410,7 +485,7 @@ func (s *Store) noPending(name string) {
 	clear(c.out)
 }
 
-func (s *Store) handedOut(name string, es []*alert.Entry) {
+func (s *shard) handedOut(name string, es []*alert.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.consumer(name)
@@ -420,7 +495,7 @@ func (s *Store) handedOut(name string, es []*alert.Entry) {
 	}
 }
 
-func (s *Store) acked(receipts ...string) {
+func (s *shard) acked(receipts ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range receipts {
@@ -432,7 +507,7 @@ func (s *Store) acked(receipts ...string) {
 }
 
 // claimDue says whether it is time for name to look for idle entries.
-func (s *Store) claimDue(name string) bool {
+func (s *shard) claimDue(name string) bool {
 	every := min(max(s.claimIdle/4, 100*time.Millisecond), 5*time.Second)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -446,7 +521,7 @@ func (s *Store) claimDue(name string) bool {
 
 // readNew reads new entries, blocking up to block, and returns as soon as
 // ctx is done.
-func (s *Store) readNew(ctx context.Context, consumer string, count int64, block time.Duration) ([]redis.XMessage, error) {
+func (s *shard) readNew(ctx context.Context, consumer string, count int64, block time.Duration) ([]redis.XMessage, error) {
 	if block <= 0 {
 		// go-redis leaves BLOCK out for a negative value; BLOCK 0 would wait
 		// forever.
@@ -482,7 +557,7 @@ func (s *Store) readNew(ctx context.Context, consumer string, count int64, block
 
 // read runs XREADGROUP from id ("0": own pending entries, ">": new ones);
 // block < 0 means do not block.
-func (s *Store) read(ctx context.Context, consumer, id string, count int64, block time.Duration) ([]redis.XMessage, error) {
+func (s *shard) read(ctx context.Context, consumer, id string, count int64, block time.Duration) ([]redis.XMessage, error) {
 	var streams []redis.XStream
 	err := s.withGroup(ctx, func() error {
 		var err error
@@ -510,7 +585,7 @@ func (s *Store) read(ctx context.Context, consumer, id string, count int64, bloc
 
 // decode returns the entries of msgs and drops the ones that cannot be
 // decoded, including pending IDs whose entry was deleted (no fields).
-func (s *Store) decode(ctx context.Context, msgs []redis.XMessage) []*alert.Entry {
+func (s *shard) decode(ctx context.Context, msgs []redis.XMessage) []*alert.Entry {
 	var entries []*alert.Entry
 	var bad []string
 	for _, m := range msgs {
@@ -540,7 +615,7 @@ func (s *Store) decode(ctx context.Context, msgs []redis.XMessage) []*alert.Entr
 }
 
 // Ack implements the store contract.
-func (s *Store) Ack(ctx context.Context, receipt string) error {
+func (s *shard) Ack(ctx context.Context, receipt string) error {
 	if receipt == "" {
 		return errors.New("ack entry: no receipt")
 	}
@@ -558,7 +633,7 @@ const ackEvery = 100 * time.Millisecond
 
 // deleted notes an entry a commit took out of the stream, and acknowledges
 // what has gathered when it is time.
-func (s *Store) deleted(ctx context.Context, receipt string) {
+func (s *shard) deleted(ctx context.Context, receipt string) {
 	s.acked(receipt)
 	s.mu.Lock()
 	s.toAck = append(s.toAck, receipt)
@@ -570,7 +645,7 @@ func (s *Store) deleted(ctx context.Context, receipt string) {
 }
 
 // flushAcks acknowledges, in one XACK, the entries commits deleted.
-func (s *Store) flushAcks(ctx context.Context) {
+func (s *shard) flushAcks(ctx context.Context) {
 	s.mu.Lock()
 	ids := s.toAck
 	s.toAck, s.lastFlush = nil, time.Now()
@@ -586,7 +661,7 @@ func (s *Store) flushAcks(ctx context.Context) {
 	}
 }
 
-func (s *Store) ack(ctx context.Context, ids ...string) error {
+func (s *shard) ack(ctx context.Context, ids ...string) error {
 	var xack *redis.IntCmd
 	var xdel *redis.IntCmd
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -607,7 +682,7 @@ func (s *Store) ack(ctx context.Context, ids ...string) error {
 }
 
 // Depth implements the store contract.
-func (s *Store) Depth(ctx context.Context) (int64, error) {
+func (s *shard) Depth(ctx context.Context) (int64, error) {
 	n, err := s.client.XLen(ctx, s.stream).Result()
 	if err != nil {
 		return 0, alert.Unavailable("read queue depth", err)
@@ -616,7 +691,7 @@ func (s *Store) Depth(ctx context.Context) (int64, error) {
 }
 
 // Ping implements the store contract.
-func (s *Store) Ping(ctx context.Context) error {
+func (s *shard) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx).Err(); err != nil {
 		return alert.Unavailable("ping redis", err)
 	}
@@ -624,7 +699,7 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close closes the client given in Options.
-func (s *Store) Close() error {
+func (s *shard) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	s.flushAcks(ctx)
 	cancel()
@@ -643,15 +718,46 @@ func ceilMillis(d time.Duration) int64 {
 // Purge deletes every key under the store's prefix, and nothing else: for
 // tests and benchmarks that share a Redis, and for retiring a deployment.
 // It returns how many keys it deleted.
-func (s *Store) Purge(ctx context.Context) (int, error) {
+func (s *shard) Purge(ctx context.Context) (int, error) {
+	return s.purge(ctx, globEscape(s.keyPrefix)+"*")
+}
+
+// purge deletes the keys matching pattern (SCAN MATCH), on every master
+// of a Cluster.
+func (s *shard) purge(ctx context.Context, pattern string) (int, error) {
+	cc, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return purgeNode(ctx, s.client, pattern)
+	}
+	var mu sync.Mutex
+	total := 0
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		n, err := purgeNode(ctx, c, pattern)
+		mu.Lock()
+		total += n
+		mu.Unlock()
+		return err
+	})
+	return total, err
+}
+
+func purgeNode(ctx context.Context, c redis.Cmdable, pattern string) (int, error) {
 	var n int
-	iter := s.client.Scan(ctx, 0, globEscape(s.keyPrefix)+"*", 500).Iterator()
+	iter := c.Scan(ctx, 0, pattern, 500).Iterator()
 	var batch []string
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := s.client.Del(ctx, batch...).Err(); err != nil {
+		// One DEL per key: on a Cluster node, keys of several slots in one
+		// command are refused (CROSSSLOT).
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range batch {
+				p.Del(ctx, k)
+			}
+			return nil
+		})
+		if err != nil {
 			return alert.Unavailable("purge keys", err)
 		}
 		n += len(batch)
@@ -684,12 +790,9 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-// Shards is 1: every key lives under one hash tag.
-func (s *Store) Shards() int { return 1 }
-
 // maintained are the keys written too often to set their TTL on every
 // write: Maintain refreshes theirs.
-func (s *Store) maintained() []string {
+func (s *shard) maintained() []string {
 	ks := []string{s.stream}
 	for _, q := range []string{store.QueueOutbox, store.QueueRemedy} {
 		ks = append(ks, s.queueKey(q), s.queueKey(q)+":dead", s.queueKey(q)+":p")
@@ -702,7 +805,7 @@ func (s *Store) maintained() []string {
 
 // Maintain refreshes the TTL of the keys in maintained (one pipeline of
 // PEXPIREs); call it every few minutes.
-func (s *Store) Maintain(ctx context.Context) error {
+func (s *shard) Maintain(ctx context.Context) error {
 	s.flushAcks(ctx)
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range s.maintained() {

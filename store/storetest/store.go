@@ -33,11 +33,11 @@ type Store interface {
 	// taken but not acknowledged (after a restart), entries another consumer
 	// took and left unacknowledged for longer than the backend's claim idle
 	// time, then new entries. Each returned entry has Receipt set.
-	Dequeue(ctx context.Context, consumer string, max int, block time.Duration) ([]*alert.Entry, error)
+	Dequeue(ctx context.Context, shard int, consumer string, max int, block time.Duration) ([]*alert.Entry, error)
 
 	// Ack removes an entry for good, by its Receipt. Acknowledging twice is
 	// not an error.
-	Ack(ctx context.Context, receipt string) error
+	Ack(ctx context.Context, shard int, receipt string) error
 
 	// Depth is the number of entries queued and not yet acknowledged.
 	Depth(ctx context.Context) (int64, error)
@@ -61,6 +61,7 @@ type Store interface {
 	// their work through an index instead of scanning the whole store.
 	Mark(ctx context.Context, index, member string, score float64) error
 	Marked(ctx context.Context, index string, max float64) ([]string, error)
+	MarkedIn(ctx context.Context, shard int, index string, max float64) ([]string, error)
 	Unmark(ctx context.Context, index, member string) error
 
 	// Shards is how many shards the store spreads its keys over; the

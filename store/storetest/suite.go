@@ -258,7 +258,7 @@ func enqueue(t *testing.T, s Store, e *alert.Entry, dedupTTL time.Duration, want
 
 func dequeue(t *testing.T, s Store, consumer string, max int, block time.Duration) []*alert.Entry {
 	t.Helper()
-	got, err := s.Dequeue(t.Context(), consumer, max, block)
+	got, err := s.Dequeue(t.Context(), 0, consumer, max, block)
 	if err != nil {
 		t.Fatalf("dequeue for %s: %v", consumer, err)
 	}
@@ -308,7 +308,7 @@ func checkDepth(t *testing.T, s Store, want int64) {
 
 func ack(t *testing.T, s Store, e *alert.Entry) {
 	t.Helper()
-	if err := s.Ack(t.Context(), e.Receipt); err != nil {
+	if err := s.Ack(t.Context(), 0, e.Receipt); err != nil {
 		t.Fatalf("ack %s: %v", e.ID, err)
 	}
 }
@@ -541,7 +541,7 @@ func testOwnPendingFirst(t *testing.T, open func(t *testing.T, o Options) Opener
 	// for the claim idle time.
 	restarted := handle(t, op)
 	start := time.Now()
-	got, err := restarted.Dequeue(t.Context(), "a", 1, 5*time.Second)
+	got, err := restarted.Dequeue(t.Context(), 0, "a", 1, 5*time.Second)
 	if err != nil {
 		t.Fatalf("dequeue after restart: %v", err)
 	}
@@ -580,7 +580,7 @@ func testDequeueCancelled(t *testing.T, open func(t *testing.T, o Options) Opene
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
-	got, err := s.Dequeue(ctx, "w", 10, 3*time.Second)
+	got, err := s.Dequeue(ctx, 0, "w", 10, 3*time.Second)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("cancelled dequeue = %v, %v; want nothing and no error", ids(got), err)
 	}
@@ -588,7 +588,7 @@ func testDequeueCancelled(t *testing.T, open func(t *testing.T, o Options) Opene
 		t.Errorf("cancelled dequeue returned after %v, want soon after the cancel at 100ms", d)
 	}
 
-	got, err = s.Dequeue(ctx, "w", 10, time.Second)
+	got, err = s.Dequeue(ctx, 0, "w", 10, time.Second)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("dequeue with a cancelled context = %v, %v; want nothing and no error", ids(got), err)
 	}
@@ -609,7 +609,7 @@ func testDequeueWakes(t *testing.T, open func(t *testing.T, o Options) Opener) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		got, err := consumer.Dequeue(t.Context(), "w", 10, 5*time.Second)
+		got, err := consumer.Dequeue(t.Context(), 0, "w", 10, 5*time.Second)
 		done <- result{got, err}
 	}()
 	time.Sleep(200 * time.Millisecond)
