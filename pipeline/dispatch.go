@@ -333,6 +333,30 @@ func (d *Dispatcher) claimOnce(ctx context.Context, wg *sync.WaitGroup) (claimed
 	return claimed{batches: len(c.Batches), next: c.Next}, nil
 }
 
+// retryStore runs op until it succeeds or ctx ends, backing off from
+// 100 ms to 1 s. What a delivery writes after the message went out must
+// reach the store: given up at once (a Redis master failing over answers
+// "connection refused" for a few seconds), the batch would be sent again
+// when its lease lapses. Settling twice is harmless: the second finds its
+// items settled.
+func retryStore(ctx context.Context, op func() error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := op()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
 // claimShards claims what is due in every shard's outbox (a target's
 // items are all in its own shard) as one claim.
 func (d *Dispatcher) claimShards(ctx context.Context, o store.ClaimOptions) (store.Claimed, error) {
@@ -400,8 +424,12 @@ func (d *Dispatcher) putBack(ctx context.Context, b store.Batch) error {
 		it.Due = st.Now
 		st.Retry = append(st.Retry, it)
 	}
-	_, err := d.p.o.Store.Settle(ctx, d.p.targetShard(b.Group), store.QueueOutbox, st)
-	return err
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return retryStore(sctx, func() error {
+		_, err := d.p.o.Store.Settle(sctx, d.p.targetShard(b.Group), store.QueueOutbox, st)
+		return err
+	})
 }
 
 // send delivers one claimed batch and settles its items.
@@ -567,7 +595,12 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 	st.Now = p.o.Now()
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
-	res, err := p.o.Store.Settle(sctx, p.targetShard(b.Group), store.QueueOutbox, st)
+	var res store.Settled
+	err := retryStore(sctx, func() error {
+		var err error
+		res, err = p.o.Store.Settle(sctx, p.targetShard(b.Group), store.QueueOutbox, st)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -636,7 +669,9 @@ func (d *Dispatcher) settleUnit(ctx context.Context, st *store.Settlement, b sto
 		}
 		it = d.retryItem(it, retryErr, now)
 		it.Payload, _ = json.Marshal(n)
-		if err := d.p.o.Store.Commit(ctx, d.p.targetShard(b.Group), store.Txn{Put: []store.Put{{Queue: store.QueueOutbox, Item: it}}}); err != nil {
+		if err := retryStore(ctx, func() error {
+			return d.p.o.Store.Commit(ctx, d.p.targetShard(b.Group), store.Txn{Put: []store.Put{{Queue: store.QueueOutbox, Item: it}}})
+		}); err != nil {
 			return err
 		}
 	}

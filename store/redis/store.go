@@ -270,7 +270,10 @@ func (s *shard) enqueueWaiting(ctx context.Context, keys []string, args []any) (
 		}
 		node = m
 	}
-	timeout := s.waitFor
+	// WAIT answers within half the command timeout, so that the socket's
+	// read deadline (the whole timeout) never fires first: a read that
+	// times out makes go-redis send the whole pipeline again.
+	timeout := s.waitFor / 2
 	if timeout <= 0 {
 		timeout = time.Second
 	}
@@ -279,6 +282,13 @@ func (s *shard) enqueueWaiting(ctx context.Context, keys []string, args []any) (
 		var wait *redis.IntCmd
 		_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 			run = enqueueScript.EvalSha(ctx, p, keys, args...)
+			// A write on this connection whatever the script did: when every
+			// alert is a duplicate the script writes nothing, and WAIT then
+			// covers only this connection's older writes, not the entry an
+			// earlier try (on another connection, maybe answered 503) queued.
+			// Replication is in order, so a replica past this write has that
+			// entry too.
+			p.PExpire(ctx, keys[0], s.keyTTL)
 			wait = redis.NewIntCmd(ctx, "wait", s.waitN, timeout.Milliseconds())
 			_ = p.Process(ctx, wait)
 			return nil
@@ -299,8 +309,8 @@ func (s *shard) enqueueWaiting(ctx context.Context, keys []string, args []any) (
 		if err != nil {
 			return nil, err
 		}
-		// Nothing written (every alert a duplicate) needs no replica.
-		if q, _ := res[0].(int64); q > 0 && wait.Val() < int64(s.waitN) {
+		// Duplicates too: they may be what an earlier try queued.
+		if q, _ := res[0].(int64); q >= 0 && wait.Val() < int64(s.waitN) {
 			return nil, fmt.Errorf("queued on the master, but %d of the %d replicas store.redis.wait_replicas asks for had it within %s", wait.Val(), s.waitN, timeout)
 		}
 		return res, nil
