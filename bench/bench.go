@@ -24,6 +24,9 @@ const (
 	kindCeiling = "ceiling"
 	kindMemory  = "memory"
 	kindRedis   = "redis"
+	// kindCluster is the Redis store on the bench's private Redis Cluster
+	// (the cluster scenario only); -targets redis selects it.
+	kindCluster = "cluster"
 )
 
 // shutdownTimeout is the daemon's pipeline.shutdown_timeout in the bench:
@@ -51,13 +54,15 @@ type bench struct {
 	// retention part, and ship its shipped-configuration part.
 	mem  []*memRow
 	ship []*shipRow
-	// cost and storm are the last two scenarios' rows.
-	cost     []*costRow
-	storm    []*stormRow
+	// cost and storm are those two scenarios' rows.
+	cost  []*costRow
+	storm []*stormRow
+	// clus is the cluster scenario's figures; cluster the private Cluster
+	// while that scenario runs (nil otherwise).
+	clus     *clusterResult
+	cluster  *clusterEnv
 	seq      int
 	redisPID int
-	// redisPort is -redis-url's port, to tell connections to Redis apart.
-	redisPort int
 	// quietBudget is what is left of the time the run may spend waiting
 	// for other processes to calm down, and retries how many noisy
 	// scenarios may still be run again; both keep the run's length bounded.
@@ -108,8 +113,13 @@ func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 	maxN := b.o.maxRequests
 	if !b.o.scenarios["ingest"] {
 		// Without the ingest scenarios only the memory scenario takes
-		// bodies from these pools: its alerts and a few triggers.
-		maxN = min(maxN, max((b.o.memAlerts+49)/50, memTriggers, 1))
+		// bodies from these pools (its alerts and a few triggers), and
+		// the cluster scenario, whose closed loops are shorter.
+		if b.o.scenarios["cluster"] {
+			budget = min(budget, clusterPoolMB<<20)
+		} else {
+			maxN = min(maxN, max((b.o.memAlerts+49)/50, memTriggers, 1))
+		}
 	}
 	var pools []*pool
 	for _, pl := range []struct{ name, file string }{
@@ -193,7 +203,10 @@ func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 	if b.cost, err = b.runCost(ctx); err != nil {
 		return rows, err
 	}
-	b.storm, err = b.runStorm(ctx)
+	if b.storm, err = b.runStorm(ctx); err != nil {
+		return rows, err
+	}
+	b.clus, err = b.runCluster(ctx, pools[0], pools[1])
 	return rows, err
 }
 
@@ -340,6 +353,13 @@ func (b *bench) settle(ctx context.Context, label, kind string) map[string]int {
 	if kind == kindRedis {
 		pids["redis"] = b.redisPID
 	}
+	if kind == kindCluster && b.cluster != nil {
+		// Every node, replicas too: replicating is part of the Cluster's
+		// cost. cpuCell adds up the "redis" entries.
+		for _, n := range b.cluster.nodes {
+			pids[fmt.Sprintf("redis:%d", n.port)] = n.pid
+		}
+	}
 	if b.quietBudget > 0 {
 		waited, other := waitQuiet(ctx, pids, min(10*time.Second, b.quietBudget))
 		b.quietBudget -= waited
@@ -388,6 +408,15 @@ func (b *bench) stopDaemon(ctx context.Context, label, kind string, srv *proc, s
 	if kind == kindRedis {
 		wctx, cancel := context.WithTimeout(ctx, time.Minute)
 		n, err := wipePrefix(wctx, b.redis, b.prefix)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", label, err)
+		}
+		st.redisKeys = n
+	}
+	if kind == kindCluster && b.cluster != nil {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := b.cluster.wipe(wctx)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
@@ -466,7 +495,10 @@ func (b *bench) startDaemon(ctx context.Context, kind, label, name, cfg string, 
 }
 
 // storeYAML is the store block of a bench daemon's configuration: the
-// memory store, or Redis at -redis-url under the run's key prefix. A
+// memory store, Redis at -redis-url under the run's key prefix, or the
+// private Cluster of the cluster scenario (addrs, no master_name). Its
+// store.redis mapping comes last, so that a caller may append more of its
+// keys, indented by four spaces. A
 // queueCapacity of 0 keeps the store's default capacities.
 func (b *bench) storeYAML(kind string, queueCapacity int) string {
 	capLine := ""
@@ -475,6 +507,10 @@ func (b *bench) storeYAML(kind string, queueCapacity int) string {
 	}
 	if kind == kindRedis {
 		return fmt.Sprintf("store:\n  type: redis\n  redis:\n    url: %q\n    key_prefix: %q\n", b.o.redisURL, b.prefix) + capLine
+	}
+	if kind == kindCluster && b.cluster != nil {
+		// shards is left out: the Cluster default is what is measured.
+		return fmt.Sprintf("store:\n  type: redis\n  redis:\n    addrs: [%s]\n    key_prefix: %q\n", strings.Join(b.cluster.addrs, ", "), clusterPrefix) + capLine
 	}
 	if capLine == "" {
 		return "store:\n  type: memory\n"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,8 +57,10 @@ const (
 )
 
 // costUncounted are the commands left out of the sums: INFO and CLIENT LIST
-// are the bench's measuring, the others each new connection's handshake.
-var costUncounted = map[string]bool{"info": true, "select": true, "hello": true, "auth": true, "client|setinfo": true, "client|list": true}
+// are the bench's measuring, REPLCONF a replica's on its link to its
+// master (the Cluster's; the single Redis has none), the others each new
+// connection's handshake.
+var costUncounted = map[string]bool{"info": true, "select": true, "hello": true, "auth": true, "client|setinfo": true, "client|list": true, "replconf": true}
 
 // The routes of the cost scenario.
 const (
@@ -92,6 +95,13 @@ type costRow struct {
 	foreign   []string // other clients active during a measurement
 	others    float64  // CPU share of other processes
 	info      scenarioInfo
+	keys      []nodeKeys // the Cluster's masters' DBSIZE after the measurement
+}
+
+// nodeKeys is one master's DBSIZE.
+type nodeKeys struct {
+	port int
+	keys int64
 }
 
 type cmdCount struct {
@@ -100,24 +110,37 @@ type cmdCount struct {
 }
 
 // redisProbe is the bench's own connection for measuring: one connection
-// (so that its handshake happens once), used for INFO and CLIENT LIST only.
-// It goes through alertmedic's store package, which alone imports go-redis;
-// closures keep the client's type out of the bench.
+// (so that its handshake happens once), used for INFO and CLIENT LIST, and
+// on the cluster scenario's private Cluster only for DBSIZE (its keys per
+// master) and FLUSHALL (a clean start for the next daemon): never on
+// -redis-url, which may be shared. It goes through alertmedic's store
+// package, which alone imports go-redis; closures keep the client's type
+// out of the bench.
 type redisProbe struct {
-	info    func(ctx context.Context, section string) (string, error)
-	clients func(ctx context.Context) (string, error)
-	close   func() error
+	port     int // the server's, to tell connections to it apart
+	info     func(ctx context.Context, section string) (string, error)
+	clients  func(ctx context.Context) (string, error)
+	dbsize   func(ctx context.Context) (int64, error)
+	flushAll func(ctx context.Context) error
+	close    func() error
 }
 
-func openProbe(ctx context.Context, url string) (*redisProbe, error) {
-	c, err := redisstore.NewClient(redisstore.ClientOptions{URL: url, DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, PoolSize: 1})
+func openProbe(ctx context.Context, rawURL string) (*redisProbe, error) {
+	c, err := redisstore.NewClient(redisstore.ClientOptions{URL: rawURL, DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, PoolSize: 1})
 	if err != nil {
 		return nil, err
 	}
+	port := 6379
+	if u, err := url.Parse(rawURL); err == nil && u.Port() != "" {
+		port, _ = strconv.Atoi(u.Port())
+	}
 	p := &redisProbe{
-		info:    func(ctx context.Context, section string) (string, error) { return c.Info(ctx, section).Result() },
-		clients: func(ctx context.Context) (string, error) { return c.ClientList(ctx).Result() },
-		close:   c.Close,
+		port:     port,
+		info:     func(ctx context.Context, section string) (string, error) { return c.Info(ctx, section).Result() },
+		clients:  func(ctx context.Context) (string, error) { return c.ClientList(ctx).Result() },
+		dbsize:   func(ctx context.Context) (int64, error) { return c.DBSize(ctx).Result() },
+		flushAll: func(ctx context.Context) error { return c.FlushAll(ctx).Err() },
+		close:    c.Close,
 	}
 	// Dial now: the handshake is then over before any measurement.
 	if _, err := p.info(ctx, "server"); err != nil {
@@ -167,6 +190,61 @@ func (p *redisProbe) commandStats(ctx context.Context) (cmdStats, error) {
 		}
 	}
 	return out, nil
+}
+
+// redisNodes are the servers whose commands a measurement counts: the one
+// Redis of -redis-url, or the masters of the bench's private Cluster. A
+// replica's commandstats count what its master replicated to it, commands
+// no client sent, so replicas are left out.
+type redisNodes []*redisProbe
+
+// commandStats is INFO commandstats summed over the nodes.
+func (ns redisNodes) commandStats(ctx context.Context) (cmdStats, error) {
+	out := cmdStats{calls: map[string]int64{}, usec: map[string]int64{}}
+	for _, p := range ns {
+		s, err := p.commandStats(ctx)
+		if err != nil {
+			return out, fmt.Errorf("127.0.0.1:%d: %w", p.port, err)
+		}
+		for k, v := range s.calls {
+			out.calls[k] += v
+		}
+		for k, v := range s.usec {
+			out.usec[k] += v
+		}
+	}
+	return out, nil
+}
+
+// watch is redisProbe.watch on every node.
+func (ns redisNodes) watch(ctx context.Context, pids ...int) ([]redisWatch, error) {
+	var ws []redisWatch
+	for _, p := range ns {
+		w, err := p.watch(ctx, p.port, pids...)
+		if err != nil {
+			return nil, fmt.Errorf("127.0.0.1:%d: %w", p.port, err)
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
+}
+
+// others is redisProbe.others on every node, each finding named by its node
+// when there are several.
+func (ns redisNodes) others(ctx context.Context, ws []redisWatch) []string {
+	var out []string
+	for i, p := range ns {
+		if i >= len(ws) {
+			break
+		}
+		for _, o := range p.others(ctx, ws[i]) {
+			if len(ns) > 1 {
+				o = fmt.Sprintf("on 127.0.0.1:%d: %s", p.port, o)
+			}
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // cmdTime is one command's share of Redis's time between two readings.
@@ -394,13 +472,14 @@ func shippedRouting() (string, error) {
 	return string(b), nil
 }
 
-// costConfig is the cost scenario's daemon: Redis under the run's prefix,
-// the bench's usual pipeline settings, Slack (and, for the critical route,
+// costConfig is the cost scenario's daemon: Redis under the run's prefix
+// (kind kindRedis) or the bench's private Cluster (kindCluster), the bench's
+// usual pipeline settings, Slack (and, for the critical route,
 // PagerDuty) pointed at the stand-ins; email stays unconfigured, so it
 // renders into the log, through the outbox like any target. The delivery
 // settings are the defaults: Slack 1 message/s per target, burst 3.
-func (b *bench) costConfig(route, slackAddr, pdAddr, shipped string) string {
-	cfg := "# written by go run ./bench: the cost scenario, route " + route + "\n" + b.storeYAML(kindRedis, 0) +
+func (b *bench) costConfig(kind, route, slackAddr, pdAddr, shipped string) string {
+	cfg := "# written by go run ./bench: the cost scenario, route " + route + "\n" + b.storeYAML(kind, 0) +
 		"pipeline:\n  workers: 4\n  shutdown_timeout: " + shutdownTimeout.String() + "\n" +
 		"webhook:\n  dedup_window: 10m\n" +
 		"integrations:\n  slack:\n    api_url: http://" + slackAddr + e2ePath + "\n"
@@ -435,33 +514,43 @@ func (b *bench) runCost(ctx context.Context) ([]*costRow, error) {
 		{route: costRouteCritical, rate: b.o.costRate, goal: costGoalCritical},
 	}
 	for i, r := range rows {
-		for attempt := 0; ; attempt++ {
-			err := b.costScenario(ctx, r, pool, probe, shipped)
-			if err != nil {
-				if ctx.Err() != nil {
-					return rows, ctx.Err()
-				}
-				first, _, _ := strings.Cut(err.Error(), "\n")
-				fmt.Fprintf(b.log, "bench: %v\n", err)
-				r.failed = first
-				b.notef("%s (the servers' logs are kept in %s)", first, b.tmp)
-				b.keepLogs = true
-				break
-			}
-			if len(r.foreign) == 0 {
-				break
-			}
-			label := fmt.Sprintf("redis / cost / %s / %s", r.route, r.load())
-			if attempt == costRetries {
-				b.notef("%s: other Redis clients were active during every attempt (%d), and INFO commandstats counts their commands too, so the figures are an upper bound: %s", label, attempt+1, strings.Join(r.foreign, "; "))
-				break
-			}
-			fmt.Fprintf(b.log, "bench: %s: other Redis clients were active during the measurement (%s); running it again\n", label, strings.Join(r.foreign, "; "))
-			r = &costRow{route: r.route, rate: r.rate, conns: r.conns, goal: r.goal}
-			rows[i] = r
+		if rows[i], err = b.costMeasure(ctx, kindRedis, r, pool, redisNodes{probe}, shipped); err != nil {
+			return rows, err
 		}
 	}
 	return rows, nil
+}
+
+// costMeasure runs one cost measurement on the Redis of kind (kindRedis or
+// kindCluster), counting the commands of nodes, and takes it again (up to
+// costRetries times) while other clients used that Redis meanwhile. A
+// failure is the row's, in its failed field and the notes; the error is
+// only ctx's.
+func (b *bench) costMeasure(ctx context.Context, kind string, r *costRow, p *pool, nodes redisNodes, shipped string) (*costRow, error) {
+	for attempt := 0; ; attempt++ {
+		err := b.costScenario(ctx, kind, r, p, nodes, shipped)
+		if err != nil {
+			if ctx.Err() != nil {
+				return r, ctx.Err()
+			}
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			fmt.Fprintf(b.log, "bench: %v\n", err)
+			r.failed = first
+			b.notef("%s (the servers' logs are kept in %s)", first, b.tmp)
+			b.keepLogs = true
+			return r, nil
+		}
+		if len(r.foreign) == 0 {
+			return r, nil
+		}
+		label := fmt.Sprintf("%s / cost / %s / %s", kind, r.route, r.load())
+		if attempt == costRetries {
+			b.notef("%s: other Redis clients were active during every attempt (%d), and INFO commandstats counts their commands too, so the figures are an upper bound: %s", label, attempt+1, strings.Join(r.foreign, "; "))
+			return r, nil
+		}
+		fmt.Fprintf(b.log, "bench: %s: other Redis clients were active during the measurement (%s); running it again\n", label, strings.Join(r.foreign, "; "))
+		r = &costRow{route: r.route, rate: r.rate, conns: r.conns, goal: r.goal}
+	}
 }
 
 // costRetries is how many times a cost run is taken again because other
@@ -482,10 +571,12 @@ func (r *costRow) routeName() string {
 	return "(a) one Slack target"
 }
 
-// costScenario measures one route at one load on a fresh daemon.
-func (b *bench) costScenario(ctx context.Context, r *costRow, p *pool, probe *redisProbe, shipped string) error {
-	label := fmt.Sprintf("redis / cost / %s / %s", r.route, r.load())
-	pids := b.settle(ctx, label, kindRedis)
+// costScenario measures one route at one load on a fresh daemon using the
+// Redis of kind, counting the commands nodes execute. On the private
+// Cluster it also reads each master's DBSIZE before the daemon stops.
+func (b *bench) costScenario(ctx context.Context, kind string, r *costRow, p *pool, nodes redisNodes, shipped string) error {
+	label := fmt.Sprintf("%s / cost / %s / %s", kind, r.route, r.load())
+	pids := b.settle(ctx, label, kind)
 	slack, err := startSlack()
 	if err != nil {
 		return err
@@ -500,11 +591,11 @@ func (b *bench) costScenario(ctx context.Context, r *costRow, p *pool, probe *re
 		defer pd.close()
 		pdAddr = pd.addr
 	}
-	name := "redis-cost-" + r.route
+	name := kind + "-cost-" + r.route
 	if r.rate == 0 {
 		name += "-closed"
 	}
-	srv, err := b.startDaemon(ctx, kindRedis, label, name, b.costConfig(r.route, slack.addr, pdAddr, shipped), "--log.level=warn")
+	srv, err := b.startDaemon(ctx, kind, label, name, b.costConfig(kind, r.route, slack.addr, pdAddr, shipped), "--log.level=warn")
 	if err != nil {
 		return err
 	}
@@ -531,33 +622,33 @@ func (b *bench) costScenario(ctx context.Context, r *costRow, p *pool, probe *re
 	r.idleRate = -1
 	if r.rate > 0 {
 		fmt.Fprintf(b.log, "bench: %s: the idle daemon for %s ...\n", label, costIdle)
-		w, err := probe.watch(lctx, b.redisPort, pid, os.Getpid())
+		w, err := nodes.watch(lctx, pid, os.Getpid())
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
-		s0, err := probe.commandStats(lctx)
+		s0, err := nodes.commandStats(lctx)
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
 		if err := sleep(costIdle); err != nil {
 			return err
 		}
-		s1, err := probe.commandStats(lctx)
+		s1, err := nodes.commandStats(lctx)
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
 		n, top := cmdDiff(s0, s1)
 		r.idleRate, r.idleTop = float64(n)/costIdle.Seconds(), top
-		r.foreign = append(r.foreign, probe.others(lctx, w)...)
+		r.foreign = append(r.foreign, nodes.others(lctx, w)...)
 		fmt.Fprintf(b.log, "bench: %s: idle %.1f commands/s (%s)\n", label, r.idleRate, cmdList(top, 1, 6))
 	}
 
 	fmt.Fprintf(b.log, "bench: %s: %d single-alert bodies at %s ...\n", label, p.n, r.load())
-	w, err := probe.watch(lctx, b.redisPort, pid, os.Getpid())
+	w, err := nodes.watch(lctx, pid, os.Getpid())
 	if err != nil {
 		return fmt.Errorf("%s: %w", label, err)
 	}
-	before, err := probe.commandStats(lctx)
+	before, err := nodes.commandStats(lctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", label, err)
 	}
@@ -605,7 +696,7 @@ func (b *bench) costScenario(ctx context.Context, r *costRow, p *pool, probe *re
 	if err := sleep(costSettle); err != nil {
 		return err
 	}
-	after, err := probe.commandStats(lctx)
+	after, err := nodes.commandStats(lctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", label, err)
 	}
@@ -614,8 +705,19 @@ func (b *bench) costScenario(ctx context.Context, r *costRow, p *pool, probe *re
 	if r.posted > 0 {
 		r.perAlert = float64(r.total) / float64(r.posted)
 	}
-	r.foreign = append(r.foreign, probe.others(lctx, w)...)
+	r.foreign = append(r.foreign, nodes.others(lctx, w)...)
 	r.info = scenarioInfo{name: "cost", cpu: share(cpu0, snapCPU(pids))}
+	if kind == kindCluster {
+		// After the measurement, so that DBSIZE is not counted; before the
+		// daemon stops, which wipes the Cluster.
+		for _, n := range nodes {
+			k, err := n.dbsize(lctx)
+			if err != nil {
+				return fmt.Errorf("%s: DBSIZE on 127.0.0.1:%d: %w", label, n.port, err)
+			}
+			r.keys = append(r.keys, nodeKeys{port: n.port, keys: k})
+		}
+	}
 	fmt.Fprintf(b.log, "bench: %s: %d commands for %d alerts = %.2f per alert (%s); delivered after %s; CPU %s\n",
 		label, r.total, r.posted, r.perAlert, cmdList(r.top, r.posted, 6), r.waitTime.Round(time.Millisecond), cpuCell(r.info.cpu))
 
@@ -636,7 +738,7 @@ func (b *bench) costScenario(ctx context.Context, r *costRow, p *pool, probe *re
 			b.notef("%s: the email target (rendered into the log) had %.0f of %d alerts when the measurement ended, so part of its store cost is not counted", label, r.email, r.posted)
 		}
 	}
-	if err := b.stopDaemon(ctx, label, kindRedis, srv, st); err != nil {
+	if err := b.stopDaemon(ctx, label, kind, srv, st); err != nil {
 		return err
 	}
 	r.info.st = st

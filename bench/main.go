@@ -4,8 +4,9 @@
 // 127.0.0.1 and gets the same pre-generated bodies, so the rows of one run
 // are comparable. Past ingest it measures the way to Slack and PagerDuty
 // (e2e), memory (with a short retention, and with the shipped example
-// configuration), what an alert costs Redis (cost) and a 100,000-alert
-// storm to Slack, PagerDuty and webhook stand-ins (storm). It prints
+// configuration), what an alert costs Redis (cost), a 100,000-alert
+// storm to Slack, PagerDuty and webhook stand-ins (storm), and the Redis
+// store on a private Redis Cluster beside the single Redis (cluster). It prints
 // markdown tables (and, with -write, a BENCHMARKS.md with targets and
 // PASS/MISS); it asserts nothing, because timings on a shared machine are
 // not a test.
@@ -13,6 +14,7 @@
 //	make bench                        # go run ./bench -binary bin/alertmedic
 //	go run ./bench -binary bin/alertmedic -duration 5s
 //	go run ./bench -binary bin/alertmedic -write BENCHMARKS.md
+//	go run ./bench -binary bin/alertmedic -scenarios cluster -targets ceiling,redis
 package main
 
 import (
@@ -58,6 +60,14 @@ type options struct {
 	stormAlerts int
 	stormDrain  time.Duration
 	postConns   int
+	// The cluster scenario: the script that starts its Cluster, the
+	// Cluster's base port (0: a free one), and its ingest runs' length,
+	// fixed rate and attempts.
+	redisServers    string
+	clusterPort     int
+	clusterDuration time.Duration
+	clusterRate     int
+	clusterRepeat   int
 	// serveCeiling is set only when the bench re-executes itself as the
 	// ceiling server.
 	serveCeiling string
@@ -112,8 +122,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.stormAlerts, "storm-alerts", 100_000, "distinct alerts of the storm scenario (50-alert bodies and five 1,000-alert bodies) delivered to Slack, PagerDuty and webhook stand-ins, run for the memory and redis targets; 0 skips it")
 	fs.DurationVar(&o.stormDrain, "storm-drain", 4*time.Minute, "how long the storm scenario waits, from its first request, for every alert to reach the stand-ins")
 	fs.IntVar(&o.postConns, "post-conns", 8, "keep-alive connections of the storm, of the cost scenario's closed loop and of the memory scenario's shipped-configuration part; each retries a 503 after its Retry-After")
+	fs.StringVar(&o.redisServers, "redis-servers", "scripts/redis-servers", "the script that starts (and stops) the cluster scenario's private Redis Cluster of 3 masters and 3 replicas")
+	fs.IntVar(&o.clusterPort, "cluster-port", 0, "base port of the cluster scenario's Redis Cluster (it takes BASE..BASE+5 and BASE+10000..BASE+10005 on 127.0.0.1); 0 picks free ones below 45000")
+	fs.DurationVar(&o.clusterDuration, "cluster-duration", 4*time.Second, "measured time of each of the cluster scenario's ingest runs (each also runs -warmup first)")
+	fs.IntVar(&o.clusterRate, "cluster-rate", 500, "requests per second (1 alert each) of the cluster scenario's fixed-rate runs, which time the ack with wait_replicas 0 and 1")
+	fs.IntVar(&o.clusterRepeat, "cluster-repeat", 2, "attempts of each of the cluster scenario's ingest runs, interleaved, each on a fresh server; the best is kept")
 	targets := fs.String("targets", "ceiling,memory,redis", "comma-separated targets to run; a subset helps when profiling one")
-	scenarios := fs.String("scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios to run: ingest (max rate and ack latency), memory (both parts: memory-retention, short retention and no route, memory and redis; memory-shipped, the shipped example configuration, memory store), e2e, cost (Redis commands per alert and idle, redis target), storm (100,000 alerts to three stand-ins, memory and redis)")
+	scenarios := fs.String("scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios to run: ingest (max rate and ack latency), memory (both parts: memory-retention, short retention and no route, memory and redis; memory-shipped, the shipped example configuration, memory store), e2e, cost (Redis commands per alert and idle, redis target), storm (100,000 alerts to three stand-ins, memory and redis), cluster (a private Redis Cluster beside the single Redis: commands per alert, ingest rate, the cost of wait_replicas: 1; redis target, and the ceiling target for its ceiling column)")
 	fs.StringVar(&o.write, "write", "", "also write the results, with targets and PASS/MISS, to this file (e.g. BENCHMARKS.md)")
 	fs.StringVar(&o.serveCeiling, "serve-ceiling", "", "")
 	fs.Usage = func() {
@@ -183,6 +198,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.stormDrain < 10*time.Second || o.stormDrain > 30*time.Minute {
 		bad = append(bad, "-storm-drain must be in [10s, 30m]")
 	}
+	if o.clusterPort != 0 && (o.clusterPort < 1024 || o.clusterPort >= 45000) {
+		bad = append(bad, "-cluster-port must be 0 or in [1024, 45000)")
+	}
+	if o.clusterDuration <= 0 || o.clusterDuration > time.Minute {
+		bad = append(bad, "-cluster-duration must be in (0, 1m]")
+	}
+	if o.clusterRate < 1 || o.clusterRate > 10_000 {
+		bad = append(bad, "-cluster-rate must be in [1, 10000]")
+	}
+	if o.clusterRepeat < 1 || o.clusterRepeat > 5 {
+		bad = append(bad, "-cluster-repeat must be in [1, 5]")
+	}
 	if o.postConns < 1 || o.postConns > 256 {
 		bad = append(bad, "-post-conns must be in [1, 256]")
 	}
@@ -207,7 +234,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		case "memory":
 			o.scenarios[scMemRetention] = true
 			o.scenarios[scMemShipped] = true
-		case "ingest", "e2e", "cost", "storm", scMemRetention, scMemShipped:
+		case "ingest", "e2e", "cost", "storm", "cluster", scMemRetention, scMemShipped:
 			o.scenarios[sc] = true
 		default:
 			bad = append(bad, fmt.Sprintf("-scenarios: unknown scenario %q (want %s, or memory-retention, memory-shipped)", sc, strings.Join(defaultScenarios, ", ")))
@@ -227,7 +254,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 // defaultScenarios are what -scenarios runs unless told otherwise, in the
 // order they run; "memory" stands for its two parts.
-var defaultScenarios = []string{"ingest", "memory", "e2e", "cost", "storm"}
+var defaultScenarios = []string{"ingest", "memory", "e2e", "cost", "storm", "cluster"}
 
 // The memory scenario's parts, which -scenarios also takes one at a time.
 const (

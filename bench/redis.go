@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -43,10 +42,6 @@ func (b *bench) openRedis(ctx context.Context) (st *redisstore.Store, prefix, sk
 				b.redisPID, _ = strconv.Atoi(v)
 			}
 		}
-	}
-	b.redisPort = 6379
-	if u, err := url.Parse(b.o.redisURL); err == nil && u.Port() != "" {
-		b.redisPort, _ = strconv.Atoi(u.Port())
 	}
 	var r [4]byte
 	rand.Read(r[:])

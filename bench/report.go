@@ -178,11 +178,27 @@ func scenarioTable(w io.Writer, rows []*row) {
 	}
 }
 
+// redisCPU is the share of the machine every Redis server of a run took.
+func redisCPU(c cpuShare) float64 {
+	sum := 0.0
+	for k, v := range c.procs {
+		if k == "redis" || strings.HasPrefix(k, "redis:") {
+			sum += v
+		}
+	}
+	return sum
+}
+
 // cpuCell shows CPU use in percent of the whole machine (all cores).
+// Redis is every "redis" entry together: the one server, or each node of
+// the private Cluster ("redis:PORT").
 func cpuCell(c cpuShare) string {
 	redis := "–"
-	if v, ok := c.procs["redis"]; ok {
-		redis = fmt.Sprintf("%.0f %%", v)
+	for k := range c.procs {
+		if k == "redis" || strings.HasPrefix(k, "redis:") {
+			redis = fmt.Sprintf("%.0f %%", redisCPU(c))
+			break
+		}
 	}
 	return fmt.Sprintf("%.0f %% / %.0f %% / %s / %.0f %%", c.procs["bench"], c.procs["server"], redis, c.other)
 }
@@ -305,6 +321,7 @@ func report(w io.Writer, b *bench, rows []*row, redisSkip string) {
 		fmt.Fprintln(w)
 		stormDetails(w, b.storm)
 	}
+	writeCluster(w, b, "##", false)
 	if len(notes) > 0 {
 		fmt.Fprintln(w, "\nNotes:")
 		for _, n := range notes {
@@ -408,15 +425,16 @@ at these rates (the *processed* column): a worker reads a dequeued batch
 in one round trip and commits it in one, but each alert still costs Redis
 about ten commands (the cost table), and Redis shares the two cores with
 the daemon and the load; the queue absorbs it, nothing is lost or refused
-(non-2xx 0), and a Redis of its own (or a Cluster, with shards) is the way
-to more.
-%s%s%s%s%s
+(non-2xx 0), and a Redis of its own (or a Cluster, with shards, on
+machines of its own: the Cluster tables show what one costs when it shares
+these two cores) is the way to more.
+%s%s%s%s%s%s
 ## Results
 
 - date: %s
 - machine: %s, %d CPUs (nproc), %s; %s
 - daemon: %s
-`, vary, o.concurrency, o.duration, o.warmup, o.rate, o.duration, o.repeat, o.repeat, o.rate, m.cpus, quietThreshold, o.retries, rateSentence(rows), e2eIntro(o), memIntro(o, b.mem), shipIntro(o, b.ship), costIntro(o, b.cost), stormIntro(o, b.storm), m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
+`, vary, o.concurrency, o.duration, o.warmup, o.rate, o.duration, o.repeat, o.repeat, o.rate, m.cpus, quietThreshold, o.retries, rateSentence(rows), e2eIntro(o), memIntro(o, b.mem), shipIntro(o, b.ship), costIntro(o, b.cost), stormIntro(o, b.storm), clusterIntro(o, b.clus), m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
 	if m.redis != "" {
 		fmt.Fprintf(w, "- store: %s on 127.0.0.1\n", m.redis)
 	}
@@ -489,6 +507,7 @@ func writeRest(w io.Writer, b *bench, e2e []*e2eRow, mem []*memRow, notes []stri
 		fmt.Fprintln(w)
 		stormDetails(w, b.storm)
 	}
+	writeCluster(w, b, "###", true)
 	if len(notes) > 0 {
 		fmt.Fprint(w, "\n### Notes\n\n")
 		for _, n := range notes {

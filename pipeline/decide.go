@@ -43,7 +43,9 @@ type plan struct {
 	p   *Pipeline
 	r   *Rules
 	now time.Time
-	// forwarded: the commit carries outbox work for another shard.
+	// shard is the one the plan commits in; forwarded: the commit carries
+	// outbox work for another shard.
+	shard     int
 	forwarded bool
 	// cur are the values the plan was decided from (Expect), by key.
 	cur map[string][]byte

@@ -60,6 +60,10 @@ type Dispatcher struct {
 	// target could use.
 	busy  map[string]int
 	sends sync.WaitGroup
+	// With several shards: when each shard's earliest item falls due, as
+	// its last claim said, and when every shard was last looked at.
+	nextDue   []time.Time
+	lastSweep time.Time
 }
 
 // dispatchSlots bounds the batches one replica sends at once.
@@ -359,24 +363,48 @@ func retryStore(ctx context.Context, op func() error) error {
 
 // claimShards claims what is due in every shard's outbox (a target's
 // items are all in its own shard) as one claim.
+//
+// It looks only where there can be work: the shards of the targets woken
+// since the last claim, those whose earliest item (or lapsing lease) is due
+// by what their last claim said, and every shard each sweepEvery (other
+// replicas queue work this one is not woken for).
 func (d *Dispatcher) claimShards(ctx context.Context, o store.ClaimOptions) (store.Claimed, error) {
 	n := d.p.o.Store.Shards()
 	if n <= 1 {
 		return d.p.o.Store.Claim(ctx, 0, store.QueueOutbox, o)
 	}
+	d.mu.Lock()
+	if len(d.nextDue) != n {
+		d.nextDue = make([]time.Time, n)
+	}
+	sweep := o.Now.Sub(d.lastSweep) >= d.p.sweepEvery()
+	if sweep {
+		d.lastSweep = o.Now
+	}
+	look := make([]bool, n)
+	for t := range d.woken {
+		look[d.p.targetShard(t)] = true
+	}
+	for s, due := range d.nextDue {
+		look[s] = look[s] || sweep || (!due.IsZero() && !due.After(o.Now))
+	}
+	d.mu.Unlock()
 	var all store.Claimed
 	var errs []error
 	for s := 0; s < n; s++ {
+		if !look[s] {
+			continue
+		}
 		c, err := d.p.o.Store.Claim(ctx, s, store.QueueOutbox, o)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		d.mu.Lock()
+		d.nextDue[s] = c.Next
+		d.mu.Unlock()
 		all.Batches = append(all.Batches, c.Batches...)
 		all.Limited += c.Limited
-		if !c.Next.IsZero() && (all.Next.IsZero() || c.Next.Before(all.Next)) {
-			all.Next = c.Next
-		}
 		for g, until := range c.Held {
 			if all.Held == nil {
 				all.Held = map[string]time.Time{}
@@ -384,6 +412,13 @@ func (d *Dispatcher) claimShards(ctx context.Context, o store.ClaimOptions) (sto
 			all.Held[g] = until
 		}
 	}
+	d.mu.Lock()
+	for _, due := range d.nextDue {
+		if !due.IsZero() && (all.Next.IsZero() || due.Before(all.Next)) {
+			all.Next = due
+		}
+	}
+	d.mu.Unlock()
 	if len(all.Batches) == 0 && len(errs) > 0 {
 		return store.Claimed{}, errors.Join(errs...)
 	}

@@ -82,8 +82,8 @@ type Pipeline struct {
 	rules atomic.Pointer[Rules]
 	disp  *Dispatcher
 
-	remedyWake  chan struct{}
-	forwardWake chan struct{}
+	remedyWake  *shardWake
+	forwardWake *shardWake
 	remedySlots chan struct{}
 }
 
@@ -111,7 +111,7 @@ func New(o Options) *Pipeline {
 		o.RecordTTL = 24 * time.Hour
 	}
 	p := &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store),
-		remedyWake: make(chan struct{}, 1), forwardWake: make(chan struct{}, 1), remedySlots: make(chan struct{}, o.RemedyWorkers)}
+		remedyWake: newShardWake(), forwardWake: newShardWake(), remedySlots: make(chan struct{}, o.RemedyWorkers)}
 	p.disp = newDispatcher(p)
 	if o.Rules != nil {
 		p.rules.Store(o.Rules)
@@ -135,7 +135,7 @@ func (p *Pipeline) Check(ctx context.Context) error {
 // Flush sends what is due now and waits for it (tests, and the end of a
 // memory store's drain).
 func (p *Pipeline) Flush(ctx context.Context) error {
-	if err := p.forward(ctx); err != nil {
+	if err := p.forward(ctx, allShards(p.o.Store.Shards())); err != nil {
 		return err
 	}
 	return p.disp.flush(ctx)
@@ -185,7 +185,7 @@ func (p *Pipeline) Start(ctx context.Context) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.loop(ctx, time.Second, p.forwardWake, "forward", "forwarding outbox work to its targets' shards failed; it is tried again", p.forward)
+			p.shardLoop(ctx, p.forwardWake, "forward", "forwarding outbox work to its targets' shards failed; it is tried again", p.forward)
 		}()
 	}
 	go func() {
@@ -339,6 +339,7 @@ func (p *Pipeline) processBatch(ctx context.Context, es []*alert.Entry) bool {
 		pl := p.newPlan(r, cur, now)
 		pl.decideEntry(e, matches[i])
 		txns[i], pl.forwarded = p.localize(e.Shard, e.ID, pl.finish())
+		pl.shard = e.Shard
 		txns[i].Ack = e.Receipt
 		for _, v := range txns[i].Set {
 			state[v.Key] = v.Value
@@ -401,6 +402,7 @@ func (p *Pipeline) process(ctx context.Context, e *alert.Entry) bool {
 		pl.decideEntry(e, ms)
 		var txn store.Txn
 		txn, pl.forwarded = p.localize(e.Shard, e.ID, pl.finish())
+		pl.shard = e.Shard
 		txn.Ack = e.Receipt
 		err := p.o.Store.Commit(ctx, e.Shard, txn)
 		var c *store.Conflict
@@ -476,16 +478,10 @@ func (p *Pipeline) committed(pl *plan, e *alert.Entry, log zerolog.Logger) {
 		p.disp.wake(pl.outbox...)
 	}
 	if pl.forwarded {
-		select {
-		case p.forwardWake <- struct{}{}:
-		default:
-		}
+		p.forwardWake.mark(pl.shard)
 	}
 	if pl.remedy {
-		select {
-		case p.remedyWake <- struct{}{}:
-		default:
-		}
+		p.remedyWake.mark(pl.shard)
 	}
 }
 
@@ -508,6 +504,7 @@ func (p *Pipeline) commitPlan(ctx context.Context, shard int, keys []string, dec
 		}
 		var txn store.Txn
 		txn, pl.forwarded = p.localize(shard, newToken(), pl.finish())
+		pl.shard = shard
 		err := p.o.Store.Commit(ctx, shard, txn)
 		var c *store.Conflict
 		if errors.As(err, &c) && attempt < maxConflicts {

@@ -36,12 +36,15 @@ func (p *Pipeline) remedies(ctx context.Context) {
 	}
 	// Each pass takes what is due; the ticker only catches tasks other
 	// replicas queued and leases that lapsed.
-	p.loop(ctx, time.Second, p.remedyWake, "remedy", "remediation queue failed; trying again shortly", func(ctx context.Context) error {
-		return p.runRemedies(ctx, false)
+	p.shardLoop(ctx, p.remedyWake, "remedy", "remediation queue failed; trying again shortly", func(ctx context.Context, shards []int) error {
+		return p.runRemedies(ctx, shards, false)
 	})
 }
 
-func (p *Pipeline) runRemedies(ctx context.Context, wait bool) error {
+func (p *Pipeline) runRemedies(ctx context.Context, shards []int, wait bool) error {
+	if len(shards) == 0 {
+		return nil
+	}
 	var running chan struct{}
 	if wait {
 		running = make(chan struct{}, cap(p.remedySlots))
@@ -53,7 +56,7 @@ func (p *Pipeline) runRemedies(ctx context.Context, wait bool) error {
 			break
 		}
 		now := p.o.Now()
-		shard := next % p.o.Store.Shards()
+		shard := shards[next%len(shards)]
 		next++
 		c, err := p.o.Store.Claim(ctx, shard, store.QueueRemedy, store.ClaimOptions{
 			Now:   now,
@@ -64,7 +67,7 @@ func (p *Pipeline) runRemedies(ctx context.Context, wait bool) error {
 			return err
 		}
 		if len(c.Batches) == 0 {
-			if empty++; empty >= p.o.Store.Shards() {
+			if empty++; empty >= len(shards) {
 				break
 			}
 			continue

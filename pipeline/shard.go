@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alertmedic/alertmedic/store"
@@ -26,8 +27,9 @@ func (p *Pipeline) targetShard(target string) int {
 }
 
 // forwardMarkerTTL is how long a target's shard remembers a forward item it
-// took: longer than any lease a crashed forwarder's item waits out.
-const forwardMarkerTTL = 24 * time.Hour
+// took: far longer than the lease (30 s) a crashed forwarder's item waits
+// out before it is taken again.
+const forwardMarkerTTL = time.Hour
 
 // localize keeps in t the outbox work for targets in shard and turns the
 // rest into forward items; token makes their IDs unique to this decision
@@ -73,13 +75,12 @@ func newToken() string {
 // forward moves every shard's forward items into their targets' shards:
 // one CommitAll per destination, each item's commit atomic with the marker
 // that makes it happen once; then one settle per source shard.
-func (p *Pipeline) forward(ctx context.Context) error {
-	n := p.o.Store.Shards()
-	if n <= 1 {
+func (p *Pipeline) forward(ctx context.Context, shards []int) error {
+	if p.o.Store.Shards() <= 1 {
 		return nil
 	}
 	var errs []error
-	for src := 0; src < n; src++ {
+	for _, src := range shards {
 		for round := 0; round < 20; round++ {
 			moved, err := p.forwardFrom(ctx, src)
 			if err != nil {
@@ -122,7 +123,7 @@ func (p *Pipeline) forwardFrom(ctx context.Context, src int) (int, error) {
 				st.Dead = append(st.Dead, it)
 				continue
 			}
-			marker := "fwd:" + it.ID
+			marker := it.ID // "fwd:...", unique to the decision and the item
 			t := store.Txn{
 				Expect: []store.Value{{Key: marker}},
 				Set:    []store.Value{{Key: marker, Value: []byte("1"), TTL: forwardMarkerTTL}},
@@ -161,4 +162,77 @@ func (p *Pipeline) forwardFrom(ctx context.Context, src int) (int, error) {
 		p.disp.wake(woken...)
 	}
 	return total, nil
+}
+
+// sweepEvery is how often the loops that serve every shard look at all of
+// them (for other replicas' work and lapsed leases) when the store has
+// several; between sweeps they look at the shards they were woken for.
+// With one shard it is a second, as before sharding.
+func (p *Pipeline) sweepEvery() time.Duration {
+	if p.o.Store.Shards() > 1 {
+		return 5 * time.Second
+	}
+	return time.Second
+}
+
+// shardWake is a set of shards with new work, and a channel that says so.
+type shardWake struct {
+	mu sync.Mutex
+	s  map[int]bool
+	ch chan struct{}
+}
+
+func newShardWake() *shardWake { return &shardWake{s: map[int]bool{}, ch: make(chan struct{}, 1)} }
+
+func (w *shardWake) mark(shard int) {
+	w.mu.Lock()
+	w.s[shard] = true
+	w.mu.Unlock()
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
+}
+
+func (w *shardWake) take() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]int, 0, len(w.s))
+	for s := range w.s {
+		out = append(out, s)
+	}
+	clear(w.s)
+	return out
+}
+
+// allShards lists 0..n-1.
+func allShards(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// shardLoop runs fn for the shards woken, at once, and for every shard each
+// sweepEvery, until ctx is done; failures are counted under op and logged.
+func (p *Pipeline) shardLoop(ctx context.Context, w *shardWake, op, msg string, fn func(ctx context.Context, shards []int) error) {
+	t := time.NewTicker(p.sweepEvery())
+	defer t.Stop()
+	for {
+		var shards []int
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.take()
+			shards = allShards(p.o.Store.Shards())
+		case <-w.ch:
+			shards = w.take()
+		}
+		if err := fn(ctx, shards); err != nil && ctx.Err() == nil {
+			p.m.storeErrors.WithLabelValues(op).Inc()
+			p.o.Logger.Error().Err(err).Msg(msg)
+		}
+	}
 }

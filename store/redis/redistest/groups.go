@@ -126,9 +126,19 @@ func StartSentinel(t testing.TB) *Group {
 	return start(t, "sentinel")
 }
 
-// groupNodeTimeout is a private group's cluster-node-timeout and
-// down-after-milliseconds: short, so that a drill's failover takes seconds.
+// groupNodeTimeout is a private Cluster's cluster-node-timeout: short, so
+// that a drill's failover takes seconds. A Sentinel group's
+// down-after-milliseconds is twice that: at 1 s it equals Sentinel's own
+// reconnect period, and on a busy machine two sentinels once marked a
+// just-promoted master down and promoted an empty one.
 const groupNodeTimeout = "1000"
+
+func nodeTimeout(kind string) string {
+	if kind == "sentinel" {
+		return "2000"
+	}
+	return groupNodeTimeout
+}
 
 func start(t testing.TB, kind string) *Group {
 	t.Helper()
@@ -150,7 +160,7 @@ func start(t testing.TB, kind string) *Group {
 		base, release := reserveBase(t, kind)
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		cmd := exec.CommandContext(ctx, g.script, "start", kind, "--dir", g.Dir, "--port", strconv.Itoa(base),
-			"--node-timeout", groupNodeTimeout, "--owner", strconv.Itoa(os.Getpid()))
+			"--node-timeout", nodeTimeout(kind), "--owner", strconv.Itoa(os.Getpid()))
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		began := time.Now()
