@@ -93,7 +93,7 @@ type RateLimit struct {
 // NoticesConfig says where alertmedic's own notices go.
 type NoticesConfig struct {
 	// FlappingReceiver hears when an alert starts and stops flapping (the
-	// seed: Slack #ops-alerts). Empty: notices are only logged.
+	// shipped example: Slack #ops-alerts). Empty: notices are only logged.
 	FlappingReceiver string `yaml:"flapping_receiver"`
 }
 
@@ -148,16 +148,16 @@ func ParseTrustedProxy(s string) (netip.Prefix, error) {
 
 // HTTPAuth is a bearer token or basic auth, never both.
 type HTTPAuth struct {
-	BearerToken     Secret     `yaml:"bearer_token"`
-	BearerTokenFile string     `yaml:"bearer_token_file"`
-	BasicAuth       *BasicAuth `yaml:"basic_auth"`
+	BearerToken     secret.Secret `yaml:"bearer_token"`
+	BearerTokenFile string        `yaml:"bearer_token_file"`
+	BasicAuth       *BasicAuth    `yaml:"basic_auth"`
 }
 
 // BasicAuth is HTTP basic authentication.
 type BasicAuth struct {
-	Username     string `yaml:"username"`
-	Password     Secret `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
+	Username     string        `yaml:"username"`
+	Password     secret.Secret `yaml:"password"`
+	PasswordFile string        `yaml:"password_file"`
 }
 
 // Enabled reports whether any credential is configured.
@@ -199,16 +199,16 @@ type MemoryStore struct {
 // RedisStore is a Redis server, Sentinel group or Cluster shared by replicas.
 type RedisStore struct {
 	// URL may hold a password, so it is a secret.
-	URL           Secret   `yaml:"url"`
-	URLFile       string   `yaml:"url_file"`
-	Addrs         []string `yaml:"addrs"`
-	MasterName    string   `yaml:"master_name"`
-	Username      string   `yaml:"username"`
-	Password      Secret   `yaml:"password"`
-	PasswordFile  string   `yaml:"password_file"`
-	DB            int      `yaml:"db"`
-	KeyPrefix     string   `yaml:"key_prefix"`
-	QueueCapacity int      `yaml:"queue_capacity"`
+	URL           secret.Secret `yaml:"url"`
+	URLFile       string        `yaml:"url_file"`
+	Addrs         []string      `yaml:"addrs"`
+	MasterName    string        `yaml:"master_name"`
+	Username      string        `yaml:"username"`
+	Password      secret.Secret `yaml:"password"`
+	PasswordFile  string        `yaml:"password_file"`
+	DB            int           `yaml:"db"`
+	KeyPrefix     string        `yaml:"key_prefix"`
+	QueueCapacity int           `yaml:"queue_capacity"`
 	// MaxDeadLetters bounds the dead letters kept; past it the oldest go.
 	MaxDeadLetters int      `yaml:"max_dead_letters"`
 	ClaimIdle      Duration `yaml:"claim_idle"`
@@ -403,7 +403,7 @@ func Parse(b []byte, dir string) (*Config, error) {
 	// default and is not reported twice.
 	var verrs Errors
 	if err := validate(&c, dir); err != nil {
-		verrs = err.(Errors)
+		verrs = err.(Errors) //nolint:errorlint // validate returns Errors itself, never wrapped
 	}
 	if len(errs) > 0 {
 		sortErrors(errs)
@@ -903,7 +903,7 @@ func checkAuth(path string, a *HTTPAuth, dir string, bad func(string, string, ..
 // readSecret fills *s from file when file is set, through the one reader of
 // every *_file (which refuses what is not a regular file, or is too large).
 // The secret's value never appears in an error; the file's path does.
-func readSecret(path string, s *Secret, file, dir string, bad func(string, string, ...any)) {
+func readSecret(path string, s *secret.Secret, file, dir string, bad func(string, string, ...any)) {
 	if err := secret.Fill(path, s, file, dir); err != nil {
 		// Fill's error starts with the setting it is about: path, or
 		// path_file when the file is the trouble.
@@ -911,11 +911,6 @@ func readSecret(path string, s *Secret, file, dir string, bad func(string, strin
 		bad(p, "%s", msg)
 	}
 }
-
-// Secret is a credential. It prints and marshals as <secret> so that it
-// cannot reach a log line, an error or an API response by accident; code
-// that needs the value converts it with string(s) on purpose.
-type Secret = secret.Secret
 
 // Duration accepts Prometheus durations (30s, 5m, 1h30m, 1d, 1w). It is the
 // routing package's type (the route tree's flapping overrides need it and

@@ -21,7 +21,7 @@ func FuzzParse(f *testing.F) {
 	var laughs strings.Builder
 	laughs.WriteString(`a: &a ["x","x","x","x","x","x","x","x","x","x"]` + "\n")
 	for l := 'b'; l <= 'i'; l++ {
-		laughs.WriteString(fmt.Sprintf("%c: &%c [%s]\n", l, l, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*%c,", l-1), 10), ",")))
+		fmt.Fprintf(&laughs, "%c: &%c [%s]\n", l, l, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*%c,", l-1), 10), ","))
 	}
 	f.Add([]byte(laughs.String()))
 	f.Add([]byte(laughs.String() + "route: {receiver: r, routes: [*i]}\n"))
@@ -36,7 +36,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b, "")
 		if err != nil {
-			if _, ok := err.(Errors); !ok {
+			if _, ok := err.(Errors); !ok { //nolint:errorlint // Parse's contract: the error is Errors itself
 				t.Fatalf("error %T %v is not config.Errors", err, err)
 			}
 			return

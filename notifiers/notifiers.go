@@ -19,12 +19,6 @@ const (
 	KindRemediation     = "remediation"      // a remediation action ran or failed
 )
 
-// IsNotice says whether a kind is one of alertmedic's own notices (a ready
-// text, no alerts of its own to render).
-func IsNotice(kind string) bool {
-	return kind == KindFlappingStarted || kind == KindFlappingStopped || kind == KindRemediation
-}
-
 // Target is where a notification goes: one integration of one receiver.
 type Target struct {
 	Receiver    string            `json:"receiver"`

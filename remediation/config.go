@@ -32,8 +32,10 @@ const (
 // Actions lists every action kind, in the order error messages name them.
 var Actions = []string{ActionScale, ActionCacheWarm, ActionCircuitBreak, ActionCircuitClose, ActionHTTP}
 
-// Defaults. DefaultCooldown stops what the seed did (scale again on every
-// repeat of a firing alert); DefaultCompanies is the seed's warm-up list.
+// Defaults. DefaultCooldown stops an action from running again on every
+// repeat of a firing alert (Alertmanager re-sends it each repeat_interval);
+// DefaultCompanies is the cache warm-up list of the service alertmedic
+// ships beside.
 const (
 	DefaultTimeout         = model.Duration(5 * time.Second)
 	DefaultRetries         = 2
@@ -54,10 +56,6 @@ const (
 	defaultAuditListLength = 100
 )
 
-// Secret is a credential in this block (the bearer token): alertmedic's one
-// secret type, which prints and marshals as <secret>.
-type Secret = secret.Secret
-
 // Config is the remediation block of the configuration file. Decode YAML
 // into it (UnmarshalYAML starts from DefaultConfig), or start from
 // DefaultConfig in code; then Load.
@@ -74,8 +72,8 @@ type Config struct {
 	APIBaseURL string `yaml:"api_base_url" json:"api_base_url,omitempty"`
 	// BearerToken is sent to the orchestrator and the API (never to an http
 	// action's URL, which may be anyone's).
-	BearerToken     Secret `yaml:"bearer_token" json:"bearer_token,omitempty"`
-	BearerTokenFile string `yaml:"bearer_token_file" json:"bearer_token_file,omitempty"`
+	BearerToken     secret.Secret `yaml:"bearer_token" json:"bearer_token,omitempty"`
+	BearerTokenFile string        `yaml:"bearer_token_file" json:"bearer_token_file,omitempty"`
 	// Timeout bounds each HTTP attempt.
 	Timeout model.Duration `yaml:"timeout" json:"timeout"`
 	// Retries is how many times a call is repeated after a 5xx answer or a

@@ -3,12 +3,11 @@
 // close a circuit breaker, or call any HTTP endpoint, when a matching alert
 // fires or resolves.
 //
-// The seed (alert_processor.py's _handle_special_alerts) scaled, warmed and
-// broke circuits on every notification of an alert, with no cooldown, no
-// budget, no coordination between replicas, no timeout or retry and no
-// record of what it did; a firing alert repeated every 5 minutes scaled
-// every 5 minutes, from each replica. Here every action passes guards, in
-// this order, and each guard that stops one is audited by name:
+// An action run on every notification of an alert, with no cooldown, no
+// budget and no coordination between replicas, scales every 5 minutes from
+// each replica while Alertmanager repeats a firing alert. Here every action
+// passes guards, in this order, and each guard that stops one is audited
+// by name:
 // disabled (config) or paused (API), flapping, stale, cooldown, budget,
 // lock; then dry_run; then the call. Cooldowns, budgets, the lock, the pause
 // switch and the audit log live in the shared store, so replicas agree.
@@ -215,9 +214,6 @@ func (e *Engine) Apply(c Config) error {
 	e.cur.Store(cc)
 	return nil
 }
-
-// Config returns the configuration in effect (the token redacts itself).
-func (e *Engine) Config() Config { return e.cur.Load().cfg }
 
 // Record is one decision about one action, as audited.
 type Record struct {

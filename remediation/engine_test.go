@@ -154,7 +154,7 @@ func testActionRequests(t *testing.T, open opener) {
 			resolveNotice: "scaled company-extraction-api from 5 to 4 replicas because ExtractionServiceOverloaded resolved",
 		},
 		{
-			name: "cache warm with the seed's companies",
+			name: "cache warm with the default companies",
 			rule: func(*rig) Rule {
 				return Rule{Name: "warm-cache", Matchers: []string{`alertname="LowCacheHitRate"`}, Action: ActionCacheWarm}
 			},
@@ -253,7 +253,7 @@ func testMissingAPILabel(t *testing.T, open opener) {
 }
 
 // The same firing alert, re-sent ten times within a minute, scales once;
-// after the cooldown it scales again. The seed scaled on every one.
+// after the cooldown it scales again (not on every repeat).
 func testCooldownActsOnce(t *testing.T, open opener) {
 	r := newRig(t, open)
 	e := r.engine(r.config(scaleRule()), "a")
@@ -644,8 +644,7 @@ func testDisabled(t *testing.T, open opener) {
 	}
 }
 
-// A flapping alert is not acted on, unless the rule says while_flapping.
-// The seed returned before remediation for every flapping alert.
+// A flapping alert is still remediated when its rule says while_flapping.
 func testFlapping(t *testing.T, open opener) {
 	r := newRig(t, open)
 	strict := scaleRule()

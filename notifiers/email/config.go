@@ -40,10 +40,9 @@ const (
 	// HTTP integrations' 10s.
 	DefaultTimeout = model.Duration(30 * time.Second)
 
-	// DefaultSubject generalises the seed's "CRITICAL: Company Extraction
-	// API Alert" to the notification: RESOLVED when every alert resolved,
-	// else the common severity upper-cased (INFO for a lone alert without
-	// one, as the seed's parser reads a missing severity; FIRING when the
+	// DefaultSubject names the notification: RESOLVED when every alert
+	// resolved, else the common severity upper-cased (INFO for a lone alert
+	// without one, as Slack's title reads a missing severity; FIRING when the
 	// alerts disagree), then the alert name, the count when there are
 	// several, and the common summary.
 	DefaultSubject = `{{ if eq .Status "resolved" }}RESOLVED{{ else if .CommonLabels.severity }}{{ toUpper .CommonLabels.severity }}{{ else if eq (len .Alerts) 1 }}INFO{{ else }}FIRING{{ end }}: ` +
@@ -51,8 +50,8 @@ const (
 		`{{ if gt (len .Alerts) 1 }} ({{ len .Alerts.Firing }} firing, {{ len .Alerts.Resolved }} resolved){{ end }}` +
 		`{{ with .CommonAnnotations.summary }} - {{ . }}{{ end }}`
 
-	// DefaultText is the seed's body (Alert, Description and Runbook for
-	// each alert), leaving out the lines an alert has nothing for and
+	// DefaultText lists Alert, Description and Runbook for each alert,
+	// leaving out the lines an alert has nothing for and
 	// adding what an on-call reader looks for next: status, labels, start
 	// time and the link to the source. A notice or digest opens with its
 	// .Intro and a notice lists its .Facts.
@@ -73,7 +72,7 @@ Labels:{{ range .Labels.SortedPairs }} {{ .Name }}={{ .Value }}{{ end }}
 {{ end }}`
 
 	// DefaultHTML says the same as DefaultText for mail clients that show
-	// HTML, one block per alert with the seed's Slack colours (red
+	// HTML, one block per alert in Slack's colours (red
 	// critical, amber warning, green resolved). Inline styles only: most
 	// mail clients drop <style> elements.
 	DefaultHTML = `<!DOCTYPE html>
@@ -103,7 +102,7 @@ Labels:{{ range .Labels.SortedPairs }} {{ .Name }}={{ .Value }}{{ end }}
 // Config is the integrations.email block: the one mail relay every email
 // target sends through. Recipients are each target's settings.to.
 type Config struct {
-	// Smarthost is the relay as host:port (the seed: smtp.company.com:587).
+	// Smarthost is the relay as host:port (e.g. smtp.company.com:587).
 	Smarthost string `yaml:"smarthost"`
 	// From is the sender, an address or "Name <address>".
 	From string `yaml:"from"`
@@ -112,9 +111,9 @@ type Config struct {
 
 	// AuthUsername turns on SMTP AUTH. The mechanism is the strongest the
 	// relay offers; PLAIN and LOGIN only inside TLS.
-	AuthUsername     string           `yaml:"auth_username"`
-	AuthPassword     notifiers.Secret `yaml:"auth_password"`
-	AuthPasswordFile string           `yaml:"auth_password_file"`
+	AuthUsername     string        `yaml:"auth_username"`
+	AuthPassword     secret.Secret `yaml:"auth_password"`
+	AuthPasswordFile string        `yaml:"auth_password_file"`
 
 	// InsecureSkipVerify accepts any certificate the relay presents: for
 	// tests and self-signed relays only; prefer ca_file.
@@ -256,7 +255,7 @@ func loadCA(file string) (*x509.CertPool, error) {
 // Target settings an email target may carry.
 const (
 	// SettingTo lists the recipients, separated by commas; each an address
-	// or "Name <address>" (the seed: oncall@company.com).
+	// or "Name <address>" (e.g. oncall@company.com).
 	SettingTo = "to"
 )
 

@@ -57,7 +57,7 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{
-			name:           "the seed",
+			name:           "the shipped example",
 			yaml:           seed,
 			wantConfigured: true,
 			check: func(t *testing.T, c Config) {
@@ -210,7 +210,7 @@ func TestValidateSettings(t *testing.T) {
 		settings map[string]string
 		want     []string
 	}{
-		{"the seed", map[string]string{"to": "oncall@company.com"}, nil},
+		{"the shipped example", map[string]string{"to": "oncall@company.com"}, nil},
 		{"several, with names", map[string]string{"to": "oncall@company.com, Platform Team <platform@company.com>"}, nil},
 		{"none", nil, []string{"to: required (the recipients, e.g. oncall@company.com)"}},
 		{"blank", map[string]string{"to": "  "}, []string{"to: required (the recipients, e.g. oncall@company.com)"}},

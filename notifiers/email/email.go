@@ -1,8 +1,8 @@
 // Package email is the email integration: one mail per notification, with
 // a plain-text and an HTML part, sent through one SMTP relay with STARTTLS
 // and SMTP AUTH (github.com/wneessen/go-mail). It owns its configuration
-// block (integrations.email), the default subject and bodies (the seed's
-// email_configs) and the classification of the relay's answers into retry
+// block (integrations.email), the default subject and bodies and the
+// classification of the relay's answers into retry
 // (4xx, lost connections, timeouts) or give up (5xx); backoff is the
 // pipeline's.
 package email

@@ -229,7 +229,7 @@ func selfSigned(t *testing.T) (tls.Certificate, []byte) {
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-// config is the seed's email block pointed at srv: STARTTLS required, AUTH
+// config is the shipped email block pointed at srv: STARTTLS required, AUTH
 // with the known user, the relay's certificate trusted through ca_file.
 func config(t *testing.T, srv server) Config {
 	t.Helper()
@@ -254,7 +254,7 @@ func target(to string) notifiers.Target {
 	return notifiers.Target{Receiver: "oncall", Integration: "email", Name: "email[0]", Settings: map[string]string{"to": to}}
 }
 
-// The seed's alerts, as the pipeline hands them over.
+// The shipped rules' alerts, as the pipeline hands them over.
 func alertsNotification() *notifiers.Notification {
 	return &notifiers.Notification{
 		Key:         "alerts:0f3c:oncall/email[0]",

@@ -24,7 +24,7 @@ const (
 	DefaultURL = "https://events.pagerduty.com/v2/enqueue"
 	// DefaultClient names the sender in PagerDuty's UI.
 	DefaultClient = "alertmedic"
-	// DefaultSummary reproduces the seed's description
+	// DefaultSummary is the usual Alertmanager description
 	// ('{{ range .Alerts }}{{ .Annotations.summary }}{{ end }}') for the one
 	// alert each event carries, falling back to the alert's name when it
 	// has no summary, because PagerDuty refuses an event without one.
@@ -52,8 +52,8 @@ func DefaultSeverity() map[string]string {
 // here, not in a target's settings, because settings are printed (routes
 // test, explain) and are not secret.
 type Config struct {
-	RoutingKey     notifiers.Secret `yaml:"routing_key"`
-	RoutingKeyFile string           `yaml:"routing_key_file"`
+	RoutingKey     secret.Secret `yaml:"routing_key"`
+	RoutingKeyFile string        `yaml:"routing_key_file"`
 	// URL is the Events API v2 enqueue endpoint. It must end in /v2/enqueue:
 	// go-pagerduty appends that path to the host it is given.
 	URL string `yaml:"url"`

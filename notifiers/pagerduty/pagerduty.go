@@ -151,8 +151,8 @@ func (n *Notifier) event(nt *notifiers.Notification, a template.Alert) (*pd.V2Ev
 		action = actionResolve
 	}
 
-	// The template sees this one alert: the seed's description ranged over
-	// the group, but an event is one alert.
+	// The template sees this one alert: a description ranging over the
+	// group would describe others, and an event is one alert.
 	one := *nt
 	one.Alerts = template.Alerts{a}
 	summary, err := notifiers.Render(notifiers.TemplateFor(nt, notifiers.SettingSummary, n.conf.Summary), &one)

@@ -525,7 +525,7 @@ func chain(err error) []error {
 		return nil
 	}
 	out := []error{err}
-	switch u := err.(type) {
+	switch u := err.(type) { //nolint:errorlint // walks the chain itself, one link at a time
 	case interface{ Unwrap() error }:
 		out = append(out, chain(u.Unwrap())...)
 	case interface{ Unwrap() []error }:

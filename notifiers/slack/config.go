@@ -15,10 +15,9 @@ import (
 	"github.com/alertmedic/alertmedic/secret"
 )
 
-// Defaults. The title and text reproduce the seed's attachment: "CRITICAL:
+// Defaults. The title and text make an attachment such as "CRITICAL:
 // HighErrorRate" over the summary annotation. They are rendered once per
-// alert (see Config.Title), and severity falls back to "info" as the seed's
-// alert parser does.
+// alert (see Config.Title), and a missing severity reads as "info".
 const (
 	DefaultTitle          = `{{ if eq .Status "resolved" }}RESOLVED{{ else }}{{ or .CommonLabels.severity "info" | toUpper }}{{ end }}: {{ .CommonLabels.alertname }}`
 	DefaultText           = `{{ or .CommonAnnotations.summary "No summary available" }}`
@@ -36,10 +35,10 @@ const maxAttachments = 99
 // webhook URL (api_url) or a bot token (token) for chat.postMessage; both
 // are secrets and may come from files.
 type Config struct {
-	APIURL     notifiers.Secret `yaml:"api_url"`
-	APIURLFile string           `yaml:"api_url_file"`
-	Token      notifiers.Secret `yaml:"token"`
-	TokenFile  string           `yaml:"token_file"`
+	APIURL     secret.Secret `yaml:"api_url"`
+	APIURLFile string        `yaml:"api_url_file"`
+	Token      secret.Secret `yaml:"token"`
+	TokenFile  string        `yaml:"token_file"`
 	// APIBaseURL is where the Web API lives when a token is used; tests
 	// point it at a local server.
 	APIBaseURL string `yaml:"api_base_url"`
@@ -80,7 +79,7 @@ func (c *Config) Load(dir string) []error {
 	secretsOK := true
 	for _, s := range []struct {
 		key  string
-		val  *notifiers.Secret
+		val  *secret.Secret
 		file string
 	}{{"api_url", &c.APIURL, c.APIURLFile}, {"token", &c.Token, c.TokenFile}} {
 		if err := secret.Fill(s.key, s.val, s.file, dir); err != nil {

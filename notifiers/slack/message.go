@@ -14,10 +14,10 @@ import (
 	"github.com/alertmedic/alertmedic/notifiers"
 )
 
-// Slack's attachment colours, keyed by the severity label as the seed does.
+// Slack's attachment colours, keyed by the severity label.
 var colors = map[string]string{"critical": "danger", "warning": "warning"}
 
-// startedAtLayout is the seed's "%Y-%m-%d %H:%M:%S UTC".
+// startedAtLayout writes a start time as 2026-01-02 15:04:05 UTC.
 const startedAtLayout = "2006-01-02 15:04:05 UTC"
 
 // errNoAlerts: a notification with nothing to show is a caller's bug, and
@@ -67,7 +67,7 @@ func (n *Notifier) message(nt *notifiers.Notification) (*slack.WebhookMessage, e
 	return msg, nil
 }
 
-// attachment renders alert i of nt as the seed's attachment.
+// attachment renders alert i of nt: colour, title, text, fields, runbook.
 func (n *Notifier) attachment(nt *notifiers.Notification, i int) (slack.Attachment, error) {
 	a := nt.Alerts[i]
 	// The templates see this alert alone; see Config.Title.

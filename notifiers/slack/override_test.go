@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/secret"
 )
 
 // A receiver's integration entry may override the integration's templates
@@ -24,7 +25,7 @@ func TestTargetTemplateOverride(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer srv.Close()
-	c := Config{APIURL: notifiers.Secret(srv.URL + "/hook")}
+	c := Config{APIURL: secret.Secret(srv.URL + "/hook")}
 	if errs := c.Load(""); len(errs) > 0 {
 		t.Fatal(errs)
 	}

@@ -1,5 +1,5 @@
 // Package slack is the Slack integration: it posts one message per
-// notification, one attachment per alert as the seed's processor did,
+// notification, one attachment per alert,
 // through an incoming webhook or through chat.postMessage with a bot token.
 // It owns its configuration block (integrations.slack), the message layout
 // and the classification of Slack's answers into retry or give up; backoff

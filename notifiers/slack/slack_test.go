@@ -26,6 +26,7 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/secret"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the requests sent")
@@ -104,7 +105,7 @@ func (s *slackServer) requests() []request {
 }
 
 func webhookConfig(base string) Config {
-	return Config{APIURL: notifiers.Secret(base + webhookPath)}
+	return Config{APIURL: secret.Secret(base + webhookPath)}
 }
 
 func tokenConfig(base string) Config {
@@ -166,7 +167,7 @@ func TestMessages(t *testing.T) {
 			Alerts: template.Alerts{
 				mkAlert(alert.StatusFiring, "HighErrorRate", "critical", runbook, t0),
 				mkAlert(alert.StatusFiring, "HighLatency", "warning", map[string]string{"summary": "p99 above 2s"}, t0.Add(time.Minute)),
-				// No severity, no annotations: the seed's fallbacks.
+				// No severity, no annotations: the fallbacks.
 				mkAlert(alert.StatusFiring, "LowCacheHitRate", "", nil, t0.Add(2*time.Minute)),
 			},
 		}},
@@ -464,7 +465,7 @@ func TestNoSecretLeaks(t *testing.T) {
 				if name == "connection refused" {
 					base = "http://" + addr
 				}
-				c := Config{APIURL: notifiers.Secret(base + secretPath)}
+				c := Config{APIURL: secret.Secret(base + secretPath)}
 				secrets := []string{string(c.APIURL), secretPath, "SECRET"}
 				if token {
 					c = Config{Token: secretToken, APIBaseURL: base + "/api/"}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/secret"
 )
 
@@ -22,10 +21,10 @@ const DefaultTimeout = model.Duration(10 * time.Second)
 // its token in the path or query), so they are here and not in a target's
 // settings, which are printed.
 type Config struct {
-	URL             notifiers.Secret `yaml:"url"`
-	URLFile         string           `yaml:"url_file"`
-	BearerToken     notifiers.Secret `yaml:"bearer_token"`
-	BearerTokenFile string           `yaml:"bearer_token_file"`
+	URL             secret.Secret `yaml:"url"`
+	URLFile         string        `yaml:"url_file"`
+	BearerToken     secret.Secret `yaml:"bearer_token"`
+	BearerTokenFile string        `yaml:"bearer_token_file"`
 	// Timeout bounds each POST.
 	Timeout model.Duration `yaml:"timeout"`
 	// MaxAlerts caps the alerts in one message (0: all), as Alertmanager's

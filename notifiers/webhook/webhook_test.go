@@ -22,6 +22,7 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/secret"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -135,7 +136,7 @@ func serve(t *testing.T, e *endpoint) *httptest.Server {
 }
 
 func config(srv *httptest.Server) Config {
-	return Config{URL: notifiers.Secret(srv.URL + secretPath), BearerToken: bearerToken}
+	return Config{URL: secret.Secret(srv.URL + secretPath), BearerToken: bearerToken}
 }
 
 func TestNotifyGolden(t *testing.T) {
@@ -362,12 +363,12 @@ func TestNotifyNetworkErrors(t *testing.T) {
 	}{
 		{
 			name:    "connection refused",
-			config:  Config{URL: notifiers.Secret(gone.URL + secretPath), BearerToken: bearerToken},
+			config:  Config{URL: secret.Secret(gone.URL + secretPath), BearerToken: bearerToken},
 			wantErr: "connection refused",
 		},
 		{
 			name:   "canceled",
-			config: Config{URL: notifiers.Secret(gone.URL + secretPath), BearerToken: bearerToken},
+			config: Config{URL: secret.Secret(gone.URL + secretPath), BearerToken: bearerToken},
 			ctx: func() context.Context {
 				ctx, cancel := context.WithCancel(context.Background())
 				cancel()
