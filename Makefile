@@ -94,8 +94,20 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-lint: vet
+# golangci-lint, pinned, installed into the git-ignored .cache/tools; its
+# rules (.golangci.yml) include ARCHITECTURE's layering (depguard).
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := .cache/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+$(GOLANGCI_LINT):
+	mkdir -p .cache/tools
+	GOBIN=$(CURDIR)/.cache/tools $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv .cache/tools/golangci-lint $@
+
+lint: vet $(GOLANGCI_LINT)
 	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt -s needed on:"; echo "$$out"; exit 1; fi
+	$(GOLANGCI_LINT) run ./...
+	scripts/lint-selftest $(GOLANGCI_LINT)
 
 clean:
 	rm -rf bin

@@ -104,6 +104,10 @@ var (
 	ErrStoreUnavailable = errors.New("store unavailable")
 )
 
+// ErrBadCursor is a page cursor that the API did not give: the caller's
+// mistake (400), not a fault.
+var ErrBadCursor = errors.New("cursor is not one this API gave")
+
 // Unavailable wraps err so that errors.Is(err, ErrStoreUnavailable) holds.
 func Unavailable(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, ErrStoreUnavailable, err)

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,8 +177,8 @@ func TestDecodeRejects(t *testing.T) {
 			if err.Error() != tc.want {
 				t.Errorf("error\n got: %s\nwant: %s", err, tc.want)
 			}
-			ie, ok := err.(*InvalidError)
-			if !ok || !IsInvalid(err) {
+			var ie *InvalidError
+			if !errors.As(err, &ie) || !IsInvalid(err) {
 				t.Fatalf("error is %T, want *InvalidError", err)
 			}
 			if ie.TooLarge != tc.tooLarge {

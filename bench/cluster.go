@@ -438,9 +438,10 @@ func (b *bench) runCluster(ctx context.Context, one, fifty *pool) (*clusterResul
 			}
 			l := &loadRun{kind: want.kind, wait: want.wait, payload: want.payload, measure: want.measure}
 			nodes := single
-			if l.kind == kindCluster {
+			switch l.kind {
+			case kindCluster:
 				nodes = env.masters
-			} else if l.kind == kindCeiling {
+			case kindCeiling:
 				nodes = nil
 			}
 			if err := b.clusterLoad(ctx, l, nodes); err != nil {

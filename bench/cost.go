@@ -93,7 +93,6 @@ type costRow struct {
 	delivered map[string]float64
 	deadLtrs  float64
 	foreign   []string // other clients active during a measurement
-	others    float64  // CPU share of other processes
 	info      scenarioInfo
 	keys      []nodeKeys // the Cluster's masters' DBSIZE after the measurement
 }

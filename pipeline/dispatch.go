@@ -470,7 +470,6 @@ func (d *Dispatcher) putBack(ctx context.Context, b store.Batch) error {
 // send delivers one claimed batch and settles its items.
 func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 	p := d.p
-	now := p.o.Now()
 	var st store.Settlement
 	integration := b.Items[0].Class
 	pm := d.perMessage(integration)
@@ -606,7 +605,7 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 	}
 
 	// Retry-After counts from the answer, not from when the batch began.
-	now = p.o.Now()
+	now := p.o.Now()
 	for _, u := range units {
 		if err := d.settleUnit(ctx, &st, b, u, retryErr, now); err != nil {
 			return err

@@ -15,7 +15,7 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Health statuses, as the seed document's health API spells them.
+// Health statuses, as the extraction service's own health API spells them.
 const (
 	statusHealthy   = "healthy"
 	statusUnhealthy = "unhealthy"
@@ -171,7 +171,8 @@ func rssBytes() uint64 {
 	return 0
 }
 
-// formatUptime writes a duration as the seed's health API does: "2d 14h 23m".
+// formatUptime writes a duration as the extraction service's health API
+// does: "2d 14h 23m".
 func formatUptime(d time.Duration) string {
 	d = d.Round(time.Minute)
 	days := int(d / (24 * time.Hour))

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -81,7 +82,7 @@ type Options struct {
 	// labels goes at that instant. An error means bad input (400).
 	RouteTest func(labels map[string]string, at time.Time) (any, error)
 	// FailedDeliveries answers GET /api/v1/deliveries/failed: a page of
-	// limit dead letters from cursor; an error wrapping store.ErrBadCursor
+	// limit dead letters from cursor; an error wrapping alert.ErrBadCursor
 	// is the caller's (400).
 	FailedDeliveries func(ctx context.Context, cursor string, limit int, full bool) (any, error)
 	// Remediation is the remediation engine's API; nil disables it.
@@ -155,8 +156,6 @@ func (r *Receiver) Handler() http.Handler { return r.engine }
 // Engine lets later packages' routes be added by the app.
 func (r *Receiver) Engine() *gin.Engine { return r.engine }
 
-type ctxKey struct{}
-
 // errBody is the shape of every error answer.
 type errBody struct {
 	Error string `json:"error"`
@@ -224,7 +223,7 @@ func (r *Receiver) accessLog(c *gin.Context) {
 func (r *Receiver) recover(c *gin.Context) {
 	defer func() {
 		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 				panic(v)
 			}
 			zerolog.Ctx(c.Request.Context()).Error().Interface("panic", v).Msg("handler panicked")

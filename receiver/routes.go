@@ -9,7 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/alertmedic/alertmedic/store"
+	"github.com/alertmedic/alertmedic/alert"
 )
 
 // routeTest is `alertmedic routes test` over HTTP. Labels come as
@@ -91,7 +91,7 @@ func (r *Receiver) failedDeliveries(c *gin.Context) {
 		limit = n
 	}
 	v, err := r.o.FailedDeliveries(c.Request.Context(), c.Query("cursor"), limit, full)
-	if errors.Is(err, store.ErrBadCursor) {
+	if errors.Is(err, alert.ErrBadCursor) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}

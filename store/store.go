@@ -241,8 +241,9 @@ func ShardOf(key string, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-// ErrBadCursor is a cursor that Cursor did not make.
-var ErrBadCursor = errors.New("cursor is not one this API gave")
+// ErrBadCursor is a cursor that Cursor did not make (alert.ErrBadCursor:
+// the receiver, which imports only alert, answers 400 for it).
+var ErrBadCursor = alert.ErrBadCursor
 
 // ParseDeadCursor reads a token Cursor made; limit is the page's size.
 func ParseDeadCursor(cursor string, limit int) (DeadPage, error) {

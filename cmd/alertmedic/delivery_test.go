@@ -51,7 +51,7 @@ func (s *slackRecorder) handler(w http.ResponseWriter, r *http.Request) {
 		alerts[m[1]] = true
 	}
 	s.mu.Lock()
-	if !(hold && s.late) {
+	if !hold || !s.late {
 		s.answered = append(s.answered, alerts)
 	}
 	s.mu.Unlock()

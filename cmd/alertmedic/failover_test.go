@@ -947,7 +947,7 @@ func failoverSlotOwner(t *testing.T, g *redistest.Group, key string) string {
 		var slot int64
 		var slots []redis.ClusterSlot
 		if slot, err = c.ClusterKeySlot(ctx, key).Result(); err == nil {
-			slots, err = c.ClusterSlots(ctx).Result()
+			slots, err = c.ClusterSlots(ctx).Result() //nolint:staticcheck // CLUSTER SLOTS is what redis-server 7.0 and go-redis's own client read
 		}
 		c.Close()
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -230,7 +231,7 @@ func TestQuickStart(t *testing.T) {
 	if d.log.count(`"message":"alert processed"`, `"status":"resolved"`) != 1 {
 		t.Errorf("the resolved alert of the group was not processed as resolved")
 	}
-	// Routed by the shipped example (the seed's routing): the warning group
+	// Routed by the shipped example: the warning group
 	// is one message to #alerts-warning, rendered into the log.
 	eventually(t, 5*time.Second, "the routed notification", func() bool {
 		return d.log.count(`"message":"would notify"`, `"settings.channel":"#alerts-warning"`, `"alerts":3`) == 1
@@ -359,7 +360,7 @@ func TestCheckConfig(t *testing.T) {
 		cmd := exec.Command(binary, args...)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			return ee.ExitCode(), out.String()
 		}
 		if err != nil {
@@ -416,7 +417,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		return ee.ExitCode(), out.String(), errb.String()
 	}
 	if err != nil {
@@ -426,7 +427,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestRoutesTest(t *testing.T) {
-	// The shipped example: the seed's routing.
+	// The shipped example's routing.
 	code, out, _ := runCLI(t, "routes", "test", "--at", "2026-11-26T23:30:00Z", "alertname=HighErrorRate", "severity=critical", "team=business", "--verify.receivers=oncall,business-alerts")
 	for _, want := range []string{
 		`matched route.routes[0] {severity="critical"} (continue) -> receiver "oncall"`,
