@@ -72,6 +72,7 @@ type App struct {
 	// load reads the configuration (loadConfig; tests replace it).
 	load       func(file string) (*config.Config, []byte, error)
 	cfg        *config.Config
+	rules      *pipeline.Rules
 	rawCfg     []byte
 	rcv        *receiver.Receiver
 	pl         *pipeline.Pipeline
@@ -145,9 +146,10 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	disp, live := newDispatcher(cfg, a.log.With().Str("component", "notify").Logger())
+	a.rules = rules
+	ints, live := newIntegrations(cfg, a.log.With().Str("component", "notify").Logger())
 	a.notifier = &swappable{}
-	a.notifier.set(disp)
+	a.notifier.set(ints)
 	if len(live) == 0 {
 		a.log.Info().Msg("no integration has credentials: every notification is rendered into the log")
 	} else {
@@ -215,11 +217,12 @@ func Run(ctx context.Context, o Options) error {
 		},
 		Remediation: remediationAPI{eng},
 		RouteTest: func(labels map[string]string, at time.Time) (any, error) {
-			kv, err := ParseLabels(labelArgs(labels))
+			kv, err := checkLabels(labels)
 			if err != nil {
 				return nil, err
 			}
-			return RouteTest(a.currentConfig(), kv, at)
+			cfg, rules := a.current()
+			return RouteTest(cfg, rules.Tree, kv, at)
 		},
 	})
 
@@ -442,6 +445,15 @@ func (a *App) currentConfig() *config.Config {
 	return a.cfg
 }
 
+// current is the configuration in force and its compiled rules, the ones
+// the pipeline uses: the routes test answers from them, not from a
+// compilation of its own.
+func (a *App) current() (*config.Config, *pipeline.Rules) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg, a.rules
+}
+
 // reload re-reads the configuration file and applies it atomically; a file
 // that does not load changes nothing. It gives up when ctx ends or after
 // ReloadTimeout, whichever is first, and the file is read without holding
@@ -493,10 +505,11 @@ func (a *App) reload(ctx context.Context) error {
 	if err != nil {
 		return refuse(err)
 	}
-	disp, _ := newDispatcher(cfg, a.log.With().Str("component", "notify").Logger())
+	ints, _ := newIntegrations(cfg, a.log.With().Str("component", "notify").Logger())
 	a.rcv.Apply(settings(cfg))
 	a.pl.Apply(rules)
-	a.notifier.set(disp)
+	a.rules = rules
+	a.notifier.set(ints)
 	if err := a.eng.Apply(cfg.Remediation); err != nil {
 		// Load checked it; a refusal here is logged, the rest applies.
 		a.log.Error().Err(err).Msg("remediation kept its previous configuration")

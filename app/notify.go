@@ -18,23 +18,23 @@ import (
 	"github.com/alertmedic/alertmedic/routing"
 )
 
-// dispatcher sends each notification through the integration its target
+// integrations sends each notification through the integration its target
 // names. An integration without credentials renders into the log instead,
 // so a first run (make run) shows what would be sent and calls nobody.
-type dispatcher struct {
+type integrations struct {
 	by  map[string]notifiers.Notifier
 	log notifiers.Notifier
 }
 
-func newDispatcher(c *config.Config, l zerolog.Logger) (*dispatcher, []string) {
+func newIntegrations(c *config.Config, l zerolog.Logger) (*integrations, []string) {
 	// Each integration bounds its requests itself. The pool keeps as many
-	// connections per host as the dispatcher sends at once (PagerDuty
+	// connections per host as the pipeline's dispatcher sends at once (PagerDuty
 	// events go several at a time): net/http's default of 2 would open and
 	// close a connection for most of them.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 32
 	client := &http.Client{Transport: tr}
-	d := &dispatcher{by: map[string]notifiers.Notifier{}, log: lognotifier.New(l)}
+	d := &integrations{by: map[string]notifiers.Notifier{}, log: lognotifier.New(l)}
 	var live []string
 	in := c.Integrations
 	if in.Slack.Configured() {
@@ -56,7 +56,7 @@ func newDispatcher(c *config.Config, l zerolog.Logger) (*dispatcher, []string) {
 	return d, live
 }
 
-func (d *dispatcher) Notify(ctx context.Context, n *notifiers.Notification) (bool, error) {
+func (d *integrations) Notify(ctx context.Context, n *notifiers.Notification) (bool, error) {
 	if nf, ok := d.by[n.Target.Integration]; ok {
 		return nf.Notify(ctx, n)
 	}
@@ -66,7 +66,7 @@ func (d *dispatcher) Notify(ctx context.Context, n *notifiers.Notification) (boo
 // PerMessage is the most alerts one message of the integration carries
 // (notifiers.PerMessage); 0 for those that count what they do not show,
 // and for the log.
-func (d *dispatcher) PerMessage(integration string) int {
+func (d *integrations) PerMessage(integration string) int {
 	if pm, ok := d.by[integration].(interface{ PerMessage() int }); ok {
 		return pm.PerMessage()
 	}
@@ -74,15 +74,15 @@ func (d *dispatcher) PerMessage(integration string) int {
 }
 
 // String never shows a credential, whatever the integrations hold.
-func (d *dispatcher) String() string {
-	return fmt.Sprintf("dispatcher(%d live integrations)", len(d.by))
+func (d *integrations) String() string {
+	return fmt.Sprintf("integrations(%d live)", len(d.by))
 }
 
 // swappable lets a reload change credentials and templates while deliveries
 // in flight finish on the notifier they started with.
-type swappable struct{ p atomic.Pointer[dispatcher] }
+type swappable struct{ p atomic.Pointer[integrations] }
 
-func (s *swappable) set(d *dispatcher) { s.p.Store(d) }
+func (s *swappable) set(d *integrations) { s.p.Store(d) }
 
 func (s *swappable) Notify(ctx context.Context, n *notifiers.Notification) (bool, error) {
 	return s.p.Load().Notify(ctx, n)

@@ -43,11 +43,24 @@ func ParseLabels(args []string) (template.KV, error) {
 	kv := template.KV{}
 	for _, a := range args {
 		name, value, ok := strings.Cut(a, "=")
-		if !ok || !model.LabelName(name).IsValid() {
+		if !ok || !model.UTF8Validation.IsValidLabelName(name) {
 			return nil, fmt.Errorf("label %q must be name=value with a valid label name", a)
 		}
 		if len(value) >= 2 && (value[0] == '"' || value[0] == '\'') && value[len(value)-1] == value[0] {
 			value = value[1 : len(value)-1]
+		}
+		kv[name] = value
+	}
+	return checkLabels(kv)
+}
+
+// checkLabels checks label names as they come from the HTTP API, values
+// taken as they are.
+func checkLabels(m map[string]string) (template.KV, error) {
+	kv := make(template.KV, len(m))
+	for name, value := range m {
+		if !model.UTF8Validation.IsValidLabelName(name) {
+			return nil, fmt.Errorf("label name %q is not valid", name)
 		}
 		kv[name] = value
 	}
@@ -57,14 +70,22 @@ func ParseLabels(args []string) (template.KV, error) {
 	return kv, nil
 }
 
-// RouteTest routes labels through cfg's tree at the instant at.
-func RouteTest(cfg *config.Config, labels template.KV, at time.Time) (*RouteAnswer, error) {
+// CompileRoutes compiles cfg's route tree for RouteTest.
+func CompileRoutes(cfg *config.Config) (*routing.Tree, error) {
 	if cfg.Route == nil {
 		return nil, fmt.Errorf("the configuration has no route tree")
 	}
 	tree, errs := routing.Compile(cfg.Routing())
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("compile routes: %v", errs)
+	}
+	return tree, nil
+}
+
+// RouteTest routes labels through tree (cfg's, compiled) at the instant at.
+func RouteTest(cfg *config.Config, tree *routing.Tree, labels template.KV, at time.Time) (*RouteAnswer, error) {
+	if tree == nil {
+		return nil, fmt.Errorf("the configuration has no route tree")
 	}
 	res := tree.Match(labels, at)
 	ans := &RouteAnswer{
@@ -97,12 +118,4 @@ func RouteTest(cfg *config.Config, labels template.KV, at time.Time) (*RouteAnsw
 	}
 	sort.Strings(ans.Notified)
 	return ans, nil
-}
-
-func labelArgs(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	return out
 }

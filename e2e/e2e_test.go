@@ -482,7 +482,7 @@ scrape_configs:
 	})
 
 	// 2. HighErrorRate: #alerts-critical, a PagerDuty trigger and an email
-	// to the on-call address (the seed's critical route).
+	// to the on-call address (the shipped critical route).
 	eventually(t, stepTimeout, "an email to oncall@company.com about HighErrorRate", func() bool {
 		for _, m := range mailbox.all() {
 			if len(m.to) == 1 && m.to[0] == "oncall@company.com" && m.from == "alerts@company.com" && strings.Contains(m.data, "HighErrorRate") {

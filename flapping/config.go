@@ -21,8 +21,8 @@ const (
 	MethodWeighted = "weighted"
 )
 
-// Defaults. DefaultThreshold and DefaultWindow are the seed's numbers ("more
-// than 5 in 30 minutes"), now applied to state changes. DefaultHigh is where
+// Defaults. DefaultThreshold and DefaultWindow are the usual "more than 5 in
+// 30 minutes", applied to state changes. DefaultHigh is where
 // the weighted method agrees with them on a fresh alert: five changes in a
 // row make 29.9%, six make 35.5%. (Nagios ships 20 and 5, tuned for checks
 // taken every minute, which dilute a percentage much faster than
@@ -53,8 +53,8 @@ type Config struct {
 	// bounds the change times kept for either method's notices.
 	Window model.Duration `yaml:"window" json:"window"`
 	// By groups alerts whose changes add up: the label names whose values
-	// form the key. Empty: each alert (fingerprint) on its own. The seed
-	// grouped by name, which is by: [alertname].
+	// form the key. Empty: each alert (fingerprint) on its own; by:
+	// [alertname] makes all instances of a name flap together.
 	By []string `yaml:"by,omitempty" json:"by,omitempty"`
 	// High (weighted): flapping starts when the percent state change is at
 	// least High.
@@ -68,7 +68,7 @@ type Config struct {
 }
 
 // DefaultConfig is the shipped configuration: the count method with the
-// seed's numbers, per alert.
+// default numbers, per alert.
 func DefaultConfig() Config {
 	return Config{
 		Method:    DefaultMethod,

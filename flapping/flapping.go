@@ -4,25 +4,24 @@
 // (one per Key), with the time always given; it does no I/O, starts nothing
 // and never reads the clock.
 //
-// The seed's rule (_is_alert_flapping in alert_processor.py) called an alert
-// flapping when more than 5 notifications with the same alertname had
-// arrived in 30 minutes, counting the one being judged. That is wrong three
-// ways, and this package does the opposite of each:
+// Counting notifications ("more than 5 with this alertname in 30 minutes")
+// is the obvious rule and a wrong one, three ways; this package does the
+// opposite of each:
 //
-//   - It counted notifications, not state changes. Alertmanager re-sends every
-//     alert of a group on each group flush and each repeat_interval, so a
-//     steady critical alert re-sent every 5 minutes was "flapping" within
-//     half an hour and then suppressed. Here only a state change counts: a
-//     move between firing and resolved, or a re-fire with a new startsAt. A
-//     re-sent observation (same fingerprint, status and startsAt) is not one.
-//   - It grouped by alertname, so one noisy instance marked every instance of
+//   - Alertmanager re-sends every alert of a group on each group flush and
+//     each repeat_interval, so counting notifications calls a steady
+//     critical alert re-sent every 5 minutes "flapping" within half an
+//     hour. Here only a state change counts: a move between firing and
+//     resolved, or a re-fire with a new startsAt. A re-sent observation
+//     (same fingerprint, status and startsAt) is not one.
+//   - Grouping by alertname lets one noisy instance mark every instance of
 //     that alert as flapping. Here each alert (fingerprint) flaps on its own
 //     unless Config.By names labels to group by.
-//   - It had no end: nothing announced that an alert had stopped flapping.
-//     Here every episode has one Started and one Stopped event, with
-//     hysteresis so that the verdict itself does not flap.
+//   - Such a rule has no end: nothing says an alert stopped flapping. Here
+//     every episode has one Started and one Stopped event, with hysteresis
+//     so that the verdict itself does not flap.
 //
-// Two methods decide. count is the seed's rule made right: more than
+// Two methods decide. count: more than
 // Threshold state changes within Window. weighted is Nagios's percent state
 // change (see Percent), with separate start (High) and stop (Low)
 // thresholds. With either, a flapping alert that has not changed for

@@ -57,7 +57,7 @@ func config(method string) Config {
 	return c
 }
 
-// seedIsFlapping is the seed's _is_alert_flapping, word for word: the
+// seedIsFlapping is the naive rule this package replaces: the
 // notifications in history (the judged one included) with the same name
 // and a startsAt within the last 30 minutes, more than 5.
 func seedIsFlapping(history []template.Alert, name string, now time.Time) bool {
@@ -71,10 +71,10 @@ func seedIsFlapping(history []template.Alert, name string, now time.Time) bool {
 	return n > 5
 }
 
-// The seed's defect: Alertmanager re-sends a steady critical alert every
-// repeat_interval (5m). Thirteen identical observations over an hour are no
-// state change at all, so neither method may call it flapping; the seed's
-// rule did, at the sixth re-send.
+// Alertmanager re-sends a steady critical alert every repeat_interval (5m).
+// Thirteen identical observations over an hour are no state change at all,
+// so neither method may call it flapping; the naive rule does, at the sixth
+// re-send.
 func TestSteadyResentAlertIsNotFlapping(t *testing.T) {
 	ls := labels("HighErrorRate", "api-1:8000")
 	var stream []obs
@@ -82,7 +82,7 @@ func TestSteadyResentAlertIsNotFlapping(t *testing.T) {
 		stream = append(stream, obs{firing(ls, t0), t0.Add(time.Duration(i) * 5 * time.Minute)})
 	}
 
-	t.Run("the seed's rule calls it flapping", func(t *testing.T) {
+	t.Run("the naive rule calls it flapping", func(t *testing.T) {
 		var history []template.Alert
 		flagged := -1
 		for i, o := range stream {

@@ -132,8 +132,9 @@ func mk(status string, starts time.Time, kv ...string) template.Alert {
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-// The seed's defect: a steady alert that Alertmanager re-sends every 5
-// minutes for an hour was called flapping within 30 minutes. Not here.
+// A steady alert that Alertmanager re-sends every 5 minutes for an hour is
+// never flapping (a rule counting notifications calls it flapping within 30
+// minutes).
 func TestSteadyAlertNeverFlaps(t *testing.T) {
 	clk := &clock{t: t0}
 	g := newRig(t, memory.New(memory.Options{Now: clk.Now}), example(t), clk)

@@ -61,8 +61,8 @@ type MuteAction string
 
 // Mute actions.
 const (
-	// Drop discards the notification, as Alertmanager's mute_time_intervals do
-	// and as the seed's quiet hours do.
+	// Drop discards the notification, as Alertmanager's mute_time_intervals
+	// do (a resolve is kept: see the pipeline).
 	Drop MuteAction = "drop"
 	// Defer holds the notification until the interval ends
 	// (Tree.NextUnmute), when the caller sends it, e.g. as a digest.

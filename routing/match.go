@@ -7,10 +7,11 @@
 //
 // It is pure logic: no I/O, and the time is always passed in.
 //
-// The seed decided quiet hours with `hour < 8 or hour > 22` on the UTC clock,
-// hard-coded; here they are named time intervals with a time zone, evaluated
-// by Alertmanager's own timeinterval package (weekdays, DST), and a muted
-// notification can be deferred to the end of the interval instead of lost.
+// Quiet hours are named time intervals with a time zone, evaluated by
+// Alertmanager's own timeinterval package (weekdays, DST), not an hour test
+// on the UTC clock (`hour < 8 or hour > 22` leaves 22:00-22:59 loud), and a
+// muted notification can be deferred to the end of the interval instead of
+// lost.
 package routing
 
 import (

@@ -109,7 +109,9 @@ func diff(t *testing.T, what string, got, want []string) {
 	}
 }
 
-// The seed's _get_alert_routing, reproduced by testdata/seed.yml.
+// The shipped routing (testdata/seed.yml): critical to Slack #alerts-critical,
+// PagerDuty and email, warning to #alerts-warning, the rest to
+// #alerts-info, team=business to #business-metrics instead.
 func TestSeed(t *testing.T) {
 	tree := compile(t, seedConfig(t))
 	const (
@@ -142,7 +144,7 @@ func TestSeed(t *testing.T) {
 			[]string{"route.routes[3]->warning-alerts"}, []string{warning}},
 		{"info", kv("severity", "info"), noon, []string{"route->default"}, []string{info}},
 		{"no severity label", kv("alertname", "X"), noon, []string{"route->default"}, []string{info}},
-		{"severity is case sensitive, as in the seed", kv("severity", "Critical"), noon, []string{"route->default"}, []string{info}},
+		{"severity is case sensitive, as in Alertmanager", kv("severity", "Critical"), noon, []string{"route->default"}, []string{info}},
 		{"business critical keeps pager and email", kv("severity", "critical", "team", "business"), noon,
 			[]string{"route.routes[0]->oncall", "route.routes[1]->business-alerts"},
 			[]string{pager, email, business}},
@@ -163,7 +165,7 @@ func TestSeed(t *testing.T) {
 	}
 }
 
-// The seed's quiet-hours rule (email and PagerDuty dropped for non-critical
+// The shipped quiet-hours rule (email and PagerDuty dropped for non-critical
 // alerts from 23:00 to 07:59 UTC), exercised by sending warnings to oncall.
 func TestSeedQuietHours(t *testing.T) {
 	c := seedConfig(t)

@@ -172,7 +172,12 @@ func routeTest(file, at, verify string, asJSON bool, labelArgs []string, stdout,
 		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
 		return 2
 	}
-	res, err := app.RouteTest(cfg, labels, when)
+	tree, err := app.CompileRoutes(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
+		return 2
+	}
+	res, err := app.RouteTest(cfg, tree, labels, when)
 	if err != nil {
 		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
 		return 2

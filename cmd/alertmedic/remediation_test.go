@@ -23,7 +23,7 @@ func overloaded(status string) []byte {
 		status, status, time.Now().UTC().Add(-time.Minute).Format(time.RFC3339), ends))
 }
 
-// The seed's scale action through the daemon: the orchestrator gets the
+// The shipped scale action through the daemon: the orchestrator gets the
 // exact request once, #ops-alerts hears of it, the audit shows it; a
 // repeat within the cooldown does nothing; pause needs the admin
 // credentials and stops actions, resume restores them.
