@@ -14,7 +14,6 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
@@ -24,7 +23,6 @@ import (
 
 	"github.com/alertmedic/alertmedic/config"
 	"github.com/alertmedic/alertmedic/flapping"
-	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/pipeline"
 	"github.com/alertmedic/alertmedic/receiver"
 	"github.com/alertmedic/alertmedic/remediation"
@@ -157,7 +155,6 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// The engine's notices go through the pipeline, which exists only
 	// below: the callback looks it up when it runs.
-	var plRef atomic.Pointer[pipeline.Pipeline]
 	eng, err := remediation.New(remediation.Options{
 		Config:     cfg.Remediation,
 		Store:      st,
@@ -165,15 +162,6 @@ func Run(ctx context.Context, o Options) error {
 		Logger:     a.log.With().Str("component", "remediation").Logger(),
 		Registerer: reg,
 		ReplicaID:  cfg.Global.ReplicaID,
-		Notify: func(ctx context.Context, text string, facts map[string]string) {
-			pl := plRef.Load()
-			if pl == nil {
-				return
-			}
-			if err := pl.Notice(ctx, a.currentConfig().Remediation.NotifyReceiver, notifiers.KindRemediation, text, facts); err != nil {
-				a.log.Error().Err(err).Msg("queue remediation notice failed")
-			}
-		},
 	})
 	if err != nil {
 		return fmt.Errorf("remediation: %w", err)
@@ -199,7 +187,6 @@ func Run(ctx context.Context, o Options) error {
 		CheckInterval: cfg.Pipeline.CheckInterval.Std(),
 	})
 	a.pl = pl
-	plRef.Store(pl)
 
 	a.rcv = receiver.New(receiver.Options{
 		Logger:     a.log.With().Str("component", "receiver").Logger(),
@@ -215,7 +202,7 @@ func Run(ctx context.Context, o Options) error {
 		FailedDeliveries: func(ctx context.Context, cursor string, limit int, full bool) (any, error) {
 			return pl.FailedDeliveries(ctx, cursor, limit, full)
 		},
-		Remediation: remediationAPI{eng},
+		Remediation: remediationAPI{eng, pl},
 		RouteTest: func(labels map[string]string, at time.Time) (any, error) {
 			kv, err := checkLabels(labels)
 			if err != nil {
@@ -364,7 +351,7 @@ func rateLimits(c *config.Config) map[string]pipeline.RateLimit {
 // buildRules compiles the route tree; config.Load has checked it already,
 // so an error here is a bug rather than bad input.
 func buildRules(c *config.Config) (*pipeline.Rules, error) {
-	r := &pipeline.Rules{Flapping: c.Flapping, FlappingReceiver: c.Notices.FlappingReceiver, Override: config.FlappingOverride, DigestMax: c.Delivery.DigestMaxAlerts}
+	r := &pipeline.Rules{Flapping: c.Flapping, FlappingReceiver: c.Notices.FlappingReceiver, RemediationReceiver: c.Remediation.NotifyReceiver, Override: config.FlappingOverride, DigestMax: c.Delivery.DigestMaxAlerts}
 	if c.Route == nil {
 		return r, nil
 	}
@@ -539,14 +526,32 @@ func restartNeeded(old, cur *config.Config) string {
 }
 
 // remediationAPI adapts the engine to the HTTP API's interface.
-type remediationAPI struct{ e *remediation.Engine }
+type remediationAPI struct {
+	e  *remediation.Engine
+	pl *pipeline.Pipeline
+}
 
 func (r remediationAPI) Audit(ctx context.Context, limit int) (any, error) {
 	return r.e.Audit(ctx, limit)
 }
-func (r remediationAPI) Pause(ctx context.Context, by string) error  { return r.e.Pause(ctx, by) }
-func (r remediationAPI) Resume(ctx context.Context, by string) error { return r.e.Resume(ctx, by) }
-func (r remediationAPI) Paused(ctx context.Context) (bool, error)    { return r.e.Paused(ctx) }
+func (r remediationAPI) Pause(ctx context.Context, by string) error {
+	return r.announce(ctx)(r.e.Pause(ctx, by))
+}
+
+func (r remediationAPI) Resume(ctx context.Context, by string) error {
+	return r.announce(ctx)(r.e.Resume(ctx, by))
+}
+
+// announce sends a pause's or resume's notice through the pipeline.
+func (r remediationAPI) announce(ctx context.Context) func(*remediation.Notice, error) error {
+	return func(n *remediation.Notice, err error) error {
+		if n != nil {
+			r.pl.RemediationNotice(context.WithoutCancel(ctx), n)
+		}
+		return err
+	}
+}
+func (r remediationAPI) Paused(ctx context.Context) (bool, error) { return r.e.Paused(ctx) }
 
 // memoryCollector exports what the memory store's caps did: the sizes of
 // each kind of state, the finished state evicted at a cap, and the work

@@ -25,6 +25,9 @@ type Rules struct {
 	Flapping flapping.Config
 	// FlappingReceiver gets flapping notices; "" logs them only.
 	FlappingReceiver string
+	// RemediationReceiver gets the notices remediation records carry
+	// (remediation.notify_receiver); "" logs them only.
+	RemediationReceiver string
 	// Override turns a route's flapping block into the package's override.
 	Override func(routing.FlappingOverride) *flapping.Override
 	// DigestMax bounds the alerts one digest carries; past it they are

@@ -101,8 +101,13 @@ func (p *Pipeline) remedy(ctx context.Context, shard int, it store.Item) {
 	var task remedyTask
 	if err := json.Unmarshal(it.Payload, &task); err == nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.Remediator.MaxRunTime())
-		p.o.Remediator.Handle(rctx, task.Alert, task.Flapping)
+		recs := p.o.Remediator.Handle(rctx, task.Alert, task.Flapping)
 		cancel()
+		for _, rec := range recs {
+			if rec.Notice != nil {
+				p.RemediationNotice(context.WithoutCancel(ctx), rec.Notice)
+			}
+		}
 	} else {
 		p.o.Logger.Error().Err(err).Str("task", it.ID).Msg("undecodable remediation task; dropped")
 	}
@@ -111,6 +116,20 @@ func (p *Pipeline) remedy(ctx context.Context, shard int, it store.Item) {
 	if _, err := p.o.Store.Settle(sctx, shard, store.QueueRemedy, store.Settlement{Done: []store.Item{it}, Now: p.o.Now()}); err != nil {
 		p.m.storeErrors.WithLabelValues("remedy").Inc()
 		p.o.Logger.Error().Err(err).Str("task", it.ID).Msg("settling a remediation failed; the lease will hand it out again, and its cooldown stops a repeat")
+	}
+}
+
+// RemediationNotice sends what a remediation record (an action that ran or
+// failed, a pause or a resume) says to remediation.notify_receiver; a
+// failure to queue it is logged, the action's own record stands.
+func (p *Pipeline) RemediationNotice(ctx context.Context, n *remediation.Notice) {
+	r := p.rules.Load()
+	if r == nil {
+		return
+	}
+	if err := p.Notice(ctx, r.RemediationReceiver, notifiers.KindRemediation, n.Text, n.Facts); err != nil {
+		p.m.storeErrors.WithLabelValues("notice").Inc()
+		p.o.Logger.Error().Err(err).Msg("queueing a remediation notice failed")
 	}
 }
 

@@ -16,16 +16,19 @@ import (
 
 // Pause stops every action on every replica until Resume; by names who
 // asked (it is audited and announced).
-func (e *Engine) Pause(ctx context.Context, by string) error {
+//
+// The notice, when it changed anything, is for notify_receiver: the caller
+// sends it.
+func (e *Engine) Pause(ctx context.Context, by string) (*Notice, error) {
 	return e.setPause(ctx, by, true)
 }
 
 // Resume ends a pause.
-func (e *Engine) Resume(ctx context.Context, by string) error {
+func (e *Engine) Resume(ctx context.Context, by string) (*Notice, error) {
 	return e.setPause(ctx, by, false)
 }
 
-func (e *Engine) setPause(ctx context.Context, by string, pause bool) error {
+func (e *Engine) setPause(ctx context.Context, by string, pause bool) (*Notice, error) {
 	if by == "" {
 		by = "unknown"
 	}
@@ -46,20 +49,17 @@ func (e *Engine) setPause(ctx context.Context, by string, pause bool) error {
 		verb = "pause"
 	}
 	if err != nil {
-		return fmt.Errorf("%s remediation: %w", verb, err)
+		return nil, fmt.Errorf("%s remediation: %w", verb, err)
 	}
 	if !changed {
-		return nil
+		return nil, nil
 	}
 	c := e.cur.Load()
 	text := fmt.Sprintf("remediation %sd by %s", verb, by)
 	rec := Record{Time: now, Action: verb, Result: ResultRan, Detail: text, Replica: e.replica}
 	e.audit(ctx, c, &rec)
 	e.logRecord(&rec)
-	if e.notify != nil {
-		e.notify(context.WithoutCancel(ctx), text, map[string]string{"action": verb, "by": by, "replica": e.replica})
-	}
-	return nil
+	return &Notice{Text: text, Facts: map[string]string{"action": verb, "by": by, "replica": e.replica}}, nil
 }
 
 // Paused reports whether remediation is paused (on any replica).

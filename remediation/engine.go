@@ -110,9 +110,6 @@ type Options struct {
 	// ReplicaID names this process in records and as the lock's owner.
 	// Default: the host name.
 	ReplicaID string
-	// Notify hears about each action that ran or failed, and pauses and
-	// resumes; nil: they are only logged.
-	Notify func(ctx context.Context, text string, facts map[string]string)
 }
 
 // Engine decides and runs remediation actions. It is safe for concurrent
@@ -123,7 +120,6 @@ type Engine struct {
 	log     zerolog.Logger
 	now     func() time.Time
 	replica string
-	notify  func(ctx context.Context, text string, facts map[string]string)
 	cur     atomic.Pointer[compiled]
 
 	actions     *prometheus.CounterVec
@@ -148,7 +144,6 @@ func New(o Options) (*Engine, error) {
 		log:     o.Logger,
 		now:     o.Now,
 		replica: o.ReplicaID,
-		notify:  o.Notify,
 		sleep:   sleep,
 	}
 	if e.client == nil {
@@ -217,6 +212,10 @@ func (e *Engine) Apply(c Config) error {
 
 // Record is one decision about one action, as audited.
 type Record struct {
+	// Notice, when set, is what the record says to notify_receiver (an
+	// action that ran or failed): Handle's caller sends it.
+	Notice *Notice `json:"-"`
+
 	ID   string    `json:"id"`
 	Time time.Time `json:"time"`
 	Rule string    `json:"rule,omitempty"`
@@ -528,7 +527,7 @@ func (e *Engine) finish(ctx context.Context, c *compiled, rec *Record, notice st
 	e.audit(ctx, c, rec)
 	e.actions.WithLabelValues(rec.Action, rec.Result).Inc()
 	e.logRecord(rec)
-	if notice == "" || e.notify == nil {
+	if notice == "" {
 		return
 	}
 	facts := map[string]string{
@@ -547,7 +546,13 @@ func (e *Engine) finish(ctx context.Context, c *compiled, rec *Record, notice st
 	if rec.Reason != "" {
 		facts["reason"] = rec.Reason
 	}
-	e.notify(context.WithoutCancel(ctx), notice, facts)
+	rec.Notice = &Notice{Text: notice, Facts: facts}
+}
+
+// Notice is one notification about a remediation, for notify_receiver.
+type Notice struct {
+	Text  string
+	Facts map[string]string
 }
 
 func (e *Engine) logRecord(rec *Record) {

@@ -344,7 +344,7 @@ func testTwoReplicasLock(t *testing.T, open opener) {
 		al := firing(t0, "alertname", "ExtractionServiceOverloaded", "round", fmt.Sprint(round))
 		out := make(chan Record, 2)
 		start := make(chan struct{})
-		for _, e := range []*Engine{a, b} {
+		for _, e := range []*rigEngine{a, b} {
 			go func() {
 				<-start
 				out <- only(t, e.Handle(context.Background(), al, false))
@@ -381,7 +381,7 @@ func testTwoReplicasRace(t *testing.T, open opener) {
 		al := firing(t0, "alertname", "ExtractionServiceOverloaded", "race", fmt.Sprint(round))
 		var wg sync.WaitGroup
 		recs := make([]Record, 2)
-		for i, e := range []*Engine{a, b} {
+		for i, e := range []*rigEngine{a, b} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -412,7 +412,7 @@ func testLockOwnership(t *testing.T, open opener) {
 	e := r.engine(c, "a")
 	cc := e.cur.Load()
 	al := overloaded(t0)
-	g := guard{e: e, rule: cc.rules[0], fp: al.Fingerprint, status: "firing", now: t0, lockTTL: runBound(c, 1) + lockMargin}
+	g := guard{e: e.Engine, rule: cc.rules[0], fp: al.Fingerprint, status: "firing", now: t0, lockTTL: runBound(c, 1) + lockMargin}
 	// A replica that took the lock and died.
 	if d, _, err := g.acquire(t.Context(), "dead-replica-token"); err != nil || d != "" {
 		t.Fatalf("acquire: %q %v", d, err)

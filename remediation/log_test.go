@@ -117,8 +117,8 @@ func logScenarios(t *testing.T, w io.Writer, marker string) {
 	e.Handle(t.Context(), a, false)                 // ran
 	e.Handle(t.Context(), resolvedAt(a, t0), false) // failed: 404
 	e.Handle(t.Context(), a, false)                 // skipped: cooldown
-	_ = e.Pause(t.Context(), "alice"+marker)        // pause record
-	_ = e.Resume(t.Context(), "alice"+marker)       // resume record
+	_, _ = e.Pause(t.Context(), "alice"+marker)     // pause record
+	_, _ = e.Resume(t.Context(), "alice"+marker)    // resume record
 	st.fail = func(op, key string) bool { return op == "marked" }
 	r.clk.Add(2 * pruneInterval)
 	e.Handle(t.Context(), firing(r.clk.Now(), "api", "x"), false) // prune fails

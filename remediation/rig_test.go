@@ -160,7 +160,7 @@ func (r *rig) config(rules ...Rule) Config {
 }
 
 // engine builds one replica on a new handle onto the shared store.
-func (r *rig) engine(c Config, replica string) *Engine {
+func (r *rig) engine(c Config, replica string) *rigEngine {
 	r.t.Helper()
 	e, err := New(Options{
 		Config:     c,
@@ -169,11 +169,6 @@ func (r *rig) engine(c Config, replica string) *Engine {
 		Registerer: r.reg,
 		Now:        r.clk.Now,
 		ReplicaID:  replica,
-		Notify: func(_ context.Context, text string, facts map[string]string) {
-			r.mu.Lock()
-			r.notices = append(r.notices, notice{text, facts})
-			r.mu.Unlock()
-		},
 	})
 	if err != nil {
 		r.t.Fatal(err)
@@ -185,7 +180,47 @@ func (r *rig) engine(c Config, replica string) *Engine {
 		r.mu.Unlock()
 		return ctx.Err()
 	}
-	return e
+	return &rigEngine{Engine: e, r: r}
+}
+
+// rigEngine is an engine whose Handle notes the notices its records carry,
+// as the pipeline sends them.
+type rigEngine struct {
+	*Engine
+	r *rig
+}
+
+func (e *rigEngine) Pause(ctx context.Context, by string) error {
+	n, err := e.Engine.Pause(ctx, by)
+	e.note(n)
+	return err
+}
+
+func (e *rigEngine) Resume(ctx context.Context, by string) error {
+	n, err := e.Engine.Resume(ctx, by)
+	e.note(n)
+	return err
+}
+
+func (e *rigEngine) note(n *Notice) {
+	if n == nil {
+		return
+	}
+	e.r.mu.Lock()
+	defer e.r.mu.Unlock()
+	e.r.notices = append(e.r.notices, notice{n.Text, n.Facts})
+}
+
+func (e *rigEngine) Handle(ctx context.Context, a template.Alert, flapping bool) []Record {
+	recs := e.Engine.Handle(ctx, a, flapping)
+	e.r.mu.Lock()
+	defer e.r.mu.Unlock()
+	for _, rec := range recs {
+		if rec.Notice != nil {
+			e.r.notices = append(e.r.notices, notice{rec.Notice.Text, rec.Notice.Facts})
+		}
+	}
+	return recs
 }
 
 func (r *rig) takeReqs() []seen {
