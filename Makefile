@@ -26,7 +26,7 @@ test:
 # Benchmarks start the real daemon and send loopback traffic only; the table
 # they print goes into BENCHMARKS.md.
 bench: build
-	$(GO) run ./bench -binary bin/alertmedic
+	$(GO) run ./tools/bench -binary bin/alertmedic
 
 # promtool check rules, promtool test rules and amtool check-config with the
 # real binaries (Debian's prometheus and prometheus-alertmanager packages),

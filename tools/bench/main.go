@@ -11,10 +11,10 @@
 // PASS/MISS); it asserts nothing, because timings on a shared machine are
 // not a test.
 //
-//	make bench                        # go run ./bench -binary bin/alertmedic
-//	go run ./bench -binary bin/alertmedic -duration 5s
-//	go run ./bench -binary bin/alertmedic -write BENCHMARKS.md
-//	go run ./bench -binary bin/alertmedic -scenarios cluster -targets ceiling,redis
+//	make bench                        # go run ./tools/bench -binary bin/alertmedic
+//	go run ./tools/bench -binary bin/alertmedic -duration 5s
+//	go run ./tools/bench -binary bin/alertmedic -write BENCHMARKS.md
+//	go run ./tools/bench -binary bin/alertmedic -scenarios cluster -targets ceiling,redis
 package main
 
 import (
@@ -132,7 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.write, "write", "", "also write the results, with targets and PASS/MISS, to this file (e.g. BENCHMARKS.md)")
 	fs.StringVar(&o.serveCeiling, "serve-ceiling", "", "")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: go run ./bench [flags]\n\nMeasures alertmedic's webhook ingest against a bare encoding/json handler.\n\n")
+		fmt.Fprintf(stderr, "Usage: go run ./tools/bench [flags]\n\nMeasures alertmedic's webhook ingest against a bare encoding/json handler.\n\n")
 		// -serve-ceiling is how the bench starts its own ceiling process;
 		// it is not for people.
 		fs.VisitAll(func(f *flag.Flag) {
@@ -282,7 +282,7 @@ func checkLoopbackURL(raw string) error {
 // commandLine is how the run was started, as someone would type it again,
 // with a Redis password left out.
 func commandLine(args []string) string {
-	out := []string{"go", "run", "./bench"}
+	out := []string{"go", "run", "./tools/bench"}
 	for _, a := range args {
 		if strings.Contains(a, "redis://") {
 			k, v, ok := strings.Cut(a, "=")

@@ -360,7 +360,7 @@ func (b *bench) stormScenario(ctx context.Context, r *stormRow, load *stormLoad,
 	if need := int64(load.maxSize) + 64<<10; need > 4<<20 {
 		web = fmt.Sprintf("web:\n  max_request_bytes: %d\n", need)
 	}
-	cfg := "# written by go run ./bench: the storm scenario\n" + b.storeYAML(r.kind, 0) +
+	cfg := "# written by go run ./tools/bench: the storm scenario\n" + b.storeYAML(r.kind, 0) +
 		"pipeline:\n  workers: 4\n  shutdown_timeout: " + shutdownTimeout.String() + "\n" +
 		"webhook:\n  dedup_window: 10m\n" + web +
 		stormConfig(sinks[0].addr, sinks[1].addr, sinks[2].addr)

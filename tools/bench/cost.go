@@ -478,7 +478,7 @@ func shippedRouting() (string, error) {
 // renders into the log, through the outbox like any target. The delivery
 // settings are the defaults: Slack 1 message/s per target, burst 3.
 func (b *bench) costConfig(kind, route, slackAddr, pdAddr, shipped string) string {
-	cfg := "# written by go run ./bench: the cost scenario, route " + route + "\n" + b.storeYAML(kind, 0) +
+	cfg := "# written by go run ./tools/bench: the cost scenario, route " + route + "\n" + b.storeYAML(kind, 0) +
 		"pipeline:\n  workers: 4\n  shutdown_timeout: " + shutdownTimeout.String() + "\n" +
 		"webhook:\n  dedup_window: 10m\n" +
 		"integrations:\n  slack:\n    api_url: http://" + slackAddr + e2ePath + "\n"

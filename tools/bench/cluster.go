@@ -481,7 +481,7 @@ func (b *bench) runCluster(ctx context.Context, one, fifty *pool) (*clusterResul
 // that a 503 would be a finding, no route) on the Redis of kind, waiting
 // for wait replicas.
 func (b *bench) clusterIngestConfig(kind string, wait int) string {
-	cfg := "# written by go run ./bench: the cluster scenario's ingest\n" + b.storeYAML(kind, 1_000_000)
+	cfg := "# written by go run ./tools/bench: the cluster scenario's ingest\n" + b.storeYAML(kind, 1_000_000)
 	if wait > 0 {
 		cfg += fmt.Sprintf("    wait_replicas: %d\n", wait)
 	}

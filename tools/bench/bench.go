@@ -541,7 +541,7 @@ func (b *bench) writeConfig(kind, extra string, window time.Duration) (string, e
 	case kindRedis:
 		store = fmt.Sprintf("  type: redis\n  redis:\n    url: %q\n    key_prefix: %q\n    queue_capacity: 1000000\n", b.o.redisURL, b.prefix)
 	}
-	cfg := "# written by go run ./bench\nstore:\n" + store +
+	cfg := "# written by go run ./tools/bench\nstore:\n" + store +
 		"pipeline:\n  workers: 4\n  shutdown_timeout: " + shutdownTimeout.String() + "\n" + retention +
 		"webhook:\n  dedup_window: " + dedup + "\n" + extra
 	name := kind + ".yml"
