@@ -36,7 +36,7 @@ const forwardMarkerTTL = time.Hour
 // (an entry's ID, which a retry of the entry keeps). It reports whether
 // any was forwarded.
 func (p *Pipeline) localize(shard int, token string, t store.Txn) (store.Txn, bool) {
-	if p.o.Store.Shards() <= 1 {
+	if p.o.Store.Shards() <= 1 || !p.crosses(shard, t) {
 		return t, false
 	}
 	var puts, forwards []store.Put
@@ -64,6 +64,22 @@ func (p *Pipeline) localize(shard int, token string, t store.Txn) (store.Txn, bo
 	}
 	t.Put, t.Collect = append(puts, forwards...), collects
 	return t, len(forwards) > 0
+}
+
+// crosses says whether t holds outbox work for a target outside shard: the
+// common case of a commit whose targets are all local costs no copy.
+func (p *Pipeline) crosses(shard int, t store.Txn) bool {
+	for _, pu := range t.Put {
+		if pu.Queue == store.QueueOutbox && p.targetShard(pu.Item.Group) != shard {
+			return true
+		}
+	}
+	for _, c := range t.Collect {
+		if c.Queue == store.QueueOutbox && p.targetShard(c.Item.Group) != shard {
+			return true
+		}
+	}
+	return false
 }
 
 func newToken() string {
