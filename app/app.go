@@ -28,7 +28,7 @@ import (
 	"github.com/alertmedic/alertmedic/remediation"
 	"github.com/alertmedic/alertmedic/routing"
 	"github.com/alertmedic/alertmedic/store/memory"
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 )
 
 // Build information, set by the linker (see the Makefile).
@@ -291,8 +291,8 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger, reg 
 	switch cfg.Store.Type {
 	case config.StoreRedis:
 		r := cfg.Store.Redis
-		redisstore.SetLogger(log)
-		client, err := redisstore.NewClient(redisstore.ClientOptions{
+		redis.SetLogger(log)
+		client, err := redis.NewClient(redis.ClientOptions{
 			URL:          string(r.URL),
 			Addrs:        r.Addrs,
 			MasterName:   r.MasterName,
@@ -306,7 +306,7 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger, reg 
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("redis store: %w", err)
 		}
-		s, err := redisstore.New(ctx, redisstore.Options{
+		s, err := redis.New(ctx, redis.Options{
 			Client:         client,
 			Prefix:         r.KeyPrefix,
 			Capacity:       r.QueueCapacity,

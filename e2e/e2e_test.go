@@ -39,7 +39,7 @@ import (
 	"testing"
 	"time"
 
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 )
 
 const (
@@ -678,7 +678,7 @@ func e2eRedis(t *testing.T, tag string) (url, prefix string) {
 	if url == "" {
 		url = "redis://127.0.0.1:6379/15"
 	}
-	rc, err := redisstore.NewClient(redisstore.ClientOptions{URL: url})
+	rc, err := redis.NewClient(redis.ClientOptions{URL: url})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -691,7 +691,7 @@ func e2eRedis(t *testing.T, tag string) (url, prefix string) {
 	rb := make([]byte, 6)
 	_, _ = rand.Read(rb)
 	prefix = "alertmedic-e2e-" + tag + "-" + hex.EncodeToString(rb)
-	st, err := redisstore.New(ctx, redisstore.Options{Client: rc, Prefix: prefix, ClaimIdle: time.Second})
+	st, err := redis.New(ctx, redis.Options{Client: rc, Prefix: prefix, ClaimIdle: time.Second})
 	if err != nil {
 		rc.Close()
 		t.Fatal(err)

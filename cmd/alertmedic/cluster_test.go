@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 	"github.com/alertmedic/alertmedic/store/redis/redistest"
 )
 
@@ -27,13 +27,13 @@ func TestStormClusterThreeDaemons(t *testing.T) {
 	_, _ = rand.Read(b)
 	prefix := "alertmedic-cluster-" + hex.EncodeToString(b)
 	ctx := context.Background()
-	client, err := redisstore.NewClient(redisstore.ClientOptions{Addrs: addrs})
+	client, err := redis.NewClient(redis.ClientOptions{Addrs: addrs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	t.Cleanup(func() {
-		st, err := redisstore.New(context.Background(), redisstore.Options{Client: client, Prefix: prefix, ClaimIdle: time.Second, Shards: 16})
+		st, err := redis.New(context.Background(), redis.Options{Client: client, Prefix: prefix, ClaimIdle: time.Second, Shards: 16})
 		if err == nil {
 			_, _ = st.Purge(context.Background())
 		}
@@ -55,10 +55,10 @@ func TestStormClusterThreeDaemons(t *testing.T) {
 	drain := time.Since(began)
 
 	// The keys of this prefix on each master.
-	cc := client.(*redis.ClusterClient)
+	cc := client.(*goredis.ClusterClient)
 	var mu sync.Mutex
 	perMaster := map[string]int{}
-	err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+	err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
 		n := 0
 		iter := c.Scan(ctx, 0, "{"+prefix+":*", 1000).Iterator()
 		for iter.Next(ctx) {

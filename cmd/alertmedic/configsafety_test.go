@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/alertmedic/alertmedic/config"
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 )
 
 // runGuarded runs the binary and returns its exit code and output. The
@@ -126,7 +126,7 @@ func TestRedisURLLoadAgreesWithClient(t *testing.T) {
 		{url: "REDIS://h:6379/0", stricter: true},
 	} {
 		_, loadErr := config.Parse([]byte("store:\n  type: redis\n  redis:\n    url: '"+tc.url+"'\n"), "")
-		c, clientErr := redisstore.NewClient(redisstore.ClientOptions{URL: tc.url})
+		c, clientErr := redis.NewClient(redis.ClientOptions{URL: tc.url})
 		if clientErr == nil {
 			_ = c.Close()
 		}

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/alertmedic/alertmedic/alert"
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 	"github.com/alertmedic/alertmedic/store/redis/redistest"
 )
 
@@ -26,7 +26,7 @@ func redisURL() string { return redistest.URL() }
 
 // redisPrefix opens the store the daemons under test will share, under a
 // prefix of this test alone, deleted at the end (see redistest).
-func redisPrefix(t *testing.T) (*redisstore.Store, string) {
+func redisPrefix(t *testing.T) (*redis.Store, string) {
 	t.Helper()
 	prefix := redistest.Prefix(t, "e2e")
 	return redistest.Open(t, prefix), prefix
@@ -167,7 +167,7 @@ func fingerprints(t *testing.T, body []byte) []string {
 
 // observed counts the alerts whose record says they were processed once,
 // and those processed more often.
-func observed(t *testing.T, st *redisstore.Store, fps []string) (once, more int) {
+func observed(t *testing.T, st *redis.Store, fps []string) (once, more int) {
 	t.Helper()
 	for i := 0; i < len(fps); i += 500 {
 		keys := []string{}

@@ -1,10 +1,10 @@
-package redisstore_test
+package redis_test
 
 import (
 	"strings"
 	"testing"
 
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 )
 
 // A URL go-redis cannot parse is refused with a fixed reason: the parser's own
@@ -21,7 +21,7 @@ func TestNewClientNeverQuotesTheURL(t *testing.T) {
 		"Xk9SECRET://127.0.0.1:6379",
 		"redis://:Xk9SECRET@127.0.0.1:6379/0\x7f",
 	} {
-		c, err := redisstore.NewClient(redisstore.ClientOptions{URL: u})
+		c, err := redis.NewClient(redis.ClientOptions{URL: u})
 		if err == nil {
 			_ = c.Close()
 			t.Errorf("NewClient accepted a bad URL")

@@ -1,4 +1,4 @@
-package redisstore
+package redis
 
 // GlobEscape lets the external tests match the keys of one prefix as the
 // store does.

@@ -1,4 +1,4 @@
-package redisstore_test
+package redis_test
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/store"
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 	"github.com/alertmedic/alertmedic/store/storetest"
 )
 
@@ -30,9 +30,9 @@ func redisURL() string {
 	return defaultURL
 }
 
-func newClient(t *testing.T) redis.UniversalClient {
+func newClient(t *testing.T) goredis.UniversalClient {
 	t.Helper()
-	c, err := redisstore.NewClient(redisstore.ClientOptions{URL: redisURL()})
+	c, err := redis.NewClient(redis.ClientOptions{URL: redisURL()})
 	if err != nil {
 		t.Fatalf("REDIS_URL: %v", err)
 	}
@@ -41,7 +41,7 @@ func newClient(t *testing.T) redis.UniversalClient {
 
 // admin connects to the Redis under test, skipping the test when there is
 // none, unless CI=true says there must be one.
-func admin(t *testing.T) redis.UniversalClient {
+func admin(t *testing.T) goredis.UniversalClient {
 	t.Helper()
 	c := newClient(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
@@ -63,7 +63,7 @@ func admin(t *testing.T) redis.UniversalClient {
 
 // testPrefix returns a prefix of this test alone and deletes its keys, and
 // only its keys, when the test ends.
-func testPrefix(t *testing.T, c redis.UniversalClient) string {
+func testPrefix(t *testing.T, c goredis.UniversalClient) string {
 	t.Helper()
 	b := make([]byte, 8)
 	rand.Read(b)
@@ -82,10 +82,10 @@ func testPrefix(t *testing.T, c redis.UniversalClient) string {
 	return prefix
 }
 
-func prefixKeys(t *testing.T, ctx context.Context, c redis.UniversalClient, prefix string) []string {
+func prefixKeys(t *testing.T, ctx context.Context, c goredis.UniversalClient, prefix string) []string {
 	t.Helper()
 	var keys []string
-	iter := c.Scan(ctx, 0, "{"+redisstore.GlobEscape(prefix)+"}:*", 100).Iterator()
+	iter := c.Scan(ctx, 0, "{"+redis.GlobEscape(prefix)+"}:*", 100).Iterator()
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())
 	}
@@ -102,10 +102,10 @@ func opener(t *testing.T, prefix string, o storetest.Options) storetest.Opener {
 	}
 }
 
-func openStore(t *testing.T, prefix string, o storetest.Options) *redisstore.Store {
+func openStore(t *testing.T, prefix string, o storetest.Options) *redis.Store {
 	t.Helper()
 	c := newClient(t)
-	s, err := redisstore.New(t.Context(), redisstore.Options{
+	s, err := redis.New(t.Context(), redis.Options{
 		Client:         c,
 		Prefix:         prefix,
 		Capacity:       o.Capacity,
@@ -240,12 +240,12 @@ func TestUndecodableEntriesAreDropped(t *testing.T) {
 	// One bad entry already taken by the consumer (its pending list), one
 	// waiting, then a good one.
 	for _, v := range []map[string]any{{"entry": "not json", "alerts": "[]"}, {"other": "field"}} {
-		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: v}).Err(); err != nil {
+		if err := c.XAdd(ctx, &goredis.XAddArgs{Stream: stream, Values: v}).Err(); err != nil {
 			t.Fatalf("xadd: %v", err)
 		}
 	}
-	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: redisstore.DefaultGroup, Consumer: "w", Streams: []string{stream, ">"}, Count: 1, Block: -1,
+	if err := c.XReadGroup(ctx, &goredis.XReadGroupArgs{
+		Group: redis.DefaultGroup, Consumer: "w", Streams: []string{stream, ">"}, Count: 1, Block: -1,
 	}).Err(); err != nil {
 		t.Fatalf("xreadgroup: %v", err)
 	}
@@ -306,7 +306,7 @@ func TestGroupRecreated(t *testing.T) {
 
 func TestUnreachableIsUnavailable(t *testing.T) {
 	// Port 1 refuses connections; nothing listens there.
-	c, err := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{"127.0.0.1:1"}, DialTimeout: 200 * time.Millisecond})
+	c, err := redis.NewClient(redis.ClientOptions{Addrs: []string{"127.0.0.1:1"}, DialTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("new client: %v", err)
 	}
@@ -315,7 +315,7 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	// Redis down at start is a temporary fault: New succeeds, and every
 	// operation reports the store unavailable, which the webhook turns into
 	// a 503 so that Alertmanager retries.
-	s, err := redisstore.New(ctx, redisstore.Options{
+	s, err := redis.New(ctx, redis.Options{
 		Client: c, ClaimIdle: time.Second,
 	})
 	if err != nil {
@@ -338,22 +338,22 @@ func TestNewClient(t *testing.T) {
 	const badURL = "new redis client: parse URL: not a valid redis://, rediss:// or unix:// URL (the reason is not shown: it would quote the URL, which may hold the password)"
 	tests := []struct {
 		name    string
-		opts    redisstore.ClientOptions
+		opts    redis.ClientOptions
 		want    string // client type, or "" for an error
 		wantErr string
 	}{
-		{name: "url", opts: redisstore.ClientOptions{URL: "redis://localhost:6379/3"}, want: "*redis.Client"},
-		{name: "single address", opts: redisstore.ClientOptions{Addrs: []string{"localhost:6379"}}, want: "*redis.Client"},
-		{name: "cluster", opts: redisstore.ClientOptions{Addrs: []string{"a:6379", "b:6379"}}, want: "*redis.ClusterClient"},
-		{name: "sentinel", opts: redisstore.ClientOptions{Addrs: []string{"a:26379", "b:26379"}, MasterName: "mymaster"}, want: "*redis.Client"},
+		{name: "url", opts: redis.ClientOptions{URL: "redis://localhost:6379/3"}, want: "*goredis.Client"},
+		{name: "single address", opts: redis.ClientOptions{Addrs: []string{"localhost:6379"}}, want: "*goredis.Client"},
+		{name: "cluster", opts: redis.ClientOptions{Addrs: []string{"a:6379", "b:6379"}}, want: "*goredis.ClusterClient"},
+		{name: "sentinel", opts: redis.ClientOptions{Addrs: []string{"a:26379", "b:26379"}, MasterName: "mymaster"}, want: "*goredis.Client"},
 		{name: "nothing", wantErr: "new redis client: neither a URL nor addresses are set"},
-		{name: "both", opts: redisstore.ClientOptions{URL: "redis://x", Addrs: []string{"y:1"}}, wantErr: "new redis client: set either a URL or addresses, not both"},
-		{name: "bad scheme", opts: redisstore.ClientOptions{URL: "http://x"}, wantErr: badURL},
-		{name: "bad url keeps password out", opts: redisstore.ClientOptions{URL: "redis://user:s3cret@host:port"}, wantErr: badURL},
+		{name: "both", opts: redis.ClientOptions{URL: "redis://x", Addrs: []string{"y:1"}}, wantErr: "new redis client: set either a URL or addresses, not both"},
+		{name: "bad scheme", opts: redis.ClientOptions{URL: "http://x"}, wantErr: badURL},
+		{name: "bad url keeps password out", opts: redis.ClientOptions{URL: "redis://user:s3cret@host:port"}, wantErr: badURL},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := redisstore.NewClient(tc.opts)
+			c, err := redis.NewClient(tc.opts)
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -374,39 +374,39 @@ func TestNewClient(t *testing.T) {
 	}
 }
 
-func typeName(c redis.UniversalClient) string {
+func typeName(c goredis.UniversalClient) string {
 	switch c.(type) {
-	case *redis.Client:
-		return "*redis.Client"
-	case *redis.ClusterClient:
-		return "*redis.ClusterClient"
+	case *goredis.Client:
+		return "*goredis.Client"
+	case *goredis.ClusterClient:
+		return "*goredis.ClusterClient"
 	default:
 		return "other"
 	}
 }
 
 func TestNewRejectsOptions(t *testing.T) {
-	c, err := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{"127.0.0.1:1"}})
+	c, err := redis.NewClient(redis.ClientOptions{Addrs: []string{"127.0.0.1:1"}})
 	if err != nil {
 		t.Fatalf("new client: %v", err)
 	}
 	defer c.Close()
-	ok := redisstore.Options{Client: c, ClaimIdle: time.Second}
+	ok := redis.Options{Client: c, ClaimIdle: time.Second}
 	tests := []struct {
 		name    string
-		edit    func(o *redisstore.Options)
+		edit    func(o *redis.Options)
 		wantErr string
 	}{
-		{"no client", func(o *redisstore.Options) { o.Client = nil }, "new redis store: no client"},
-		{"brace in prefix", func(o *redisstore.Options) { o.Prefix = "a}b" }, `new redis store: prefix "a}b" must not contain { or }`},
-		{"negative capacity", func(o *redisstore.Options) { o.Capacity = -1 }, "new redis store: capacity -1 is negative"},
-		{"no claim idle", func(o *redisstore.Options) { o.ClaimIdle = 0 }, "new redis store: claim idle time 0s must be at least 1ms"},
+		{"no client", func(o *redis.Options) { o.Client = nil }, "new redis store: no client"},
+		{"brace in prefix", func(o *redis.Options) { o.Prefix = "a}b" }, `new redis store: prefix "a}b" must not contain { or }`},
+		{"negative capacity", func(o *redis.Options) { o.Capacity = -1 }, "new redis store: capacity -1 is negative"},
+		{"no claim idle", func(o *redis.Options) { o.ClaimIdle = 0 }, "new redis store: claim idle time 0s must be at least 1ms"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := ok
 			tc.edit(&o)
-			_, err := redisstore.New(t.Context(), o)
+			_, err := redis.New(t.Context(), o)
 			if err == nil || err.Error() != tc.wantErr {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}

@@ -1,4 +1,4 @@
-package redisstore_test
+package redis_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/store"
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 	"github.com/alertmedic/alertmedic/store/redis/redistest"
 )
 
@@ -22,14 +22,14 @@ func TestShardTagSpreadsSlots(t *testing.T) {
 		for _, n := range []int{2, 3, 16} {
 			seen := map[string]bool{}
 			for i := 0; i < n; i++ {
-				tag := redisstore.ShardTag(prefix, i, n)
+				tag := redis.ShardTag(prefix, i, n)
 				if seen[tag] || !strings.HasPrefix(tag, prefix+":") {
 					t.Fatalf("%s/%d: tag %q", prefix, n, tag)
 				}
 				seen[tag] = true
 			}
 		}
-		if got := redisstore.ShardTag(prefix, 0, 1); got != prefix {
+		if got := redis.ShardTag(prefix, 0, 1); got != prefix {
 			t.Errorf("one shard: tag %q, want the prefix", got)
 		}
 	}
@@ -40,13 +40,13 @@ func TestShardTagSpreadsSlots(t *testing.T) {
 // finds every part as duplicates.
 func TestShardedEnqueue(t *testing.T) {
 	prefix := redistest.Prefix(t, "shards")
-	client, err := redisstore.NewClient(redisstore.ClientOptions{URL: redistest.URL()})
+	client, err := redis.NewClient(redis.ClientOptions{URL: redistest.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	ctx := context.Background()
-	s, err := redisstore.New(ctx, redisstore.Options{Client: client, Prefix: prefix, ClaimIdle: time.Second, Shards: 4})
+	s, err := redis.New(ctx, redis.Options{Client: client, Prefix: prefix, ClaimIdle: time.Second, Shards: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestShardedEnqueue(t *testing.T) {
 		t.Errorf("shard 0's outbox holds %d, the item is shard 3's", n)
 	}
 	tags := map[string]bool{}
-	iter := client.Scan(ctx, 0, "{"+redisstore.GlobEscape(prefix)+":*", 1000).Iterator()
+	iter := client.Scan(ctx, 0, "{"+redis.GlobEscape(prefix)+":*", 1000).Iterator()
 	for iter.Next(ctx) {
 		k := iter.Val()
 		tags[k[:strings.Index(k, "}")+1]] = true

@@ -1,4 +1,4 @@
-// Package redisstore is the Redis backend of alertmedic's store (the
+// Package redis is the Redis backend of alertmedic's store (the
 // contract and the key list are package store's): several replicas share
 // the queue (a Redis Stream read through a consumer group, so a crashed
 // worker's entries are claimed by another), the dedup keys, the values, the
@@ -14,7 +14,7 @@
 //
 // Acknowledging deletes the entry (XACK and XDEL), so the stream's length is
 // the queue depth and the capacity check is one XLEN.
-package redisstore
+package redis
 
 import (
 	"context"

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 )
 
 // Target kinds.
@@ -43,7 +43,7 @@ type bench struct {
 	log    io.Writer
 	info   machine
 
-	redis  *redisstore.Store
+	redis  *redis.Store
 	prefix string
 
 	notes    []string

@@ -16,7 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/alertmedic/alertmedic/config"
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 )
 
 // The cost scenario counts what one alert costs Redis: the commands the
@@ -125,7 +125,7 @@ type redisProbe struct {
 }
 
 func openProbe(ctx context.Context, rawURL string) (*redisProbe, error) {
-	c, err := redisstore.NewClient(redisstore.ClientOptions{URL: rawURL, DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, PoolSize: 1})
+	c, err := redis.NewClient(redis.ClientOptions{URL: rawURL, DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, PoolSize: 1})
 	if err != nil {
 		return nil, err
 	}

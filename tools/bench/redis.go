@@ -9,18 +9,18 @@ import (
 	"strings"
 	"time"
 
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 )
 
 // openRedis connects to -redis-url and picks this run's key prefix. When
 // Redis cannot be reached it returns the reason instead, and the Redis rows
 // are skipped rather than failing the whole run. It goes through alertmedic's
 // own store package, the only one that imports go-redis.
-func (b *bench) openRedis(ctx context.Context) (st *redisstore.Store, prefix, skip string) {
+func (b *bench) openRedis(ctx context.Context) (st *redis.Store, prefix, skip string) {
 	if !b.o.targets[kindRedis] {
 		return nil, "", ""
 	}
-	c, err := redisstore.NewClient(redisstore.ClientOptions{URL: b.o.redisURL, DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second})
+	c, err := redis.NewClient(redis.ClientOptions{URL: b.o.redisURL, DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second})
 	if err != nil {
 		return nil, "", "bad -redis-url: " + err.Error()
 	}
@@ -46,7 +46,7 @@ func (b *bench) openRedis(ctx context.Context) (st *redisstore.Store, prefix, sk
 	var r [4]byte
 	rand.Read(r[:])
 	prefix = "alertmedic-bench-" + hex.EncodeToString(r[:])
-	st, err = redisstore.New(pctx, redisstore.Options{Client: c, Prefix: prefix, ClaimIdle: time.Minute})
+	st, err = redis.New(pctx, redis.Options{Client: c, Prefix: prefix, ClaimIdle: time.Minute})
 	if err != nil {
 		c.Close()
 		return nil, "", "open redis store: " + err.Error()
@@ -56,6 +56,6 @@ func (b *bench) openRedis(ctx context.Context) (st *redisstore.Store, prefix, sk
 
 // wipePrefix deletes this run's keys and nothing else: alertmedic names
 // every key "{prefix}:...", and the prefix is random per run.
-func wipePrefix(ctx context.Context, st *redisstore.Store, _ string) (int, error) {
+func wipePrefix(ctx context.Context, st *redis.Store, _ string) (int, error) {
 	return st.Purge(ctx)
 }

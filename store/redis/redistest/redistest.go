@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	redisstore "github.com/alertmedic/alertmedic/store/redis"
+	"github.com/alertmedic/alertmedic/store/redis"
 )
 
 // URL is the Redis the tests use.
@@ -46,9 +46,9 @@ func Prefix(t testing.TB, name string) string {
 
 // Open returns a new store on prefix, with its own connection (a replica of
 // its own), closed when t ends.
-func Open(t testing.TB, prefix string) *redisstore.Store {
+func Open(t testing.TB, prefix string) *redis.Store {
 	t.Helper()
-	c, err := redisstore.NewClient(redisstore.ClientOptions{URL: URL()})
+	c, err := redis.NewClient(redis.ClientOptions{URL: URL()})
 	if err != nil {
 		t.Fatalf("REDIS_URL: %v", err)
 	}
@@ -65,7 +65,7 @@ func Open(t testing.TB, prefix string) *redisstore.Store {
 		}
 		t.Skipf("redis at %s is unreachable (%v); CI=true makes this a failure", shown, err)
 	}
-	s, err := redisstore.New(ctx, redisstore.Options{Client: c, Prefix: prefix, ClaimIdle: time.Second})
+	s, err := redis.New(ctx, redis.Options{Client: c, Prefix: prefix, ClaimIdle: time.Second})
 	if err != nil {
 		c.Close()
 		t.Fatal(err)
