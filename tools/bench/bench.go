@@ -107,6 +107,34 @@ func (b *bench) notef(format string, args ...any) {
 	fmt.Fprintf(b.log, "bench: note: %s\n", s)
 }
 
+// scenarioFailed records a scenario's error: all of it in the log, its
+// first line in the notes, with the servers' logs kept for a look. It
+// returns that first line, for the row's failed field.
+func (b *bench) scenarioFailed(err error) string {
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	fmt.Fprintf(b.log, "bench: %v\n", err)
+	b.notef("%s (the servers' logs are kept in %s)", first, b.tmp)
+	b.keepLogs = true
+	return first
+}
+
+// target is a server the bench measures: its name in the tables, and its
+// kind.
+type target struct{ name, kind string }
+
+// storeTargets are alertmedic's targets, one a store, in the tables' order;
+// the ingest scenarios have the ceiling first.
+var storeTargets = []target{
+	{"alertmedic, memory store", kindMemory},
+	{"alertmedic, Redis store", kindRedis},
+}
+
+// selected says whether this run measures t: -targets has it, and for the
+// Redis store there is a Redis to use.
+func (b *bench) selected(t target) bool {
+	return b.o.targets[t.kind] && (t.kind != kindRedis || b.redis != nil)
+}
+
 func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 	base := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
 	budget := b.o.poolMB << 20
@@ -140,14 +168,10 @@ func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 		}
 	}
 
-	targets := []struct{ name, kind string }{
-		{"ceiling (net/http + encoding/json)", kindCeiling},
-		{"alertmedic, memory store", kindMemory},
-		{"alertmedic, Redis store", kindRedis},
-	}
+	targets := append([]target{{"ceiling (net/http + encoding/json)", kindCeiling}}, storeTargets...)
 	var rows []*row
 	for _, t := range targets {
-		if !b.o.scenarios["ingest"] || !b.o.targets[t.kind] || (t.kind == kindRedis && b.redis == nil) {
+		if !b.o.scenarios["ingest"] || !b.selected(t) {
 			continue
 		}
 		failed := ""
@@ -178,11 +202,8 @@ func (b *bench) runAll(ctx context.Context) ([]*row, error) {
 				}
 				// The rest of this target would fail the same way; the
 				// other targets still run, so the run says what works.
-				fmt.Fprintf(b.log, "bench: %v\n", err)
-				first, _, _ := strings.Cut(err.Error(), "\n")
-				failed, r.failed = first, first
-				b.notef("%s (the servers' logs are kept in %s)", first, b.tmp)
-				b.keepLogs = true
+				failed = b.scenarioFailed(err)
+				r.failed = failed
 				break
 			}
 		}
@@ -323,13 +344,8 @@ func (b *bench) scenario(ctx context.Context, r *row, measure string) (scenarioR
 			return out, ctx.Err()
 		}
 	} else {
-		st := &daemonStats{loadTime: loadTime}
-		if m, err := scrape(ctx, "http://"+srv.addr+"/metrics"); err != nil {
-			b.notef("%s: read /metrics: %v", label, err)
-		} else {
-			st.read(m)
-		}
-		if err := b.stopDaemon(ctx, label, r.kind, srv, st); err != nil {
+		st, err := b.endDaemon(ctx, label, r.kind, srv, loadTime)
+		if err != nil {
 			return out, err
 		}
 		info.st = st
@@ -356,8 +372,8 @@ func (b *bench) settle(ctx context.Context, label, kind string) map[string]int {
 	if kind == kindCluster && b.cluster != nil {
 		// Every node, replicas too: replicating is part of the Cluster's
 		// cost. cpuCell adds up the "redis" entries.
-		for _, n := range b.cluster.nodes {
-			pids[fmt.Sprintf("redis:%d", n.port)] = n.pid
+		for _, n := range b.cluster.srv.Nodes {
+			pids[fmt.Sprintf("redis:%d", n.Port)] = n.PID
 		}
 	}
 	if b.quietBudget > 0 {
@@ -424,6 +440,27 @@ func (b *bench) stopDaemon(ctx context.Context, label, kind string, srv *proc, s
 		st.redisKeys = n
 	}
 	return nil
+}
+
+// metrics is the daemon's /metrics now, or nil, with a note, when they
+// cannot be read.
+func (b *bench) metrics(ctx context.Context, label string, srv *proc) map[string]float64 {
+	m, err := scrape(ctx, "http://"+srv.addr+"/metrics")
+	if err != nil {
+		b.notef("%s: read /metrics: %v", label, err)
+		return nil
+	}
+	return m
+}
+
+// endDaemon stops the daemon after a load of loadTime, and returns its own
+// account of that load (its /metrics, read first) and of its shutdown.
+func (b *bench) endDaemon(ctx context.Context, label, kind string, srv *proc, loadTime time.Duration) (*daemonStats, error) {
+	st := &daemonStats{loadTime: loadTime}
+	if m := b.metrics(ctx, label, srv); m != nil {
+		st.read(m)
+	}
+	return st, b.stopDaemon(ctx, label, kind, srv, st)
 }
 
 // startTarget starts one server on a free loopback port and waits until it
@@ -510,7 +547,7 @@ func (b *bench) storeYAML(kind string, queueCapacity int) string {
 	}
 	if kind == kindCluster && b.cluster != nil {
 		// shards is left out: the Cluster default is what is measured.
-		return fmt.Sprintf("store:\n  type: redis\n  redis:\n    addrs: [%s]\n    key_prefix: %q\n", strings.Join(b.cluster.addrs, ", "), clusterPrefix) + capLine
+		return fmt.Sprintf("store:\n  type: redis\n  redis:\n    addrs: [%s]\n    key_prefix: %q\n", strings.Join(b.cluster.srv.ClusterAddrs, ", "), clusterPrefix) + capLine
 	}
 	if capLine == "" {
 		return "store:\n  type: memory\n"

@@ -1,22 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alertmedic/alertmedic/config"
+	"github.com/alertmedic/alertmedic/store/redis/redistest"
 )
 
 // The cluster scenario runs the Redis store on a Redis Cluster of its own
@@ -36,31 +29,22 @@ const clusterPrefix = "alertmedic-bench"
 // the ingest scenarios: its closed loops are -cluster-duration long.
 const clusterPoolMB = 512
 
-// clusterStartTries is how many base ports the scenario tries: another
-// process may take a port between the check and the servers' bind.
-const clusterStartTries = 3
-
-// clusterNode is one server of the private Cluster, as the script started it.
-type clusterNode struct {
-	role string // master or replica, at start
-	port int
-	pid  int
-}
+// clusterPorts is where the scenario picks its Cluster's base port when
+// -cluster-port is 0: below 45000, so that the bus ports (10000 above) stay
+// below 55000, as the script wants.
+var clusterPorts = redistest.PortRange{Min: 20000, Max: 44989, Step: 1}
 
 // clusterEnv is the running private Cluster.
 type clusterEnv struct {
-	script  string
-	dir     string
-	base    int
-	addrs   []string // every node's, as the daemon's store.redis.addrs
-	nodes   []clusterNode
+	srv     *redistest.Servers
+	log     *os.File // the script's stderr, redis-servers.log in the run's directory
 	masters redisNodes
 }
 
 // startCluster starts the private Cluster under the run's temporary
-// directory. The script is told the bench's PID (--owner), so that it stops
-// the servers itself if the bench dies without running its defers. The
-// returned env, when not nil, must be stopped, also after an error.
+// directory, with scripts/redis-servers, which stops the servers itself if
+// the bench dies without running its defers. The returned env, when not
+// nil, must be stopped, also after an error.
 func (b *bench) startCluster(ctx context.Context) (*clusterEnv, error) {
 	script, err := filepath.Abs(b.o.redisServers)
 	if err != nil {
@@ -69,37 +53,30 @@ func (b *bench) startCluster(ctx context.Context) (*clusterEnv, error) {
 	if fi, err := os.Stat(script); err != nil || fi.IsDir() {
 		return nil, fmt.Errorf("cluster: %s not found (-redis-servers; run the bench from the repository's root)", b.o.redisServers)
 	}
-	env := &clusterEnv{script: script, dir: filepath.Join(b.tmp, "cluster")}
-	for try := 1; ; try++ {
-		base := b.o.clusterPort
-		if base == 0 {
-			if base, err = freeClusterBase(); err != nil {
-				return nil, err
-			}
-		}
-		env.base = base
-		fmt.Fprintf(b.log, "bench: cluster: starting 3 masters and 3 replicas on 127.0.0.1:%d..%d ...\n", base, base+5)
-		out, err := env.run(ctx, "start", "cluster", "--dir", env.dir, "--port", strconv.Itoa(base), "--owner", strconv.Itoa(os.Getpid()))
-		if err == nil {
-			err = env.parse(out)
-		}
-		if err == nil {
-			break
-		}
-		// Only a port taken since the check is worth another base.
-		if try == clusterStartTries || ctx.Err() != nil || b.o.clusterPort != 0 || !strings.Contains(err.Error(), "in use") {
-			return env, err
-		}
-		fmt.Fprintf(b.log, "bench: cluster: %v; trying other ports\n", err)
-		env.stop(b)
+	logf, err := os.OpenFile(filepath.Join(b.tmp, "redis-servers.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	for _, n := range env.nodes {
-		if n.role != "master" {
+	srv, err := redistest.StartServers(ctx, redistest.ServersOptions{
+		Kind:   "cluster",
+		Script: redistest.Script{Path: script, Stderr: logf},
+		Dir:    filepath.Join(b.tmp, "cluster"),
+		Base:   b.o.clusterPort,
+		Ports:  clusterPorts,
+		Logf:   func(format string, args ...any) { fmt.Fprintf(b.log, "bench: cluster: "+format+"\n", args...) },
+	})
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	env := &clusterEnv{srv: srv, log: logf}
+	for _, n := range srv.Nodes {
+		if n.Role != "master" {
 			continue
 		}
-		p, err := openProbe(ctx, fmt.Sprintf("redis://127.0.0.1:%d", n.port))
+		p, err := openProbe(ctx, "redis://"+n.Addr)
 		if err != nil {
-			return env, fmt.Errorf("cluster: connect to the master on 127.0.0.1:%d: %w", n.port, err)
+			return env, fmt.Errorf("cluster: connect to the master on %s: %w", n.Addr, err)
 		}
 		env.masters = append(env.masters, p)
 	}
@@ -109,95 +86,19 @@ func (b *bench) startCluster(ctx context.Context) (*clusterEnv, error) {
 	return env, nil
 }
 
-// run runs the script in a process group of its own (so that Ctrl-C on the
-// terminal reaches the bench, which then stops the servers in order), with
-// its stderr in DIR's log; cancelling ctx sends it SIGTERM.
-func (e *clusterEnv) run(ctx context.Context, args ...string) ([]byte, error) {
-	if err := os.MkdirAll(e.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	logPath := filepath.Join(filepath.Dir(e.dir), "redis-servers.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	defer logf.Close()
-	var out bytes.Buffer
-	cmd := exec.Command(e.script, args...)
-	cmd.Stdout, cmd.Stderr = &out, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cluster: %s %s: %w", e.script, args[0], err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		err = <-done
-	}
-	if err != nil {
-		return out.Bytes(), fmt.Errorf("cluster: redis-servers %s: %w: %s", args[0], err, lastLine(tail(logPath, 30), "redis-servers: "))
-	}
-	return out.Bytes(), nil
-}
-
-// lastLine is the last line of s that starts with prefix, or the last line.
-func lastLine(s, prefix string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.HasPrefix(lines[i], prefix) {
-			return lines[i]
-		}
-	}
-	return lines[len(lines)-1]
-}
-
-// parse reads start's stdout: "ROLE 127.0.0.1:PORT pid PID [of ...]" per
-// server, then REDIS_CLUSTER_ADDRS.
-func (e *clusterEnv) parse(out []byte) error {
-	e.nodes, e.addrs = nil, nil
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 1 {
-			if v, ok := strings.CutPrefix(f[0], "REDIS_CLUSTER_ADDRS="); ok {
-				e.addrs = strings.Split(v, ",")
-			}
-			continue
-		}
-		if len(f) < 4 || f[2] != "pid" {
-			continue
-		}
-		_, port, ok := strings.Cut(f[1], ":")
-		p, err1 := strconv.Atoi(port)
-		pid, err2 := strconv.Atoi(f[3])
-		if !ok || err1 != nil || err2 != nil {
-			return fmt.Errorf("cluster: unexpected line from redis-servers start: %q", sc.Text())
-		}
-		e.nodes = append(e.nodes, clusterNode{role: f[0], port: p, pid: pid})
-	}
-	if len(e.nodes) != 6 || len(e.addrs) != 6 {
-		return fmt.Errorf("cluster: redis-servers start printed %d servers and %d addresses, want 6 of each", len(e.nodes), len(e.addrs))
-	}
-	return nil
-}
-
-// stop stops what start started (the script kills only the PIDs it
-// recorded), bounded in time and whatever ctx the run is in.
+// stop stops what start started, bounded in time and whatever ctx the run
+// is in.
 func (e *clusterEnv) stop(b *bench) {
 	for _, p := range e.masters {
 		p.close()
 	}
 	e.masters = nil
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := e.run(ctx, "stop", "--dir", e.dir); err != nil {
-		fmt.Fprintf(b.log, "bench: %v (servers may be left in %s)\n", err, e.dir)
+	defer e.log.Close()
+	if err := e.srv.Stop(); err != nil {
+		fmt.Fprintf(b.log, "bench: cluster: %v (servers may be left in %s)\n", err, e.srv.Dir)
 		return
 	}
-	fmt.Fprintf(b.log, "bench: cluster: stopped the servers in %s\n", e.dir)
+	fmt.Fprintf(b.log, "bench: cluster: stopped the servers in %s\n", e.srv.Dir)
 }
 
 // wipe empties the private Cluster for the next daemon and says how many
@@ -232,37 +133,6 @@ func (e *clusterEnv) demoted(ctx context.Context) []string {
 		}
 	}
 	return out
-}
-
-// freeClusterBase picks a base port below 45000 whose six ports and six bus
-// ports are free now.
-func freeClusterBase() (int, error) {
-	for range 100 {
-		base := 20000 + rand.IntN(44990-20000)
-		if clusterPortsFree(base) {
-			return base, nil
-		}
-	}
-	return 0, errors.New("cluster: no free base port found for 6 servers and their bus ports")
-}
-
-func clusterPortsFree(base int) bool {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for i := range 6 {
-		for _, p := range []int{base + i, base + 10000 + i} {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				return false
-			}
-			ls = append(ls, l)
-		}
-	}
-	return true
 }
 
 // clusterResult is the cluster scenario's figures.
@@ -372,11 +242,11 @@ func (b *bench) runCluster(ctx context.Context, one, fifty *pool) (*clusterResul
 	if err != nil {
 		return fail(err)
 	}
-	res.base = env.base
+	res.base = env.srv.Base
 	b.cluster = env
 	defer func() { b.cluster = nil }()
 	var cfg config.RedisStore
-	cfg.Addrs = env.addrs
+	cfg.Addrs = env.srv.ClusterAddrs
 	res.shards = cfg.ShardCount()
 
 	var single redisNodes
@@ -575,13 +445,8 @@ func (b *bench) clusterLoad(ctx context.Context, l *loadRun, nodes redisNodes) e
 		srv.stop(shutdownTimeout + 15*time.Second)
 		return ctx.Err()
 	}
-	st := &daemonStats{loadTime: loadTime}
-	if m, err := scrape(ctx, "http://"+srv.addr+"/metrics"); err != nil {
-		b.notef("%s: read /metrics: %v", label, err)
-	} else {
-		st.read(m)
-	}
-	if err := b.stopDaemon(ctx, label, l.kind, srv, st); err != nil {
+	st, err := b.endDaemon(ctx, label, l.kind, srv, loadTime)
+	if err != nil {
 		return err
 	}
 	l.st = st

@@ -45,10 +45,7 @@ func clusterCostVerdict(r *costRow, cluster bool) string {
 	if empty > 0 || len(r.keys) == 0 {
 		miss = append(miss, fmt.Sprintf("no keys on %d of %d masters", empty, len(r.keys)))
 	}
-	v := fmt.Sprintf("PASS (no numeric target): every alert delivered, keys on all %d masters", len(r.keys))
-	if len(miss) > 0 {
-		v = "MISS: " + strings.Join(miss, "; ")
-	}
+	v := verdictCell(miss, fmt.Sprintf("PASS (no numeric target): every alert delivered, keys on all %d masters", len(r.keys)))
 	if len(r.foreign) > 0 {
 		v += " (other Redis clients were active: an upper bound)"
 	}
@@ -246,12 +243,7 @@ func writeCluster(w io.Writer, b *bench, level string, withVerdict bool) {
 			dagger = dagger || (l.open != nil && l.open.achieved < 0.98*float64(o.clusterRate))
 			ddagger = ddagger || (l.closed != nil && l.closed.exhausted)
 		}
-		if dagger {
-			fmt.Fprintf(w, "\n† the server answered fewer than %d requests/s, so requests queued behind each other; the latency is from each request's scheduled send time.\n", o.clusterRate)
-		}
-		if ddagger {
-			fmt.Fprintln(w, "\n‡ the pre-generated bodies ran out before -cluster-duration ended; the rate is over the time measured (raise -pool-mb).")
-		}
+		loadFootnotes(w, dagger, ddagger, o.clusterRate, "-cluster-duration")
 	}
 	fmt.Fprintln(w)
 	clusterDetails(w, c)

@@ -532,11 +532,7 @@ func (b *bench) costMeasure(ctx context.Context, kind string, r *costRow, p *poo
 			if ctx.Err() != nil {
 				return r, ctx.Err()
 			}
-			first, _, _ := strings.Cut(err.Error(), "\n")
-			fmt.Fprintf(b.log, "bench: %v\n", err)
-			r.failed = first
-			b.notef("%s (the servers' logs are kept in %s)", first, b.tmp)
-			b.keepLogs = true
+			r.failed = b.scenarioFailed(err)
 			return r, nil
 		}
 		if len(r.foreign) == 0 {
@@ -723,9 +719,7 @@ func (b *bench) costScenario(ctx context.Context, kind string, r *costRow, p *po
 	// Now that the measurement is over, the daemon's own account (the
 	// queue depth gauge asks Redis, which is why it waits until now).
 	st := &daemonStats{loadTime: r.sendTime}
-	if m, err := scrape(ctx, "http://"+srv.addr+"/metrics"); err != nil {
-		b.notef("%s: read /metrics: %v", label, err)
-	} else {
+	if m := b.metrics(ctx, label, srv); m != nil {
 		st.read(m)
 		r.delivered = map[string]float64{}
 		for _, in := range []string{"slack", "pagerduty", "email"} {
@@ -783,10 +777,7 @@ func costVerdict(r *costRow) string {
 	if r.timedOut {
 		miss = append(miss, "not every alert delivered")
 	}
-	v := "PASS"
-	if len(miss) > 0 {
-		v = "MISS: " + strings.Join(miss, "; ")
-	}
+	v := verdictCell(miss, "PASS")
 	if len(r.foreign) > 0 {
 		v += " (other Redis clients were active: an upper bound)"
 	}
@@ -829,10 +820,7 @@ func costTable(w io.Writer, rows []*costRow, withVerdict bool) {
 			}
 			c = append(c, thousands(float64(r.posted)), deliv, idle, thousands(float64(r.total)), fmt.Sprintf("%.2f", r.perAlert), cmdList(r.top, max(r.posted, 2), 6), goal)
 		}
-		if withVerdict {
-			c = append(c, costVerdict(r))
-		}
-		fmt.Fprintf(w, "| %s |\n", strings.Join(c, " | "))
+		tableRow(w, c, withVerdict, costVerdict(r))
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -79,13 +78,9 @@ func e2eConfig(slackAddr, pdAddr string) string {
 // at the start of its summary annotation, where the Slack message shows it.
 // The ingest scenarios keep their own pools.
 func newE2EPool(path string, n int) (*pool, error) {
-	tmpl, err := os.ReadFile(path)
+	tmpl, probe, err := readPayload(path)
 	if err != nil {
-		return nil, fmt.Errorf("read payload: %w", err)
-	}
-	var probe ceilingMessage
-	if err := json.Unmarshal(tmpl, &probe); err != nil {
-		return nil, fmt.Errorf("decode payload %s: %w", path, err)
+		return nil, err
 	}
 	if len(probe.Alerts) != 1 || probe.Alerts[0].Annotations["summary"] == "" {
 		return nil, fmt.Errorf("payload %s: the end-to-end scenario wants one alert with a summary annotation", path)
@@ -443,11 +438,8 @@ func (b *bench) runE2E(ctx context.Context) ([]*e2eRow, error) {
 		return nil, err
 	}
 	var rows []*e2eRow
-	for _, t := range []struct{ name, kind string }{
-		{"alertmedic, memory store", kindMemory},
-		{"alertmedic, Redis store", kindRedis},
-	} {
-		if !b.o.targets[t.kind] || (t.kind == kindRedis && b.redis == nil) {
+	for _, t := range storeTargets {
+		if !b.selected(t) {
 			continue
 		}
 		var mine []*e2eRow
@@ -565,9 +557,7 @@ func (b *bench) e2eScenario(ctx context.Context, kind string, p *pool) ([]*e2eRe
 
 	st := &daemonStats{loadTime: loadTime}
 	var daemon e2eResult // the daemon's delivery counters, for every row
-	if m, err := scrape(ctx, "http://"+srv.addr+"/metrics"); err != nil {
-		b.notef("%s: read /metrics: %v", label, err)
-	} else {
+	if m := b.metrics(ctx, label, srv); m != nil {
 		st.read(m)
 		daemon.notifications = m["alertmedic_notifications_total"]
 		daemon.coalesced = m["alertmedic_notifications_coalesced_total"]
@@ -674,10 +664,7 @@ func e2eVerdict(r *e2eRow) string {
 	if n := r.res.ack.bad() + r.res.ack.errs; n > 0 {
 		miss = append(miss, fmt.Sprintf("%d failed requests", n))
 	}
-	if len(miss) == 0 {
-		return "PASS"
-	}
-	return "MISS: " + strings.Join(miss, "; ")
+	return verdictCell(miss, "PASS")
 }
 
 // e2eTable prints one line per store; withVerdict adds the goal column.
@@ -702,10 +689,7 @@ func e2eTable(w io.Writer, rows []*e2eRow, o options, withVerdict bool) {
 				fmt.Sprintf("%s (%d)", thousands(float64(x.messages)), x.maxPerMsg),
 				ms(x.p50), ms(x.p99), ms(x.max), ms(x.ack.p99), badCell(x.ack.counts), cpuCell(r.info.cpu))
 		}
-		if withVerdict {
-			c = append(c, e2eVerdict(r))
-		}
-		fmt.Fprintf(w, "| %s |\n", strings.Join(c, " | "))
+		tableRow(w, c, withVerdict, e2eVerdict(r))
 	}
 }
 

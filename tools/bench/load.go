@@ -55,18 +55,27 @@ const tsLayout = "2006-01-02T15:04:05.000000000Z"
 // reason.
 const seqLayout = `"bench_seq":"%09d",`
 
+// readPayload reads the captured payload at path, as bytes and decoded.
+func readPayload(path string) ([]byte, ceilingMessage, error) {
+	var probe ceilingMessage
+	tmpl, err := os.ReadFile(path)
+	if err != nil {
+		return nil, probe, fmt.Errorf("read payload: %w", err)
+	}
+	if err := json.Unmarshal(tmpl, &probe); err != nil {
+		return nil, probe, fmt.Errorf("decode payload %s: %w", path, err)
+	}
+	return tmpl, probe, nil
+}
+
 // newPool makes the bodies from the captured payload at path. With
 // varyStartsAt body i has startsAt base + i µs on all its alerts (a group
 // that fired together); with varyLabel it has bench_seq i on all its alerts
 // and keeps the captured timestamps.
 func newPool(name, path, vary string, budget, maxN int, base time.Time) (*pool, error) {
-	tmpl, err := os.ReadFile(path)
+	tmpl, probe, err := readPayload(path)
 	if err != nil {
-		return nil, fmt.Errorf("read payload: %w", err)
-	}
-	var probe ceilingMessage
-	if err := json.Unmarshal(tmpl, &probe); err != nil {
-		return nil, fmt.Errorf("decode payload %s: %w", path, err)
+		return nil, err
 	}
 	// Split the template at the slots to fill: segs[0] slot segs[1] slot ...
 	// A startsAt slot replaces the captured value; a label slot is inserted

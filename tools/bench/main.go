@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -153,66 +154,28 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, nil
 	}
 	var bad []string
-	if o.duration <= 0 || o.duration > 10*time.Minute {
-		bad = append(bad, "-duration must be in (0, 10m]")
-	}
-	if o.warmup < 0 || o.warmup > time.Minute {
-		bad = append(bad, "-warmup must be in [0, 1m]")
-	}
-	if o.concurrency < 1 || o.concurrency > 4096 {
-		bad = append(bad, "-concurrency must be in [1, 4096]")
-	}
-	if o.rate < 1 || o.rate > 100_000 {
-		bad = append(bad, "-rate must be in [1, 100000]")
-	}
-	if o.workers < 1 || o.workers > 4096 {
-		bad = append(bad, "-open-loop-conns must be in [1, 4096]")
-	}
-	if o.retries < 0 || o.retries > 12 {
-		bad = append(bad, "-retries must be in [0, 12]")
-	}
-	if o.repeat < 1 || o.repeat > 10 {
-		bad = append(bad, "-repeat must be in [1, 10]")
-	}
-	if o.e2eRate < 0 || o.e2eRate > 10_000 {
-		bad = append(bad, "-e2e-rate must be in [0, 10000]")
-	}
-	if o.e2eDrain <= 0 || o.e2eDrain > 5*time.Minute {
-		bad = append(bad, "-e2e-drain must be in (0, 5m]")
-	}
-	if o.memAlerts < 0 || o.memAlerts > 1_000_000 {
-		bad = append(bad, "-mem-alerts must be in [0, 1000000]")
-	}
-	if o.memWindow < time.Second || o.memWindow > 10*time.Minute {
-		bad = append(bad, "-mem-window must be in [1s, 10m]")
-	}
-	if o.costAlerts < 0 || o.costAlerts > 100_000 {
-		bad = append(bad, "-cost-alerts must be in [0, 100000]")
-	}
-	if o.costRate < 1 || o.costRate > 10_000 {
-		bad = append(bad, "-cost-rate must be in [1, 10000]")
-	}
-	if o.stormAlerts < 0 || o.stormAlerts > 1_000_000 {
-		bad = append(bad, "-storm-alerts must be in [0, 1000000]")
-	}
-	if o.stormDrain < 10*time.Second || o.stormDrain > 30*time.Minute {
-		bad = append(bad, "-storm-drain must be in [10s, 30m]")
-	}
+	positiveUpTo(&bad, "-duration", o.duration, 10*time.Minute)
+	within(&bad, "-warmup", o.warmup, 0, time.Minute)
+	within(&bad, "-concurrency", o.concurrency, 1, 4096)
+	within(&bad, "-rate", o.rate, 1, 100_000)
+	within(&bad, "-open-loop-conns", o.workers, 1, 4096)
+	within(&bad, "-retries", o.retries, 0, 12)
+	within(&bad, "-repeat", o.repeat, 1, 10)
+	within(&bad, "-e2e-rate", o.e2eRate, 0, 10_000)
+	positiveUpTo(&bad, "-e2e-drain", o.e2eDrain, 5*time.Minute)
+	within(&bad, "-mem-alerts", o.memAlerts, 0, 1_000_000)
+	within(&bad, "-mem-window", o.memWindow, time.Second, 10*time.Minute)
+	within(&bad, "-cost-alerts", o.costAlerts, 0, 100_000)
+	within(&bad, "-cost-rate", o.costRate, 1, 10_000)
+	within(&bad, "-storm-alerts", o.stormAlerts, 0, 1_000_000)
+	within(&bad, "-storm-drain", o.stormDrain, 10*time.Second, 30*time.Minute)
 	if o.clusterPort != 0 && (o.clusterPort < 1024 || o.clusterPort >= 45000) {
 		bad = append(bad, "-cluster-port must be 0 or in [1024, 45000)")
 	}
-	if o.clusterDuration <= 0 || o.clusterDuration > time.Minute {
-		bad = append(bad, "-cluster-duration must be in (0, 1m]")
-	}
-	if o.clusterRate < 1 || o.clusterRate > 10_000 {
-		bad = append(bad, "-cluster-rate must be in [1, 10000]")
-	}
-	if o.clusterRepeat < 1 || o.clusterRepeat > 5 {
-		bad = append(bad, "-cluster-repeat must be in [1, 5]")
-	}
-	if o.postConns < 1 || o.postConns > 256 {
-		bad = append(bad, "-post-conns must be in [1, 256]")
-	}
+	positiveUpTo(&bad, "-cluster-duration", o.clusterDuration, time.Minute)
+	within(&bad, "-cluster-rate", o.clusterRate, 1, 10_000)
+	within(&bad, "-cluster-repeat", o.clusterRepeat, 1, 5)
+	within(&bad, "-post-conns", o.postConns, 1, 256)
 	if o.poolMB < 1 || o.maxRequests < 1 {
 		bad = append(bad, "-pool-mb and -max-requests must be positive")
 	}
@@ -250,6 +213,33 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("bad flags")
 	}
 	return o, nil
+}
+
+// within adds to bad that flag must be in [lo, hi] when v is not.
+func within[T int | time.Duration](bad *[]string, flag string, v, lo, hi T) {
+	if v < lo || v > hi {
+		*bad = append(*bad, fmt.Sprintf("%s must be in [%s, %s]", flag, rangeEnd(lo), rangeEnd(hi)))
+	}
+}
+
+// positiveUpTo adds to bad that flag must be in (0, hi] when d is not.
+func positiveUpTo(bad *[]string, flag string, d, hi time.Duration) {
+	if d <= 0 || d > hi {
+		*bad = append(*bad, fmt.Sprintf("%s must be in (0, %s]", flag, rangeEnd(hi)))
+	}
+}
+
+// rangeEnd writes one end of a flag's range as its message does: 4096, 0,
+// 10s, 5m (a whole number of minutes without time.Duration's "0s").
+func rangeEnd[T int | time.Duration](v T) string {
+	d, ok := any(v).(time.Duration)
+	if !ok || d == 0 {
+		return strconv.Itoa(int(v))
+	}
+	if d%time.Minute == 0 {
+		return strings.TrimSuffix(d.String(), "0s")
+	}
+	return d.String()
 }
 
 // defaultScenarios are what -scenarios runs unless told otherwise, in the

@@ -79,11 +79,8 @@ func (b *bench) runMemory(ctx context.Context, one, fifty *pool) ([]*memRow, err
 		requests = fifty.n
 	}
 	var rows []*memRow
-	for _, t := range []struct{ name, kind string }{
-		{"alertmedic, memory store", kindMemory},
-		{"alertmedic, Redis store", kindRedis},
-	} {
-		if !b.o.targets[t.kind] || (t.kind == kindRedis && b.redis == nil) {
+	for _, t := range storeTargets {
+		if !b.selected(t) {
 			continue
 		}
 		r := &memRow{target: t.name, kind: t.kind}
@@ -102,11 +99,7 @@ func (b *bench) runMemory(ctx context.Context, one, fifty *pool) ([]*memRow, err
 			if ctx.Err() != nil {
 				return rows, ctx.Err()
 			}
-			first, _, _ := strings.Cut(err.Error(), "\n")
-			fmt.Fprintf(b.log, "bench: %v\n", err)
-			r.failed = first
-			b.notef("%s (the servers' logs are kept in %s)", first, b.tmp)
-			b.keepLogs = true
+			r.failed = b.scenarioFailed(err)
 		}
 	}
 	return rows, nil
@@ -342,10 +335,7 @@ func memVerdict(r *memRow) string {
 	if n := r.bad.bad() + r.bad.errs; n > 0 {
 		miss = append(miss, fmt.Sprintf("%d non-2xx/errors", n))
 	}
-	if len(miss) > 0 {
-		return "MISS: " + strings.Join(miss, "; ")
-	}
-	return "PASS"
+	return verdictCell(miss, "PASS")
 }
 
 func memSettings(o options) string {
@@ -491,11 +481,7 @@ func (b *bench) runShipped(ctx context.Context, fifty *pool) ([]*shipRow, error)
 		if ctx.Err() != nil {
 			return []*shipRow{r}, ctx.Err()
 		}
-		first, _, _ := strings.Cut(err.Error(), "\n")
-		fmt.Fprintf(b.log, "bench: %v\n", err)
-		r.failed = first
-		b.notef("%s (the servers' logs are kept in %s)", first, b.tmp)
-		b.keepLogs = true
+		r.failed = b.scenarioFailed(err)
 	}
 	return []*shipRow{r}, nil
 }
@@ -653,10 +639,7 @@ func shipVerdict(r *shipRow) string {
 	if n := r.send.bad() + r.send.errs; n > 0 {
 		miss = append(miss, fmt.Sprintf("%d failed requests", n))
 	}
-	if len(miss) > 0 {
-		return "MISS: " + strings.Join(miss, "; ")
-	}
-	return "PASS"
+	return verdictCell(miss, "PASS")
 }
 
 func shipSettings(o options) string {
@@ -669,19 +652,13 @@ func shipTable(w io.Writer, rows []*shipRow, withVerdict bool) {
 		"|---|--:|--:|--:|--:|--:|--:|---|", withVerdict)
 	goal := fmt.Sprintf("live heap ≤ %s, RSS %s after the GC ≤ %s", mib(shipGoalLive), memSettle, mib(shipGoalRSS))
 	for _, r := range rows {
+		var c []string
 		if r.failed != "" {
-			c := []string{r.target, "failed", "", "", "", "", "", goal}
-			if withVerdict {
-				c = append(c, shipVerdict(r))
-			}
-			fmt.Fprintf(w, "| %s |\n", strings.Join(c, " | "))
-			continue
+			c = []string{r.target, "failed", "", "", "", "", "", goal}
+		} else {
+			c = []string{r.target, thousands(float64(r.alerts)), mib(r.idleRSS) + " / " + mib(r.idleLive), mib(r.live), mib(r.rssAtGC), mib(r.rssAfter), mib(r.peakRSS), goal}
 		}
-		c := []string{r.target, thousands(float64(r.alerts)), mib(r.idleRSS) + " / " + mib(r.idleLive), mib(r.live), mib(r.rssAtGC), mib(r.rssAfter), mib(r.peakRSS), goal}
-		if withVerdict {
-			c = append(c, shipVerdict(r))
-		}
-		fmt.Fprintf(w, "| %s |\n", strings.Join(c, " | "))
+		tableRow(w, c, withVerdict, shipVerdict(r))
 	}
 }
 

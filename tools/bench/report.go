@@ -127,8 +127,14 @@ func verdict(rows []*row, r *row) string {
 	if n := r.closed.bad() + r.open.bad() + r.closed.errs + r.open.errs; n > 0 {
 		miss = append(miss, fmt.Sprintf("%d failed requests", n))
 	}
+	return verdictCell(miss, "PASS")
+}
+
+// verdictCell is a vs target cell: pass when nothing missed, else "MISS: "
+// and the misses, "; " between them.
+func verdictCell(miss []string, pass string) string {
 	if len(miss) == 0 {
-		return "PASS"
+		return pass
 	}
 	return "MISS: " + strings.Join(miss, "; ")
 }
@@ -144,14 +150,19 @@ func tableHead(w io.Writer, h, sep string, withVerdict bool) {
 	fmt.Fprintln(w, sep)
 }
 
+// tableRow writes a row of a table tableHead began: its cells, and the
+// verdict when withVerdict.
+func tableRow(w io.Writer, cells []string, withVerdict bool, verdict string) {
+	if withVerdict {
+		cells = append(cells, verdict)
+	}
+	fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+}
+
 func table(w io.Writer, rows []*row, o options, withVerdict bool) {
 	tableHead(w, header(o), "|---|---|--:|--:|--:|--:|--:|--:|", withVerdict)
 	for _, r := range rows {
-		c := cells(rows, r, o)
-		if withVerdict {
-			c = append(c, verdict(rows, r))
-		}
-		fmt.Fprintf(w, "| %s |\n", strings.Join(c, " | "))
+		tableRow(w, cells(rows, r, o), withVerdict, verdict(rows, r))
 	}
 }
 
@@ -209,11 +220,18 @@ func footnotes(w io.Writer, rows []*row, o options) {
 		dagger = dagger || (r.open != nil && r.open.achieved < 0.98*float64(o.rate))
 		ddagger = ddagger || (r.closed != nil && r.closed.exhausted)
 	}
+	loadFootnotes(w, dagger, ddagger, o.rate, "-duration")
+}
+
+// loadFootnotes explains an ingest table's marks: † (dagger) that a fixed
+// rate run got fewer answers a second than its rate, ‡ (ddagger) that a
+// closed loop ran out of bodies before its durationFlag ended.
+func loadFootnotes(w io.Writer, dagger, ddagger bool, rate int, durationFlag string) {
 	if dagger {
-		fmt.Fprintf(w, "\n† the server answered fewer than %d requests/s, so requests queued behind each other; the latency is from each request's scheduled send time.\n", o.rate)
+		fmt.Fprintf(w, "\n† the server answered fewer than %d requests/s, so requests queued behind each other; the latency is from each request's scheduled send time.\n", rate)
 	}
 	if ddagger {
-		fmt.Fprintln(w, "\n‡ the pre-generated bodies ran out before -duration ended; the rate is over the time measured (raise -pool-mb).")
+		fmt.Fprintf(w, "\n‡ the pre-generated bodies ran out before %s ended; the rate is over the time measured (raise -pool-mb).\n", durationFlag)
 	}
 }
 
@@ -269,69 +287,17 @@ func settings(o options) string {
 }
 
 func report(w io.Writer, b *bench, rows []*row, redisSkip string) {
-	m, o, e2e, mem, notes := b.info, b.o, b.e2e, b.mem, b.notes
 	fmt.Fprintf(w, "\n## alertmedic webhook ingest\n\n")
-	fmt.Fprintf(w, "- date: %s\n- machine: %s, %d CPUs (nproc), %s; %s\n- daemon: %s\n", m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
-	if m.redis != "" {
-		fmt.Fprintf(w, "- store: %s on 127.0.0.1\n", m.redis)
-	}
-	fmt.Fprintf(w, "- %s\n", stallLine(m))
-	fmt.Fprintf(w, "- command: `%s`\n", m.command)
-	if len(rows) > 0 {
-		fmt.Fprintf(w, "- %s\n\n", settings(o))
-		table(w, rows, o, false)
-		footnotes(w, rows, o)
-	}
-	if redisSkip != "" {
-		fmt.Fprintf(w, "\nRedis rows skipped: %s\n", redisSkip)
-	}
+	ingestResults(w, b.info, b.o, rows, redisSkip, "", false)
 	if len(rows) > 0 {
 		fmt.Fprintln(w)
 		scenarioTable(w, rows)
 	}
-	if len(e2e) > 0 {
-		fmt.Fprintf(w, "\n## alertmedic end-to-end: webhook POST to the Slack and PagerDuty stand-ins\n\n- %s\n\n", e2eSettings(o))
-		e2eTable(w, e2e, o, false)
-		fmt.Fprintln(w)
-		e2eDetails(w, e2e)
-	}
-	if len(mem) > 0 {
-		fmt.Fprintf(w, "\n## alertmedic memory: %s alerts, then after their retention\n\n- %s\n\n", thousands(float64(o.memAlerts)), memSettings(o))
-		memTable(w, mem)
-		fmt.Fprintln(w)
-		memDetails(w, mem)
-	}
-	if len(b.ship) > 0 {
-		fmt.Fprintf(w, "\n## alertmedic memory: %s alerts with the shipped example configuration\n\n- %s\n\n", thousands(float64(o.memAlerts)), shipSettings(o))
-		shipTable(w, b.ship, true)
-		fmt.Fprintln(w)
-		shipDetails(w, b.ship)
-	}
-	if len(b.cost) > 0 {
-		fmt.Fprintf(w, "\n## alertmedic Redis cost: commands per alert\n\n- %s\n\n", costSettings(o))
-		costTable(w, b.cost, true)
-		fmt.Fprintln(w)
-		costDetails(w, b.cost)
-	}
-	if len(b.storm) > 0 {
-		fmt.Fprintf(w, "\n## alertmedic storm: %s alerts to Slack, PagerDuty and webhook stand-ins\n\n- %s\n\n", thousands(float64(o.stormAlerts)), stormSettings(o))
-		stormTable(w, b.storm, true)
-		fmt.Fprintln(w)
-		stormDestTable(w, b.storm)
-		fmt.Fprintln(w)
-		stormDetails(w, b.storm)
-	}
-	writeCluster(w, b, "##", false)
-	if len(notes) > 0 {
-		fmt.Fprintln(w, "\nNotes:")
-		for _, n := range notes {
-			fmt.Fprintf(w, "- %s\n", n)
-		}
-	}
+	writeSections(w, b, false)
 }
 
 func writeFile(w io.Writer, b *bench, rows []*row, redisSkip string) {
-	m, o, e2e, mem, notes := b.info, b.o, b.e2e, b.mem, b.notes
+	m, o := b.info, b.o
 	vary := "`-vary label` (the default) adds a label `bench_seq`, unique to\n" +
 		"the request, to every alert: every alert is a new one with a history of its\n" +
 		"own, as in a large fleet. (`-vary startsAt` instead gives the same alerts a\n" +
@@ -431,27 +397,33 @@ these two cores) is the way to more.
 %s%s%s%s%s%s
 ## Results
 
-- date: %s
-- machine: %s, %d CPUs (nproc), %s; %s
-- daemon: %s
-`, vary, o.concurrency, o.duration, o.warmup, o.rate, o.duration, o.repeat, o.repeat, o.rate, m.cpus, quietThreshold, o.retries, rateSentence(rows), e2eIntro(o), memIntro(o, b.mem), shipIntro(o, b.ship), costIntro(o, b.cost), stormIntro(o, b.storm), clusterIntro(o, b.clus), m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
+`, vary, o.concurrency, o.duration, o.warmup, o.rate, o.duration, o.repeat, o.repeat, o.rate, m.cpus, quietThreshold, o.retries, rateSentence(rows), e2eIntro(o), memIntro(o, b.mem), shipIntro(o, b.ship), costIntro(o, b.cost), stormIntro(o, b.storm), clusterIntro(o, b.clus))
+	ingestResults(w, m, o, rows, redisSkip, " (after `make build`; `make bench` runs the same with the defaults, without -write)", true)
+	if len(rows) > 0 {
+		writeScenarioTable(w, m, rows)
+	}
+	writeSections(w, b, true)
+}
+
+// ingestResults is how both reports open their results: the machine and
+// the run's command (cmdNote after it), the ingest table (with the verdict
+// column when withVerdict) and its footnotes, and why Redis rows are
+// missing.
+func ingestResults(w io.Writer, m machine, o options, rows []*row, redisSkip, cmdNote string, withVerdict bool) {
+	fmt.Fprintf(w, "- date: %s\n- machine: %s, %d CPUs (nproc), %s; %s\n- daemon: %s\n", m.date, m.cpu, m.cpus, m.kernel, m.goVersion, m.daemon)
 	if m.redis != "" {
 		fmt.Fprintf(w, "- store: %s on 127.0.0.1\n", m.redis)
 	}
 	fmt.Fprintf(w, "- %s\n", stallLine(m))
-	fmt.Fprintf(w, "- command: `%s` (after `make build`; `make bench` runs the same with the defaults, without -write)\n", m.command)
+	fmt.Fprintf(w, "- command: `%s`%s\n", m.command, cmdNote)
 	if len(rows) > 0 {
 		fmt.Fprintf(w, "- %s\n\n", settings(o))
-		table(w, rows, o, true)
+		table(w, rows, o, withVerdict)
 		footnotes(w, rows, o)
 	}
 	if redisSkip != "" {
 		fmt.Fprintf(w, "\nRedis rows skipped: %s\n", redisSkip)
 	}
-	if len(rows) > 0 {
-		writeScenarioTable(w, m, rows)
-	}
-	writeRest(w, b, e2e, mem, notes)
 }
 
 // writeScenarioTable is the ingest scenarios' second table, with its
@@ -467,52 +439,65 @@ func writeScenarioTable(w io.Writer, m machine, rows []*row) {
 	scenarioTable(w, rows)
 }
 
-// writeRest is BENCHMARKS.md's results past the ingest tables.
-func writeRest(w io.Writer, b *bench, e2e []*e2eRow, mem []*memRow, notes []string) {
-	m, o := b.info, b.o
-	if len(e2e) > 0 {
-		fmt.Fprintf(w, "\n### End-to-end: webhook POST to the Slack and PagerDuty stand-ins\n\n"+
-			"- %s\n\n", e2eSettings(o))
-		e2eTable(w, e2e, o, true)
-		fmt.Fprintln(w)
-		e2eDetails(w, e2e)
-	}
-	if len(mem) > 0 {
-		fmt.Fprintf(w, "\n### Memory: %s alerts, then after their retention\n\n"+
-			"- %s\n\n", thousands(float64(o.memAlerts)), memSettings(o))
-		memTable(w, mem)
-		fmt.Fprintln(w)
-		memDetails(w, mem)
-	}
-	if len(b.ship) > 0 {
-		fmt.Fprintf(w, "\n### Memory: %s alerts with the shipped example configuration\n\n- %s\n- command: `%s` (this part alone: `%s`)\n\n",
-			thousands(float64(o.memAlerts)), shipSettings(o), m.command, aloneCommand(b, "memory-shipped", "memory"))
-		shipTable(w, b.ship, true)
-		fmt.Fprintln(w)
-		shipDetails(w, b.ship)
-	}
-	if len(b.cost) > 0 {
-		fmt.Fprintf(w, "\n### Redis cost: commands per alert\n\n- %s\n- command: `%s` (this scenario alone: `%s`)\n\n",
-			costSettings(o), m.command, aloneCommand(b, "cost", "redis"))
-		costTable(w, b.cost, true)
-		fmt.Fprintln(w)
-		costDetails(w, b.cost)
-	}
-	if len(b.storm) > 0 {
-		fmt.Fprintf(w, "\n### Storm: %s alerts to Slack, PagerDuty and webhook stand-ins\n\n- %s\n- command: `%s` (this scenario alone: `%s`)\n\n",
-			thousands(float64(o.stormAlerts)), stormSettings(o), m.command, aloneCommand(b, "storm", "memory,redis"))
-		stormTable(w, b.storm, true)
-		fmt.Fprintln(w)
-		stormDestTable(w, b.storm)
-		fmt.Fprintln(w)
-		stormDetails(w, b.storm)
-	}
-	writeCluster(w, b, "###", true)
-	if len(notes) > 0 {
-		fmt.Fprint(w, "\n### Notes\n\n")
-		for _, n := range notes {
-			fmt.Fprintf(w, "- %s\n", n)
+// writeSections is the results past the ingest tables, each section when
+// its scenario ran, and the notes: in BENCHMARKS.md (file) with the
+// verdicts and the command that runs each part alone, otherwise as the
+// printed report has them.
+func writeSections(w io.Writer, b *bench, file bool) {
+	o := b.o
+	// section writes one section when its scenario ran: the heading and
+	// settings, then parts, a blank line between them. title is how the
+	// printed report words it after "alertmedic ", and BENCHMARKS.md from
+	// a capital letter, with the command line and alone after the settings.
+	section := func(ran bool, title, settings, alone string, parts ...func()) {
+		if !ran {
+			return
 		}
+		if file {
+			fmt.Fprintf(w, "\n### %s%s\n\n- %s\n", strings.ToUpper(title[:1]), title[1:], settings)
+			if alone != "" {
+				fmt.Fprintf(w, "- command: `%s` (%s)\n", b.info.command, alone)
+			}
+			fmt.Fprintln(w)
+		} else {
+			fmt.Fprintf(w, "\n## alertmedic %s\n\n- %s\n\n", title, settings)
+		}
+		for i, part := range parts {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			part()
+		}
+	}
+	// alone names the command that runs one part of the run on its own.
+	alone := func(part, scenario, targets string) string {
+		return fmt.Sprintf("this %s alone: `%s`", part, aloneCommand(b, scenario, targets))
+	}
+	section(len(b.e2e) > 0, "end-to-end: webhook POST to the Slack and PagerDuty stand-ins", e2eSettings(o), "",
+		func() { e2eTable(w, b.e2e, o, file) }, func() { e2eDetails(w, b.e2e) })
+	section(len(b.mem) > 0, "memory: "+thousands(float64(o.memAlerts))+" alerts, then after their retention", memSettings(o), "",
+		func() { memTable(w, b.mem) }, func() { memDetails(w, b.mem) })
+	section(len(b.ship) > 0, "memory: "+thousands(float64(o.memAlerts))+" alerts with the shipped example configuration", shipSettings(o), alone("part", "memory-shipped", "memory"),
+		func() { shipTable(w, b.ship, true) }, func() { shipDetails(w, b.ship) })
+	section(len(b.cost) > 0, "Redis cost: commands per alert", costSettings(o), alone("scenario", "cost", "redis"),
+		func() { costTable(w, b.cost, true) }, func() { costDetails(w, b.cost) })
+	section(len(b.storm) > 0, "storm: "+thousands(float64(o.stormAlerts))+" alerts to Slack, PagerDuty and webhook stand-ins", stormSettings(o), alone("scenario", "storm", "memory,redis"),
+		func() { stormTable(w, b.storm, true) }, func() { stormDestTable(w, b.storm) }, func() { stormDetails(w, b.storm) })
+	if file {
+		writeCluster(w, b, "###", true)
+	} else {
+		writeCluster(w, b, "##", false)
+	}
+	if len(b.notes) == 0 {
+		return
+	}
+	if file {
+		fmt.Fprint(w, "\n### Notes\n\n")
+	} else {
+		fmt.Fprintln(w, "\nNotes:")
+	}
+	for _, n := range b.notes {
+		fmt.Fprintf(w, "- %s\n", n)
 	}
 }
 

@@ -308,11 +308,8 @@ func (b *bench) runStorm(ctx context.Context) ([]*stormRow, error) {
 		}
 		defer probe.close()
 	}
-	for _, t := range []struct{ name, kind string }{
-		{"alertmedic, memory store", kindMemory},
-		{"alertmedic, Redis store", kindRedis},
-	} {
-		if !b.o.targets[t.kind] || (t.kind == kindRedis && b.redis == nil) {
+	for _, t := range storeTargets {
+		if !b.selected(t) {
 			continue
 		}
 		if load == nil {
@@ -334,11 +331,7 @@ func (b *bench) runStorm(ctx context.Context) ([]*stormRow, error) {
 			if ctx.Err() != nil {
 				return rows, ctx.Err()
 			}
-			first, _, _ := strings.Cut(err.Error(), "\n")
-			fmt.Fprintf(b.log, "bench: %v\n", err)
-			r.failed = first
-			b.notef("%s (the servers' logs are kept in %s)", first, b.tmp)
-			b.keepLogs = true
+			r.failed = b.scenarioFailed(err)
 		}
 	}
 	return rows, nil
@@ -434,9 +427,7 @@ func (b *bench) stormScenario(ctx context.Context, r *stormRow, load *stormLoad,
 	// whatever is still being sent (and past delivery.deadline, a failure
 	// makes a dead letter).
 	st := &daemonStats{loadTime: r.ingest}
-	if m, err := scrape(ctx, "http://"+srv.addr+"/metrics"); err != nil {
-		b.notef("%s: read /metrics: %v", label, err)
-	} else {
+	if m := b.metrics(ctx, label, srv); m != nil {
 		for _, in := range stormIntegrations {
 			r.dead = append(r.dead, m[fmt.Sprintf(`alertmedic_notification_alerts_total{integration=%q,outcome="dead_letter"}`, in.label)])
 		}
@@ -450,9 +441,7 @@ func (b *bench) stormScenario(ctx context.Context, r *stormRow, load *stormLoad,
 		s.freeze()
 	}
 	time.Sleep(stormFreeze)
-	if m, err := scrape(ctx, "http://"+srv.addr+"/metrics"); err != nil {
-		b.notef("%s: read /metrics: %v", label, err)
-	} else {
+	if m := b.metrics(ctx, label, srv); m != nil {
 		st.read(m)
 		for _, in := range stormIntegrations {
 			r.delivered = append(r.delivered, m[fmt.Sprintf(`alertmedic_notification_alerts_total{integration=%q,outcome="delivered"}`, in.label)])
@@ -545,10 +534,7 @@ func stormVerdict(r *stormRow) string {
 	if r.timedOut || r.stalled {
 		miss = append(miss, "the wait for the deliveries ended before they did")
 	}
-	if len(miss) == 0 {
-		return "PASS"
-	}
-	return "MISS: " + strings.Join(miss, "; ")
+	return verdictCell(miss, "PASS")
 }
 
 func stormSettings(o options) string {
@@ -576,10 +562,7 @@ func stormTable(w io.Writer, rows []*stormRow, withVerdict bool) {
 				fmt.Sprintf("%s (%s)", thousands(float64(h.messages)), thousands(float64(h.distinct))),
 				cpuCell(r.info.cpu))
 		}
-		if withVerdict {
-			c = append(c, stormVerdict(r))
-		}
-		fmt.Fprintf(w, "| %s |\n", strings.Join(c, " | "))
+		tableRow(w, c, withVerdict, stormVerdict(r))
 	}
 }
 

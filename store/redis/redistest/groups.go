@@ -9,19 +9,15 @@ package redistest
 // group is stopped when the test ends.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -108,8 +104,8 @@ type Group struct {
 	SentinelAddrs []string
 	MasterName    string
 
-	t      testing.TB
-	script string
+	t   testing.TB
+	srv *Servers
 }
 
 // StartCluster starts a private Redis Cluster of 3 masters with a replica
@@ -131,11 +127,11 @@ func StartSentinel(t testing.TB) *Group {
 // down-after-milliseconds is twice that: at 1 s it equals Sentinel's own
 // reconnect period, and on a busy machine two sentinels once marked a
 // just-promoted master down and promoted an empty one.
-const groupNodeTimeout = "1000"
+const groupNodeTimeout = time.Second
 
-func nodeTimeout(kind string) string {
+func nodeTimeout(kind string) time.Duration {
 	if kind == "sentinel" {
-		return "2000"
+		return 2 * groupNodeTimeout
 	}
 	return groupNodeTimeout
 }
@@ -153,59 +149,29 @@ func start(t testing.TB, kind string) *Group {
 			t.Skipf("%s is not installed (Debian: apt-get install redis-server); CI=true makes this a failure", bin)
 		}
 	}
-	g := &Group{Kind: kind, Dir: t.TempDir(), t: t, script: filepath.Join(repoRoot(t), "scripts", "redis-servers")}
-
-	var out, errOut []byte
-	for attempt := 1; ; attempt++ {
-		base, release := reserveBase(t, kind)
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		cmd := exec.CommandContext(ctx, g.script, "start", kind, "--dir", g.Dir, "--port", strconv.Itoa(base),
-			"--node-timeout", nodeTimeout(kind), "--owner", strconv.Itoa(os.Getpid()))
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		began := time.Now()
-		err := cmd.Run()
-		cancel()
-		out, errOut = stdout.Bytes(), stderr.Bytes()
-		if err == nil {
-			t.Logf("redis %s on ports from %d started in %v", kind, base, time.Since(began).Round(time.Millisecond))
-			// Cleanups run last registered first: stop the servers, then
-			// free the ports for another test, then remove the directory.
-			t.Cleanup(release)
-			t.Cleanup(g.stop)
-			break
-		}
-		release()
-		// Another process may have taken a port between the check and the
-		// server's bind: try other ports.
-		if attempt < 4 && bytes.Contains(errOut, []byte("in use")) {
-			t.Logf("redis %s on ports from %d: a port was taken, trying others", kind, base)
-			continue
-		}
-		g.stop()
-		t.Fatalf("%s start %s: %v\n%s%s", g.script, kind, err, out, errOut)
+	// Cleanups run last registered first: the servers stop (and free their
+	// ports for another test) before their directory goes.
+	dir := t.TempDir()
+	script := Script{Path: filepath.Join(repoRoot(t), "scripts", "redis-servers")}
+	srv, err := StartServers(context.Background(), ServersOptions{
+		Kind: kind, Script: script, Dir: dir, Ports: TestPorts, NodeTimeout: nodeTimeout(kind), Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatalf("%s start %s: %v%s", script.Path, kind, err, scriptOutput(err))
 	}
-
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch {
-		case len(f) == 1 && strings.HasPrefix(f[0], "REDIS_SENTINEL_MASTER="):
-			g.MasterName = strings.TrimPrefix(f[0], "REDIS_SENTINEL_MASTER=")
-		case len(f) >= 4 && f[2] == "pid" && f[0] == "sentinel":
-			g.SentinelAddrs = append(g.SentinelAddrs, f[1])
-		case len(f) >= 4 && f[2] == "pid":
-			g.Addrs = append(g.Addrs, f[1])
-		}
-	}
-	want := 6
-	if kind == "sentinel" {
-		want = 2
-	}
-	if len(g.Addrs) != want || kind == "sentinel" && (len(g.SentinelAddrs) != 3 || g.MasterName == "") {
-		t.Fatalf("%s start %s printed an unexpected group:\n%s", g.script, kind, out)
-	}
+	g := &Group{Kind: kind, Dir: dir, Addrs: srv.DataAddrs(), SentinelAddrs: srv.SentinelAddrs, MasterName: srv.MasterName, t: t, srv: srv}
+	t.Cleanup(g.stop)
 	return g
+}
+
+// scriptOutput is what a failed run of the script printed, for a test's
+// message.
+func scriptOutput(err error) string {
+	var se *ScriptError
+	if !errors.As(err, &se) {
+		return ""
+	}
+	return "\n" + string(se.Stdout) + string(se.Stderr)
 }
 
 // stop stops every server of the group by the PIDs the script recorded,
@@ -214,10 +180,8 @@ func (g *Group) stop() {
 	if g.t.Failed() {
 		g.logTails()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, g.script, "stop", "--dir", g.Dir).CombinedOutput(); err != nil {
-		g.t.Errorf("%s stop --dir %s: %v\n%s", g.script, g.Dir, err, out)
+	if err := g.srv.Stop(); err != nil {
+		g.t.Errorf("%s stop --dir %s: %v%s", g.srv.script.Path, g.Dir, err, scriptOutput(err))
 	}
 }
 
@@ -300,40 +264,32 @@ func (g *Group) Kill(addr string) {
 // replica of the new one, some seconds later.
 func (g *Group) Restart(addr string) {
 	g.t.Helper()
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		g.t.Fatalf("restart %s: %v", addr, err)
-	}
+	port := g.port(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, g.script, "restart", "--dir", g.Dir, "--port", port).CombinedOutput(); err != nil {
-		g.t.Fatalf("%s restart --port %s: %v\n%s", g.script, port, err, out)
+	if err := g.srv.Restart(ctx, port); err != nil {
+		g.t.Fatalf("%s restart --port %d: %v%s", g.srv.script.Path, port, err, scriptOutput(err))
 	}
 }
 
-// pid reads addr's PID from the pids file ("PID ROLE PORT" per line), which
-// Restart rewrites.
+// pid reads addr's PID from the pids file, which Restart rewrites.
 func (g *Group) pid(addr string) int {
 	g.t.Helper()
-	_, port, err := net.SplitHostPort(addr)
+	pid, err := g.srv.PID(g.port(addr))
 	if err != nil {
 		g.t.Fatalf("pid of %s: %v", addr, err)
 	}
-	b, err := os.ReadFile(filepath.Join(g.Dir, "pids"))
-	if err != nil {
-		g.t.Fatalf("pid of %s: %v", addr, err)
+	return pid
+}
+
+func (g *Group) port(addr string) int {
+	g.t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	port, perr := strconv.Atoi(p)
+	if err != nil || perr != nil {
+		g.t.Fatalf("%s: not HOST:PORT", addr)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[2] == port {
-			pid, err := strconv.Atoi(f[0])
-			if err != nil {
-				g.t.Fatalf("pid of %s: %q: %v", addr, line, err)
-			}
-			return pid
-		}
-	}
-	g.t.Fatalf("pid of %s: not in %s/pids", addr, g.Dir)
-	return 0
+	return port
 }
 
 // processAlive: the process exists and is not a zombie waiting for a
@@ -416,57 +372,4 @@ func repoRoot(t testing.TB) string {
 		}
 		dir = parent
 	}
-}
-
-// Private groups take ports in blocks of 10 from basePorts: a Cluster uses
-// base..base+5 and its bus base+10000..base+10005, a Sentinel group
-// base..base+4. The blocks end, bus included, below Linux's ephemeral range
-// (32768 and up), so that no client's outgoing port takes one meanwhile.
-const (
-	basePortMin = 10000
-	basePortMax = 22690
-)
-
-var (
-	basesMu sync.Mutex
-	bases   = map[int]bool{} // the blocks this process's tests hold
-)
-
-// reserveBase finds a block of ports that are free now and that no other
-// test of this process holds, and returns it with the function that
-// releases it. Another process may still take a port before the servers
-// bind theirs; start then tries again.
-func reserveBase(t testing.TB, kind string) (int, func()) {
-	t.Helper()
-	offsets := []int{0, 1, 2, 3, 4}
-	if kind == "cluster" {
-		offsets = []int{0, 1, 2, 3, 4, 5, 10000, 10001, 10002, 10003, 10004, 10005}
-	}
-	basesMu.Lock()
-	defer basesMu.Unlock()
-	for range 200 {
-		base := basePortMin + 10*rand.IntN((basePortMax-basePortMin)/10+1)
-		if bases[base] {
-			continue
-		}
-		free := true
-		for _, off := range offsets {
-			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+off)))
-			if err != nil {
-				free = false
-				break
-			}
-			l.Close()
-		}
-		if free {
-			bases[base] = true
-			return base, func() {
-				basesMu.Lock()
-				delete(bases, base)
-				basesMu.Unlock()
-			}
-		}
-	}
-	t.Fatalf("no free block of ports for a redis %s between %d and %d", kind, basePortMin, basePortMax+10005)
-	return 0, nil
 }

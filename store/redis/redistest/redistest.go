@@ -3,7 +3,8 @@
 // when the test ends. No Redis: the test is skipped, unless CI=true, where
 // it fails, so that CI never passes by skipping. It also gives tests the
 // shared Redis Cluster and Sentinel group that CI starts (Cluster, Sentinel),
-// and private ones to kill servers in (StartCluster, StartSentinel).
+// and private ones to kill servers in (StartCluster, StartSentinel), which
+// StartServers starts without a testing.TB for the bench as well.
 package redistest
 
 import (
