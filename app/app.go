@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
+	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/config"
 	"github.com/alertmedic/alertmedic/flapping"
 	"github.com/alertmedic/alertmedic/pipeline"
@@ -72,6 +72,7 @@ type App struct {
 	cfg        *config.Config
 	rules      *pipeline.Rules
 	rawCfg     []byte
+	st         store
 	rcv        *receiver.Receiver
 	pl         *pipeline.Pipeline
 	notifier   *swappable
@@ -99,17 +100,55 @@ func loadConfig(file string) (*config.Config, []byte, error) {
 const ReloadTimeout = 30 * time.Second
 
 // Run starts alertmedic and blocks until ctx is cancelled and shutdown has
-// finished.
+// finished. It builds every part from the configuration (build), serves
+// until ctx ends or the HTTP server fails (serve), then stops the parts in
+// reverse order (shutdown).
 func Run(ctx context.Context, o Options) error {
-	cfg, raw, err := loadConfig(o.ConfigFile)
+	a, err := build(ctx, o)
 	if err != nil {
 		return err
+	}
+	defer func() {
+		if err := a.st.Close(); err != nil {
+			a.log.Warn().Err(err).Msg("close store")
+		}
+	}()
+	return a.serve(ctx)
+}
+
+// build reads the configuration and wires the parts: the metrics registry,
+// the store, the route tree, the integrations, the remediation engine, the
+// pipeline and the HTTP receiver. It starts nothing but the store's
+// connection; an error closes what it opened.
+func build(ctx context.Context, o Options) (*App, error) {
+	cfg, raw, err := loadConfig(o.ConfigFile)
+	if err != nil {
+		return nil, err
 	}
 	a := &App{o: o, log: o.Logger, cfg: cfg, rawCfg: raw, reloading: make(chan struct{}, 1), load: loadConfig}
 	if o.ConfigFile == "" {
 		a.log.Info().Msg("no --config.file given: running on the embedded example configuration (memory store, no outbound calls)")
 	}
+	reg := a.registry()
 
+	st, capacity, stats, err := openStore(ctx, cfg, a.log.With().Str("component", "store").Logger(), reg)
+	if err != nil {
+		return nil, err
+	}
+	a.st = st
+	a.log.Info().Str("store", cfg.Store.Type).Str("replica", cfg.Global.ReplicaID).Msg("store opened")
+	if err := a.wire(cfg, reg, capacity, stats); err != nil {
+		if cerr := st.Close(); cerr != nil {
+			a.log.Warn().Err(cerr).Msg("close store")
+		}
+		return nil, err
+	}
+	return a, nil
+}
+
+// registry makes the metrics registry with the process's own metrics and
+// the app's: build info and the reload gauges.
+func (a *App) registry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -128,18 +167,11 @@ func Run(ctx context.Context, o Options) error {
 	reg.MustRegister(buildInfo, a.reloadOK, a.reloadTime)
 	a.reloadOK.Set(1)
 	a.reloadTime.SetToCurrentTime()
+	return reg
+}
 
-	st, capacity, stats, err := openStore(ctx, cfg, a.log.With().Str("component", "store").Logger(), reg)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			a.log.Warn().Err(err).Msg("close store")
-		}
-	}()
-	a.log.Info().Str("store", cfg.Store.Type).Str("replica", cfg.Global.ReplicaID).Msg("store opened")
-
+// wire builds the parts that sit on the store, each from cfg.
+func (a *App) wire(cfg *config.Config, reg *prometheus.Registry, capacity int, stats func() map[string]int) error {
 	rules, err := buildRules(cfg)
 	if err != nil {
 		return err
@@ -153,11 +185,9 @@ func Run(ctx context.Context, o Options) error {
 	} else {
 		a.log.Info().Strs("integrations", live).Msg("integrations with credentials deliver; the others render into the log")
 	}
-	// The engine's notices go through the pipeline, which exists only
-	// below: the callback looks it up when it runs.
 	eng, err := remediation.New(remediation.Options{
 		Config:     cfg.Remediation,
-		Store:      st,
+		Store:      a.st,
 		Client:     &http.Client{},
 		Logger:     a.log.With().Str("component", "remediation").Logger(),
 		Registerer: reg,
@@ -167,43 +197,39 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("remediation: %w", err)
 	}
 	a.eng = eng
-	pl := pipeline.New(pipeline.Options{
+	a.pl = pipeline.New(pipeline.Options{
 		Remediator: eng,
-		Store:      st,
+		Store:      a.st,
 		Logger:     a.log.With().Str("component", "pipeline").Logger(),
 		Registerer: reg,
 		Workers:    cfg.Pipeline.Workers,
 		Consumer:   cfg.Global.ReplicaID,
 		Notifier:   a.notifier,
 		Retrier: pipeline.Retrier{
-			MinBackoff:     cfg.Delivery.MinBackoff.Std(),
-			MaxBackoff:     cfg.Delivery.MaxBackoff.Std(),
-			AttemptTimeout: cfg.Delivery.AttemptTimeout.Std(),
-			Deadline:       cfg.Delivery.Deadline.Std(),
+			MinBackoff:     time.Duration(cfg.Delivery.MinBackoff),
+			MaxBackoff:     time.Duration(cfg.Delivery.MaxBackoff),
+			AttemptTimeout: time.Duration(cfg.Delivery.AttemptTimeout),
+			Deadline:       time.Duration(cfg.Delivery.Deadline),
 		},
-		RateLimits:    rateLimits(cfg),
+		RateLimits:    cfg.Delivery.RateLimits,
 		Rules:         rules,
-		RecordTTL:     cfg.Pipeline.HistoryRetention.Std(),
-		CheckInterval: cfg.Pipeline.CheckInterval.Std(),
+		RecordTTL:     time.Duration(cfg.Pipeline.HistoryRetention),
+		CheckInterval: time.Duration(cfg.Pipeline.CheckInterval),
 	})
-	a.pl = pl
-
 	a.rcv = receiver.New(receiver.Options{
-		Logger:     a.log.With().Str("component", "receiver").Logger(),
-		Registerer: reg,
-		Gatherer:   reg,
-		Store:      st,
-		StoreType:  cfg.Store.Type,
-		StoreStats: stats,
-		Capacity:   capacity,
-		Version:    Version,
-		Settings:   settings(cfg),
-		Reload:     a.reload,
-		FailedDeliveries: func(ctx context.Context, cursor string, limit int, full bool) (any, error) {
-			return pl.FailedDeliveries(ctx, cursor, limit, full)
-		},
-		Remediation: remediationAPI{eng, pl},
-		RouteTest: func(labels map[string]string, at time.Time) (any, error) {
+		Logger:           a.log.With().Str("component", "receiver").Logger(),
+		Registerer:       reg,
+		Gatherer:         reg,
+		Store:            a.st,
+		StoreType:        cfg.Store.Type,
+		StoreStats:       stats,
+		Capacity:         capacity,
+		Version:          Version,
+		Settings:         settings(cfg),
+		Reload:           a.reload,
+		FailedDeliveries: a.pl.FailedDeliveries,
+		Remediation:      remediationAPI{eng, a.pl},
+		RouteTest: func(labels map[string]string, at time.Time) (*api.RouteAnswer, error) {
 			kv, err := checkLabels(labels)
 			if err != nil {
 				return nil, err
@@ -212,10 +238,17 @@ func Run(ctx context.Context, o Options) error {
 			return RouteTest(cfg, rules.Tree, kv, at)
 		},
 	})
+	return nil
+}
 
-	ln, err := net.Listen("tcp", o.ListenAddress)
+// serve listens, starts the workers and answers HTTP until ctx ends or the
+// server fails, taking a reload for each value of Options.Reload; then it
+// shuts down.
+func (a *App) serve(ctx context.Context) error {
+	cfg := a.currentConfig()
+	ln, err := net.Listen("tcp", a.o.ListenAddress)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.ListenAddress, err)
+		return fmt.Errorf("listen on %s: %w", a.o.ListenAddress, err)
 	}
 	srv := &http.Server{
 		Handler:           a.rcv.Handler(),
@@ -228,7 +261,7 @@ func Run(ctx context.Context, o Options) error {
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
-	pl.Start(workCtx)
+	a.pl.Start(workCtx)
 
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
@@ -237,8 +270,8 @@ func Run(ctx context.Context, o Options) error {
 		a.log.Warn().Str("address", ln.Addr().String()).Strs("unauthenticated", open).
 			Msg("web.auth is not set and the listen address is not loopback: anyone who can reach it can use these endpoints")
 	}
-	if o.Ready != nil {
-		o.Ready(ln.Addr())
+	if a.o.Ready != nil {
+		a.o.Ready(ln.Addr())
 	}
 
 	var runErr error
@@ -247,19 +280,25 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
-		case <-o.Reload:
+		case <-a.o.Reload:
 			_ = a.reload(ctx) // logged by reload
 		case err := <-srvErr:
 			runErr = fmt.Errorf("serve http: %w", err)
 			break loop
 		}
 	}
+	a.shutdown(srv, stopWork)
+	return runErr
+}
 
-	// Shutdown, in reverse order of start, within one bound: stop taking
-	// webhooks (in-flight requests finish), then let workers finish what they
-	// hold, then, for the memory store whose queue dies with the process,
-	// drain what is left.
-	bound := time.Duration(a.currentConfig().Pipeline.ShutdownTimeout)
+// shutdown stops, in reverse order of start and within one bound
+// (pipeline.shutdown_timeout): the HTTP server stops taking webhooks
+// (requests in flight finish), the workers finish what they hold, and, for
+// the memory store whose queue and outbox die with the process, what is
+// left is processed and delivered.
+func (a *App) shutdown(srv *http.Server, stopWork context.CancelFunc) {
+	cfg := a.currentConfig()
+	bound := time.Duration(cfg.Pipeline.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	a.log.Info().Str("bound", bound.String()).Msg("shutting down")
@@ -267,26 +306,26 @@ loop:
 		a.log.Warn().Err(err).Msg("http shutdown did not finish in time")
 	}
 	stopWork()
-	if err := pl.Wait(sctx); err != nil {
+	if err := a.pl.Wait(sctx); err != nil {
 		a.log.Warn().Err(err).Msg("workers did not finish in time")
 	}
 	if cfg.Store.Type == config.StoreMemory && sctx.Err() == nil {
-		n, err := pl.Drain(sctx)
-		left, _ := st.Depth(context.Background())
+		n, err := a.pl.Drain(sctx)
+		left, _ := a.st.Depth(context.Background())
 		ev := a.log.Info()
 		if err != nil || left > 0 {
 			ev = a.log.Error().AnErr("error", err)
 		}
 		ev.Int("drained", n).Int64("left", left).Msg("memory queue drained")
-		// The memory store's outbox dies with the process: one last try.
-		if err := pl.Flush(sctx); err != nil {
+		if err := a.pl.Flush(sctx); err != nil {
 			a.log.Error().Err(err).Msg("final delivery flush failed")
 		}
 	}
 	a.log.Info().Msg("stopped")
-	return runErr
 }
 
+// openStore opens the configured backend and registers its metrics; it
+// returns the store, its queue capacity and its figures for the health page.
 func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger, reg prometheus.Registerer) (store, int, func() map[string]int, error) {
 	switch cfg.Store.Type {
 	case config.StoreRedis:
@@ -299,9 +338,9 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger, reg 
 			Username:     r.Username,
 			Password:     string(r.Password),
 			DB:           r.DB,
-			DialTimeout:  r.DialTimeout.Std(),
-			ReadTimeout:  r.Timeout.Std(),
-			WriteTimeout: r.Timeout.Std(),
+			DialTimeout:  time.Duration(r.DialTimeout),
+			ReadTimeout:  time.Duration(r.Timeout),
+			WriteTimeout: time.Duration(r.Timeout),
 		})
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("redis store: %w", err)
@@ -310,11 +349,11 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger, reg 
 			Client:         client,
 			Prefix:         r.KeyPrefix,
 			Capacity:       r.QueueCapacity,
-			ClaimIdle:      r.ClaimIdle.Std(),
-			KeyTTL:         r.KeyTTL.Std(),
+			ClaimIdle:      time.Duration(r.ClaimIdle),
+			KeyTTL:         time.Duration(r.KeyTTL),
 			MaxDeadLetters: r.MaxDeadLetters,
 			WaitReplicas:   r.WaitReplicas,
-			WaitTimeout:    r.Timeout.Std(),
+			WaitTimeout:    time.Duration(r.Timeout),
 			Shards:         r.ShardCount(),
 			ShardKey:       shardKey(cfg.Flapping),
 			Logger:         log,
@@ -340,18 +379,10 @@ func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger, reg 
 	}
 }
 
-func rateLimits(c *config.Config) map[string]pipeline.RateLimit {
-	m := map[string]pipeline.RateLimit{}
-	for k, v := range c.Delivery.RateLimits {
-		m[k] = pipeline.RateLimit{PerSecond: v.PerSecond, Burst: v.Burst}
-	}
-	return m
-}
-
 // buildRules compiles the route tree; config.Load has checked it already,
 // so an error here is a bug rather than bad input.
 func buildRules(c *config.Config) (*pipeline.Rules, error) {
-	r := &pipeline.Rules{Flapping: c.Flapping, FlappingReceiver: c.Notices.FlappingReceiver, RemediationReceiver: c.Remediation.NotifyReceiver, Override: config.FlappingOverride, DigestMax: c.Delivery.DigestMaxAlerts}
+	r := &pipeline.Rules{Flapping: c.Flapping, FlappingReceiver: c.Notices.FlappingReceiver, RemediationReceiver: c.Remediation.NotifyReceiver, DigestMax: c.Delivery.DigestMaxAlerts}
 	if c.Route == nil {
 		return r, nil
 	}
@@ -375,13 +406,13 @@ func settings(c *config.Config) receiver.Settings {
 	return receiver.Settings{
 		MaxRequestBytes:  c.Web.MaxRequestBytes,
 		MaxAlerts:        c.Web.MaxAlerts,
-		RequestTimeout:   c.Web.RequestTimeout.Std(),
-		DedupWindow:      c.Webhook.DedupWindow.Std(),
+		RequestTimeout:   time.Duration(c.Web.RequestTimeout),
+		DedupWindow:      time.Duration(c.Webhook.DedupWindow),
 		Auth:             creds(c.Web.Auth),
 		AdminAuth:        creds(c.Web.AdminAuth),
 		ReadAuth:         creds(c.Web.ReadAuth),
 		MaxInflightBytes: c.Web.MaxInflightBytes,
-		TrustedProxies:   trustedProxies(c.Web.TrustedProxies),
+		TrustedProxies:   c.Web.TrustedPrefixes,
 	}
 }
 
@@ -413,17 +444,6 @@ func shardKey(f flapping.Config) func(template.Alert) string {
 		return nil
 	}
 	return func(a template.Alert) string { return flapping.Key(f, a.Fingerprint, a.Labels) }
-}
-
-// trustedProxies parses web.trusted_proxies, which config.Load checked.
-func trustedProxies(ss []string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range ss {
-		if p, err := config.ParseTrustedProxy(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func (a *App) currentConfig() *config.Config {
@@ -531,7 +551,7 @@ type remediationAPI struct {
 	pl *pipeline.Pipeline
 }
 
-func (r remediationAPI) Audit(ctx context.Context, limit int) (any, error) {
+func (r remediationAPI) Audit(ctx context.Context, limit int) ([]api.RemediationRecord, error) {
 	return r.e.Audit(ctx, limit)
 }
 func (r remediationAPI) Pause(ctx context.Context, by string) error {

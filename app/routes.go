@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -9,34 +10,11 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/model"
 
+	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/config"
 	"github.com/alertmedic/alertmedic/flapping"
 	"github.com/alertmedic/alertmedic/routing"
 )
-
-// RouteAnswer is the answer of `alertmedic routes test` and of
-// GET /api/v1/routes/test.
-type RouteAnswer struct {
-	Labels   map[string]string `json:"labels"`
-	At       time.Time         `json:"at"`
-	Routes   []string          `json:"routes"`
-	Targets  []RouteTarget     `json:"targets"`
-	Notified []string          `json:"notified_receivers"`
-	Flapping flapping.Config   `json:"flapping"`
-	// Explanation is the same answer for people.
-	Explanation string `json:"explanation"`
-}
-
-// RouteTarget is one target and its fate at that instant.
-type RouteTarget struct {
-	Receiver    string     `json:"receiver"`
-	Integration string     `json:"integration"`
-	Name        string     `json:"name"`
-	Route       string     `json:"route"`
-	Action      string     `json:"action"` // notify, drop or defer
-	MutedBy     string     `json:"muted_by,omitempty"`
-	Until       *time.Time `json:"until,omitempty"`
-}
 
 // ParseLabels reads name=value arguments; a value may be quoted.
 func ParseLabels(args []string) (template.KV, error) {
@@ -82,18 +60,23 @@ func CompileRoutes(cfg *config.Config) (*routing.Tree, error) {
 	return tree, nil
 }
 
-// RouteTest routes labels through tree (cfg's, compiled) at the instant at.
-func RouteTest(cfg *config.Config, tree *routing.Tree, labels template.KV, at time.Time) (*RouteAnswer, error) {
+// RouteTest routes labels through tree (cfg's, compiled) at the instant at:
+// the answer of `alertmedic routes test` and of GET /api/v1/routes/test.
+func RouteTest(cfg *config.Config, tree *routing.Tree, labels template.KV, at time.Time) (*api.RouteAnswer, error) {
 	if tree == nil {
 		return nil, fmt.Errorf("the configuration has no route tree")
 	}
 	res := tree.Match(labels, at)
-	ans := &RouteAnswer{
+	fl, err := json.Marshal(flapping.Merge(cfg.Flapping, &res.Flapping.Override))
+	if err != nil {
+		return nil, fmt.Errorf("encode the flapping settings: %w", err)
+	}
+	ans := &api.RouteAnswer{
 		Labels:      labels,
 		At:          at.UTC(),
-		Flapping:    flapping.Merge(cfg.Flapping, config.FlappingOverride(res.Flapping)),
+		Flapping:    fl,
 		Explanation: routing.Explain(res),
-		Targets:     []RouteTarget{},
+		Targets:     []api.RouteTarget{},
 		Notified:    []string{},
 	}
 	notified := map[string]bool{}
@@ -101,7 +84,7 @@ func RouteTest(cfg *config.Config, tree *routing.Tree, labels template.KV, at ti
 		ans.Routes = append(ans.Routes, r.Path)
 	}
 	for _, t := range res.Targets {
-		rt := RouteTarget{Receiver: t.Receiver, Integration: t.Integration, Name: t.Name, Route: t.RoutePath, Action: "notify"}
+		rt := api.RouteTarget{Receiver: t.Receiver, Integration: t.Integration, Name: t.Name, Route: t.RoutePath, Action: "notify"}
 		if t.Muted {
 			rt.Action, rt.MutedBy = string(t.Action), t.MutedBy
 			if !t.Until.IsZero() {

@@ -31,6 +31,7 @@ import (
 	"github.com/alertmedic/alertmedic/remediation"
 	"github.com/alertmedic/alertmedic/routing"
 	"github.com/alertmedic/alertmedic/secret"
+	"github.com/alertmedic/alertmedic/store"
 )
 
 // Example is the shipped example configuration, used when no file is given.
@@ -72,22 +73,16 @@ type IntegrationsConfig struct {
 
 // DeliveryConfig is the retry policy every integration shares.
 type DeliveryConfig struct {
-	MinBackoff     Duration `yaml:"min_backoff"`
-	MaxBackoff     Duration `yaml:"max_backoff"`
-	AttemptTimeout Duration `yaml:"attempt_timeout"`
-	Deadline       Duration `yaml:"deadline"`
+	MinBackoff     model.Duration `yaml:"min_backoff"`
+	MaxBackoff     model.Duration `yaml:"max_backoff"`
+	AttemptTimeout model.Duration `yaml:"attempt_timeout"`
+	Deadline       model.Duration `yaml:"deadline"`
 	// RateLimits bound messages per target, by integration type (slack,
 	// email, pagerduty, webhook); alerts waiting for the limit coalesce.
-	RateLimits map[string]RateLimit `yaml:"rate_limits"`
+	RateLimits map[string]store.RateLimit `yaml:"rate_limits"`
 	// DigestMaxAlerts bounds the alerts one deferred digest carries; past
 	// it they are counted ("and N more"). Resolves are always kept.
 	DigestMaxAlerts int `yaml:"digest_max_alerts"`
-}
-
-// RateLimit is a token bucket: per_second on average, burst at once.
-type RateLimit struct {
-	PerSecond float64 `yaml:"per_second"`
-	Burst     int     `yaml:"burst"`
 }
 
 // NoticesConfig says where alertmedic's own notices go.
@@ -107,9 +102,9 @@ type GlobalConfig struct {
 
 // WebConfig bounds and protects the HTTP API.
 type WebConfig struct {
-	MaxRequestBytes int64    `yaml:"max_request_bytes"`
-	MaxAlerts       int      `yaml:"max_alerts"`
-	RequestTimeout  Duration `yaml:"request_timeout"`
+	MaxRequestBytes int64          `yaml:"max_request_bytes"`
+	MaxAlerts       int            `yaml:"max_alerts"`
+	RequestTimeout  model.Duration `yaml:"request_timeout"`
 	// Auth protects POST /webhook: what Alertmanager's http_config sends.
 	Auth HTTPAuth `yaml:"auth"`
 	// AdminAuth protects the endpoints that change state (reload); when it is
@@ -126,11 +121,14 @@ type WebConfig struct {
 	// X-Forwarded-For and X-Real-IP are believed. Empty trusts none: the
 	// client is the connection's peer.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TrustedPrefixes are TrustedProxies as parsed when the file was
+	// checked; set by Parse, not read from the file.
+	TrustedPrefixes []netip.Prefix `yaml:"-"`
 }
 
-// ParseTrustedProxy reads one web.trusted_proxies entry: an IP address
+// parseTrustedProxy reads one web.trusted_proxies entry: an IP address
 // (one host) or a CIDR prefix.
-func ParseTrustedProxy(s string) (netip.Prefix, error) {
+func parseTrustedProxy(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
@@ -167,7 +165,7 @@ func (a HTTPAuth) Enabled() bool { return a.BearerToken != "" || a.BasicAuth != 
 type WebhookConfig struct {
 	// DedupWindow: the same observation of an alert arriving again within it
 	// (HA replicas, retries) is acknowledged and not processed again.
-	DedupWindow Duration `yaml:"dedup_window"`
+	DedupWindow model.Duration `yaml:"dedup_window"`
 }
 
 // Store types.
@@ -210,11 +208,11 @@ type RedisStore struct {
 	KeyPrefix     string        `yaml:"key_prefix"`
 	QueueCapacity int           `yaml:"queue_capacity"`
 	// MaxDeadLetters bounds the dead letters kept; past it the oldest go.
-	MaxDeadLetters int      `yaml:"max_dead_letters"`
-	ClaimIdle      Duration `yaml:"claim_idle"`
-	KeyTTL         Duration `yaml:"key_ttl"`
-	DialTimeout    Duration `yaml:"dial_timeout"`
-	Timeout        Duration `yaml:"timeout"`
+	MaxDeadLetters int            `yaml:"max_dead_letters"`
+	ClaimIdle      model.Duration `yaml:"claim_idle"`
+	KeyTTL         model.Duration `yaml:"key_ttl"`
+	DialTimeout    model.Duration `yaml:"dial_timeout"`
+	Timeout        model.Duration `yaml:"timeout"`
 	// WaitReplicas, when above 0, makes the webhook's enqueue wait until
 	// that many replicas have the entry (Redis WAIT, at most Timeout)
 	// before the 200; fewer in time answers 503.
@@ -249,12 +247,12 @@ type PipelineConfig struct {
 	// HistoryRetention is how long an alert's record (its last
 	// observation, flap state and what each target was given) outlives the
 	// alert's last observation.
-	HistoryRetention Duration `yaml:"history_retention"`
+	HistoryRetention model.Duration `yaml:"history_retention"`
 	// ShutdownTimeout bounds the drain on SIGTERM.
-	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	ShutdownTimeout model.Duration `yaml:"shutdown_timeout"`
 	// CheckInterval is how often a replica looks for flapping that ended
 	// (stable_for) and deferred digests that fell due.
-	CheckInterval Duration `yaml:"check_interval"`
+	CheckInterval model.Duration `yaml:"check_interval"`
 }
 
 // Default is the configuration before any file is read: every default lives
@@ -264,10 +262,10 @@ func Default() Config {
 		Web: WebConfig{
 			MaxRequestBytes:  4 << 20,
 			MaxAlerts:        1000,
-			RequestTimeout:   Duration(10 * time.Second),
+			RequestTimeout:   model.Duration(10 * time.Second),
 			MaxInflightBytes: 16 << 20,
 		},
-		Webhook: WebhookConfig{DedupWindow: Duration(10 * time.Minute)},
+		Webhook: WebhookConfig{DedupWindow: model.Duration(10 * time.Minute)},
 		Store: StoreConfig{
 			Type:   StoreMemory,
 			Memory: MemoryStore{QueueCapacity: 10000, MaxDedupKeys: 1_000_000, MaxValues: 1_000_000, MaxItems: 100_000, MaxDeadLetters: 1000},
@@ -275,28 +273,28 @@ func Default() Config {
 				KeyPrefix:      "alertmedic",
 				QueueCapacity:  100000,
 				MaxDeadLetters: 1000,
-				ClaimIdle:      Duration(time.Minute),
-				KeyTTL:         Duration(7 * 24 * time.Hour),
-				DialTimeout:    Duration(5 * time.Second),
-				Timeout:        Duration(3 * time.Second),
+				ClaimIdle:      model.Duration(time.Minute),
+				KeyTTL:         model.Duration(7 * 24 * time.Hour),
+				DialTimeout:    model.Duration(5 * time.Second),
+				Timeout:        model.Duration(3 * time.Second),
 			},
 		},
 		Pipeline: PipelineConfig{
 			Workers:          4,
-			HistoryRetention: Duration(24 * time.Hour),
-			ShutdownTimeout:  Duration(25 * time.Second),
-			CheckInterval:    Duration(30 * time.Second),
+			HistoryRetention: model.Duration(24 * time.Hour),
+			ShutdownTimeout:  model.Duration(25 * time.Second),
+			CheckInterval:    model.Duration(30 * time.Second),
 		},
 		Flapping:    flapping.DefaultConfig(),
 		Remediation: remediation.DefaultConfig(),
 		Delivery: DeliveryConfig{
-			MinBackoff:     Duration(500 * time.Millisecond),
-			MaxBackoff:     Duration(30 * time.Second),
-			AttemptTimeout: Duration(45 * time.Second), // above every integration's own timeout
-			Deadline:       Duration(5 * time.Minute),
+			MinBackoff:     model.Duration(500 * time.Millisecond),
+			MaxBackoff:     model.Duration(30 * time.Second),
+			AttemptTimeout: model.Duration(45 * time.Second), // above every integration's own timeout
+			Deadline:       model.Duration(5 * time.Minute),
 			// Slack's documented limit for posting: about one message a
 			// second per channel, short bursts allowed.
-			RateLimits:      map[string]RateLimit{"slack": {PerSecond: 1, Burst: 3}},
+			RateLimits:      map[string]store.RateLimit{"slack": {PerSecond: 1, Burst: 3}},
 			DigestMaxAlerts: 1000,
 		},
 	}
@@ -495,11 +493,14 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		w.lines[n.Line] = path
 	}
 	if t == modelDurationType {
-		// model.Duration (used by the packages whose config this file
-		// composes) fails the whole decode on a bad value; checking it here
-		// reports it with its path and line and lets the walk go on.
+		// model.Duration, the one duration type of the configuration, fails
+		// the whole decode on a bad value; checking it here reports it with
+		// its path and line.
 		if _, err := model.ParseDuration(n.Value); n.Kind != yaml.ScalarNode || err != nil {
 			w.bad(path, n.Line, fmt.Sprintf("%q is not a duration (write it like 30s, 5m, 1h or 1d)", n.Value))
+			// Reported; a valid stand-in lets the decode go on to find
+			// every other problem of the file.
+			*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "0s", Line: n.Line, Column: n.Column}
 		}
 		return
 	}
@@ -515,13 +516,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if name != "" && name != "-" {
-				fields[name] = f.Type
-			}
-		}
+		yamlFields(t, fields)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			p := join(path, k.Value)
@@ -553,6 +548,21 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 				}
 				w.walk(v, t.Elem(), join(path, k.Value))
 			}
+		}
+	}
+}
+
+// yamlFields adds the keys of struct t to fields, by their yaml tags, with
+// the keys of the structs it inlines (yaml:",inline").
+func yamlFields(t reflect.Type, fields map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case opts == "inline" && f.Type.Kind() == reflect.Struct:
+			yamlFields(f.Type, fields)
+		case name != "" && name != "-":
+			fields[name] = f.Type
 		}
 	}
 }
@@ -641,7 +651,7 @@ func validate(c *Config, dir string) error {
 			bad(path, "must be greater than 0, got %d", v)
 		}
 	}
-	positiveDur := func(path string, d Duration) {
+	positiveDur := func(path string, d model.Duration) {
 		if d <= 0 {
 			bad(path, "must be a positive duration, got %s", d)
 		}
@@ -659,10 +669,14 @@ func validate(c *Config, dir string) error {
 	if c.Web.MaxInflightBytes > 0 && c.Web.MaxInflightBytes < c.Web.MaxRequestBytes {
 		bad("web.max_inflight_bytes", "must be at least web.max_request_bytes (%d), or no body of the largest size could ever be read", c.Web.MaxRequestBytes)
 	}
+	c.Web.TrustedPrefixes = nil
 	for i, p := range c.Web.TrustedProxies {
-		if _, err := ParseTrustedProxy(p); err != nil {
+		pr, err := parseTrustedProxy(p)
+		if err != nil {
 			bad(fmt.Sprintf("web.trusted_proxies[%d]", i), "%s", err)
+			continue
 		}
+		c.Web.TrustedPrefixes = append(c.Web.TrustedPrefixes, pr)
 	}
 	positive("web.max_alerts", int64(c.Web.MaxAlerts))
 	positiveDur("web.request_timeout", c.Web.RequestTimeout)
@@ -798,7 +812,7 @@ func (c *Config) compileRouting(errs *Errors) {
 		shards = c.Store.Redis.ShardCount()
 	}
 	for _, rf := range rc.FlappingOverrides() {
-		merged := flapping.Merge(c.Flapping, FlappingOverride(rf.Flapping))
+		merged := flapping.Merge(c.Flapping, &rf.Flapping.Override)
 		for _, e := range merged.Validate() {
 			*errs = append(*errs, Error{Path: rf.Path + ".flapping." + fieldKey(e), Msg: fieldMsg(e)})
 		}
@@ -866,24 +880,6 @@ func (c *Config) Routing() routing.Config {
 	return routing.Config{TimeIntervals: c.TimeIntervals, Route: c.Route, Receivers: c.Receivers}
 }
 
-// FlappingOverride turns a route's flapping block into the flapping
-// package's override.
-func FlappingOverride(f routing.FlappingOverride) *flapping.Override {
-	o := &flapping.Override{
-		Method:    f.Method,
-		Threshold: f.Threshold,
-		High:      f.High,
-		Low:       f.Low,
-		Window:    (*model.Duration)(f.Window),
-		StableFor: (*model.Duration)(f.StableFor),
-	}
-	if f.By != nil {
-		by := f.By
-		o.By = &by
-	}
-	return o
-}
-
 func checkAuth(path string, a *HTTPAuth, dir string, bad func(string, string, ...any)) {
 	readSecret(path+".bearer_token", &a.BearerToken, a.BearerTokenFile, dir, bad)
 	if b := a.BasicAuth; b != nil {
@@ -911,9 +907,3 @@ func readSecret(path string, s *secret.Secret, file, dir string, bad func(string
 		bad(p, "%s", msg)
 	}
 }
-
-// Duration accepts Prometheus durations (30s, 5m, 1h30m, 1d, 1w). It is the
-// routing package's type (the route tree's flapping overrides need it and
-// routing cannot import config), so one parser and one error text serve
-// the whole file.
-type Duration = routing.Duration

@@ -56,7 +56,7 @@ func TestFullFile(t *testing.T) {
 	if c.Global.ReplicaID != "alertmedic-a" || c.Web.MaxAlerts != 200 || c.Pipeline.Workers != 8 {
 		t.Errorf("values not read: %+v", c)
 	}
-	if c.Webhook.DedupWindow.Std() != time.Hour || c.Store.Redis.KeyTTL.Std() != 48*time.Hour || c.Pipeline.HistoryRetention.Std() != 24*time.Hour {
+	if time.Duration(c.Webhook.DedupWindow) != time.Hour || time.Duration(c.Store.Redis.KeyTTL) != 48*time.Hour || time.Duration(c.Pipeline.HistoryRetention) != 24*time.Hour {
 		t.Errorf("durations: %s %s %s", c.Webhook.DedupWindow, c.Store.Redis.KeyTTL, c.Pipeline.HistoryRetention)
 	}
 	// *_file secrets are read relative to the config file, trimmed.
@@ -90,6 +90,9 @@ func TestErrors(t *testing.T) {
 			`webhook.dedup_window: "soon" is not a duration (write it like 30s, 5m, 1h or 1d) (line 4)`,
 			"pipeline.workers: cannot use YAML seq as an integer (line 6)",
 			`pipeline.history_retention: "-5m" is not a duration (write it like 30s, 5m, 1h or 1d) (line 7)`,
+			`route.flapping.window: "5 minutes" is not a duration (write it like 30s, 5m, 1h or 1d) (line 11)`,
+			"route.flapping.threshold: cannot use YAML str `many` as an integer (line 12)",
+			`route.receiver: unknown receiver "x"`,
 		}},
 		{"bad_values.yml", []string{
 			"web.max_alerts: must be greater than 0, got 0",

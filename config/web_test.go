@@ -13,10 +13,13 @@ func TestWebTrustedProxiesAndInflightBytes(t *testing.T) {
 	if c.Web.MaxInflightBytes != 16<<20 || len(c.Web.TrustedProxies) != 3 {
 		t.Errorf("web: %+v", c.Web)
 	}
-	for _, s := range []string{"10.0.0.0/8", "192.168.1.7", "::1"} {
-		if _, err := ParseTrustedProxy(s); err != nil {
-			t.Errorf("%s: %v", s, err)
-		}
+	// Parsed once, when the file is checked: a host is its /32 or /128.
+	var got []string
+	for _, p := range c.Web.TrustedPrefixes {
+		got = append(got, p.String())
+	}
+	if want := "10.0.0.0/8 192.168.1.7/32 ::1/128"; strings.Join(got, " ") != want {
+		t.Errorf("trusted prefixes: got %v, want %s", got, want)
 	}
 	_, err = Parse([]byte("web:\n  max_request_bytes: 2048\n  max_inflight_bytes: 1024\n  trusted_proxies: [10.0.0.0/33, proxy.internal]\n"), "")
 	for _, want := range []string{

@@ -8,6 +8,8 @@ import (
 	"context"
 
 	"github.com/prometheus/alertmanager/template"
+
+	"github.com/alertmedic/alertmedic/routing"
 )
 
 // Kinds of notification.
@@ -19,23 +21,12 @@ const (
 	KindRemediation     = "remediation"      // a remediation action ran or failed
 )
 
-// Target is where a notification goes: one integration of one receiver.
-type Target struct {
-	Receiver    string            `json:"receiver"`
-	Integration string            `json:"integration"` // slack, email, pagerduty, webhook, log
-	Name        string            `json:"name"`        // unique within the receiver, e.g. "email[1]"
-	Settings    map[string]string `json:"settings,omitempty"`
-}
-
-// Key names the target, e.g. "oncall/email[1]".
-func (t Target) Key() string { return t.Receiver + "/" + t.Name }
-
 // Notification is one message for one target.
 type Notification struct {
 	// Key makes delivery idempotent: the same key is delivered once.
 	Key    string          `json:"key"`
 	Kind   string          `json:"kind"`
-	Target Target          `json:"target"`
+	Target routing.Target  `json:"target"`
 	Alerts template.Alerts `json:"alerts,omitempty"`
 	// GroupKey and ExternalURL come from the Alertmanager message, when one
 	// caused this notification.

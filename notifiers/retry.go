@@ -1,9 +1,10 @@
 package notifiers
 
 import (
-	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/alertmedic/alertmedic/outbound"
 )
 
 // Retrier is the delivery retry policy every integration shares, as
@@ -44,9 +45,8 @@ func (r Retrier) Backoff(attempt int, err error) time.Duration {
 	r = r.withDefaults()
 	b := min(r.MaxBackoff, r.MinBackoff<<min(max(attempt-1, 0), 20))
 	w := time.Duration(rand.Int64N(int64(b))) + time.Millisecond
-	var ra *RetryAfterError
-	if errors.As(err, &ra) && ra.After > w {
-		w = ra.After
+	if after, ok := outbound.RetryAfter(err); ok && after > w {
+		w = after
 	}
 	return w
 }

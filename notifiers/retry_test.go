@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/alertmedic/alertmedic/outbound"
 )
 
 func TestRetrierBackoff(t *testing.T) {
@@ -20,7 +22,7 @@ func TestRetrierBackoff(t *testing.T) {
 		}
 	})
 	t.Run("honours Retry-After", func(t *testing.T) {
-		ra := &RetryAfterError{After: 2 * time.Second, Err: errors.New("unexpected status code 429")}
+		ra := &outbound.RetryAfterError{After: 2 * time.Second, Err: errors.New("unexpected status code 429")}
 		for attempt := 1; attempt <= 3; attempt++ {
 			if w := r.Backoff(attempt, ra); w < 2*time.Second {
 				t.Errorf("attempt %d: wait %v, want at least the 2s Retry-After", attempt, w)

@@ -28,8 +28,6 @@ type Rules struct {
 	// RemediationReceiver gets the notices remediation records carry
 	// (remediation.notify_receiver); "" logs them only.
 	RemediationReceiver string
-	// Override turns a route's flapping block into the package's override.
-	Override func(routing.FlappingOverride) *flapping.Override
 	// DigestMax bounds the alerts one digest carries; past it they are
 	// counted ("and N more"), resolves excepted. Default 1000.
 	DigestMax int
@@ -140,7 +138,7 @@ func matchEntry(r *Rules, e *alert.Entry, now time.Time) ([]match, []string) {
 			continue
 		}
 		m := match{res: r.Tree.Match(a.Labels, now)}
-		m.cfg = flapping.Merge(r.Flapping, r.Override(m.res.Flapping))
+		m.cfg = flapping.Merge(r.Flapping, &m.res.Flapping.Override)
 		m.key = flapping.Key(m.cfg, a.Fingerprint, a.Labels)
 		if grouped(m.key) {
 			add(flapKey(m.key))
@@ -155,7 +153,7 @@ func matchEntry(r *Rules, e *alert.Entry, now time.Time) ([]match, []string) {
 func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 	r := pl.r
 	type group struct {
-		t      routing.Target
+		t      routing.Routed
 		alerts template.Alerts
 	}
 	groups := map[string]*group{}
@@ -223,7 +221,7 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 // into the target's notification now; a muted target defers it to the
 // digest or drops it. rec is the alert's record (for its watermark), or nil
 // when the alert's record is not part of this plan.
-func (pl *plan) admit(rec *alertRecord, t routing.Target, a template.Alert) bool {
+func (pl *plan) admit(rec *alertRecord, t routing.Routed, a template.Alert) bool {
 	if rec != nil && !rec.newer(t.Key(), a) {
 		// This observation, or a newer one, was given to the target
 		// already: a resend after the dedup window, or a late replay.
@@ -264,8 +262,8 @@ func (pl *plan) admit(rec *alertRecord, t routing.Target, a template.Alert) bool
 }
 
 // putAlerts puts one notification of alerts for t in the outbox.
-func (pl *plan) putAlerts(id string, t routing.Target, as template.Alerts, groupKey, extURL string) {
-	n := notifiers.Notification{Key: id, Kind: notifiers.KindAlerts, Target: toTarget(t), Alerts: as, GroupKey: groupKey, ExternalURL: extURL}
+func (pl *plan) putAlerts(id string, t routing.Routed, as template.Alerts, groupKey, extURL string) {
+	n := notifiers.Notification{Key: id, Kind: notifiers.KindAlerts, Target: t.Target, Alerts: as, GroupKey: groupKey, ExternalURL: extURL}
 	pl.putNotification(n, len(as))
 }
 
@@ -278,9 +276,9 @@ func (pl *plan) putNotification(n notifiers.Notification, alerts int) {
 
 // collect adds an alert to the target's digest, due when its mute ends;
 // the latest observation of each alert wins, and a resolve is always kept.
-func (pl *plan) collect(t routing.Target, a template.Alert) {
+func (pl *plan) collect(t routing.Routed, a template.Alert) {
 	id := fmt.Sprintf("digest:%s:%d", t.Key(), t.Until.UnixNano())
-	n := notifiers.Notification{Key: id, Kind: notifiers.KindDigest, Target: toTarget(t)}
+	n := notifiers.Notification{Key: id, Kind: notifiers.KindDigest, Target: t.Target}
 	hb, _ := json.Marshal(n)
 	ab, _ := json.Marshal(a)
 	capN := pl.r.DigestMax
@@ -358,7 +356,7 @@ func (pl *plan) notice(key string, cfg flapping.Config, fr *flapRecord, labels t
 	}
 	id := fmt.Sprintf("flap:%s:%s:%d", key, d.Event, d.Since.UnixNano())
 	for _, t := range r.Tree.ReceiverTargets(r.FlappingReceiver) {
-		n := notifiers.Notification{Key: id + ":" + t.Key(), Kind: kind, Target: toTarget(t), Text: text, Facts: facts}
+		n := notifiers.Notification{Key: id + ":" + t.Key(), Kind: kind, Target: t, Text: text, Facts: facts}
 		for _, h := range fr.Held {
 			n.Alerts = append(n.Alerts, h.Alert)
 		}
@@ -459,8 +457,4 @@ func labelString(kv template.KV) string {
 
 func sortAlerts(as template.Alerts) {
 	sort.Slice(as, func(i, j int) bool { return as[i].Fingerprint < as[j].Fingerprint })
-}
-
-func toTarget(t routing.Target) notifiers.Target {
-	return notifiers.Target{Receiver: t.Receiver, Integration: t.Integration, Name: t.Name, Settings: t.Settings}
 }

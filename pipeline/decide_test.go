@@ -17,6 +17,7 @@ import (
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/config"
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/outbound"
 	"github.com/alertmedic/alertmedic/routing"
 	"github.com/alertmedic/alertmedic/store"
 	"github.com/alertmedic/alertmedic/store/memory"
@@ -70,7 +71,7 @@ func rulesFrom(t *testing.T, yml string) *Rules {
 	if len(errs) > 0 {
 		t.Fatalf("routes: %v", errs)
 	}
-	return &Rules{Tree: tree, Flapping: c.Flapping, FlappingReceiver: c.Notices.FlappingReceiver, Override: config.FlappingOverride}
+	return &Rules{Tree: tree, Flapping: c.Flapping, FlappingReceiver: c.Notices.FlappingReceiver}
 }
 
 // example is the shipped configuration, as make run uses it.
@@ -386,7 +387,7 @@ func (f *failing) Notify(ctx context.Context, n *notifiers.Notification) (bool, 
 func TestDeliveryRetriesAndDeadLetters(t *testing.T) {
 	clk := &clock{t: t0}
 	st := memory.New(memory.Options{Now: clk.Now})
-	f := &failing{errs: []error{fmt.Errorf("unexpected status code 500"), &notifiers.RetryAfterError{After: 2 * time.Second, Err: fmt.Errorf("unexpected status code 429")}}, retry: []bool{true, true}}
+	f := &failing{errs: []error{fmt.Errorf("unexpected status code 500"), &outbound.RetryAfterError{After: 2 * time.Second, Err: fmt.Errorf("unexpected status code 429")}}, retry: []bool{true, true}}
 	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r1", Notifier: f, Rules: example(t), Now: clk.Now})
 	g := &rig{p: p, st: st, clk: clk, rec: &f.recorder}
 	ctx := context.Background()
@@ -427,7 +428,11 @@ func TestDeliveryRetriesAndDeadLetters(t *testing.T) {
 	}
 	page, err := p.FailedDeliveries(ctx, "", 10, true)
 	dls := page.Deliveries
-	if err != nil || len(dls) != 1 || page.Total != 1 || page.NextCursor != "" || dls[0].Target != "warning-alerts/slack[0]" || !strings.Contains(dls[0].Error, "unexpected status code 400: invalid_payload") || dls[0].Notification.Alerts[0].Labels["alertname"] != "B" || len(dls[0].Fingerprints) != 1 {
+	var n notifiers.Notification
+	if len(dls) == 1 {
+		_ = json.Unmarshal(dls[0].Notification, &n)
+	}
+	if err != nil || len(dls) != 1 || page.Total != 1 || page.NextCursor != "" || dls[0].Target != "warning-alerts/slack[0]" || !strings.Contains(dls[0].Error, "unexpected status code 400: invalid_payload") || len(n.Alerts) != 1 || n.Alerts[0].Labels["alertname"] != "B" || len(dls[0].Fingerprints) != 1 {
 		t.Fatalf("dead letters %+v %v", dls, err)
 	}
 }
@@ -441,7 +446,7 @@ func TestDeliveryOnceAcrossReplicas(t *testing.T) {
 		return New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r", Notifier: rec, Rules: example(t), Now: clk.Now})
 	}
 	a, b := mkp(), mkp()
-	n := notifiers.Notification{Key: "entry:x:warning-alerts/slack[0]", Kind: notifiers.KindAlerts, Target: notifiers.Target{Receiver: "warning-alerts", Name: "slack[0]", Integration: "slack"},
+	n := notifiers.Notification{Key: "entry:x:warning-alerts/slack[0]", Kind: notifiers.KindAlerts, Target: routing.Target{Receiver: "warning-alerts", Name: "slack[0]", Integration: "slack"},
 		Alerts: template.Alerts{mk(alert.StatusFiring, t0, "alertname", "A")}}
 	ctx := context.Background()
 	body, _ := json.Marshal(n)
@@ -472,7 +477,7 @@ func TestStormCoalesces(t *testing.T) {
 	st := memory.New(memory.Options{Now: clk.Now, Capacity: 5000})
 	rec := &recorder{}
 	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: "r", Notifier: rec, Rules: example(t), Now: clk.Now,
-		RateLimits: map[string]RateLimit{"slack": {PerSecond: 1, Burst: 1}}})
+		RateLimits: map[string]store.RateLimit{"slack": {PerSecond: 1, Burst: 1}}})
 	g := &rig{p: p, st: st, clk: clk, rec: rec}
 	// 1,000 alerts over 10 seconds, 100 per second, each its own message.
 	for s := 0; s < 10; s++ {

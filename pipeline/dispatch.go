@@ -11,23 +11,15 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
 
+	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/store"
 )
-
-// RateLimit bounds the messages of each target of one integration type:
-// PerSecond on average, Burst at once (store.GCRA), shared by every
-// replica through the store.
-type RateLimit struct {
-	PerSecond float64
-	Burst     int
-}
 
 // Dispatcher delivers the outbox. Workers never wait for an integration:
 // they put notifications in the store's outbox and go on, so a slow or
@@ -199,7 +191,7 @@ func (d *Dispatcher) classes() map[string]store.ClassLimit {
 	for _, typ := range []string{"slack", "email", "pagerduty", "webhook", "log"} {
 		lim := d.p.o.RateLimits[typ]
 		pm := d.perMessage(typ)
-		c := store.ClassLimit{PerSecond: lim.PerSecond, Burst: lim.Burst, MaxAlerts: batchAlerts}
+		c := store.ClassLimit{RateLimit: lim, MaxAlerts: batchAlerts}
 		switch {
 		case lim.PerSecond > 0 && pm > 0:
 			// Limited: a batch is exactly one message.
@@ -848,109 +840,40 @@ func split(n *notifiers.Notification, per int) []*notifiers.Notification {
 	return out
 }
 
-// DeadLetter is a notification that failed for good: a summary, and the
-// notification itself when asked for.
-type DeadLetter struct {
-	Key         string    `json:"key"`
-	Kind        string    `json:"kind"`
-	Target      string    `json:"target"`
-	Integration string    `json:"integration"`
-	Alerts      int       `json:"alerts"`
-	Attempts    int       `json:"attempts"`
-	Error       string    `json:"error"`
-	At          time.Time `json:"at"`
-	// Fingerprints are the alerts', in order.
-	Fingerprints []string                `json:"fingerprints"`
-	Notification *notifiers.Notification `json:"notification,omitempty"`
-}
-
-// DeadLetters is one page of them, newest first.
-type DeadLetters struct {
-	Deliveries []DeadLetter `json:"deliveries"`
-	// Total counts the dead letters kept (store.*.max_dead_letters at
-	// most; past it the oldest go, counted by
-	// alertmedic_notifications_dead_letters_evicted_total).
-	Total int `json:"total"`
-	// NextCursor, given as cursor, continues after this page.
-	NextCursor string `json:"next_cursor,omitempty"`
-}
-
-// MaxDeadLetterPage bounds a page of FailedDeliveries, and a page with
-// the notifications themselves to a tenth of it: one can carry a thousand
-// alerts.
-const MaxDeadLetterPage = 100
-
-// FailedDeliveries lists a page of the dead letters kept, newest first in
-// each shard, shard after shard, from cursor ("" for the first page). full
-// adds each notification.
-func (p *Pipeline) FailedDeliveries(ctx context.Context, cursor string, limit int, full bool) (DeadLetters, error) {
-	n := p.o.Store.Shards()
-	shard, page := 0, store.DeadPage{Limit: limit}
-	if cursor != "" {
-		sh, rest, ok := strings.Cut(cursor, "~")
-		if n > 1 && !ok {
-			return DeadLetters{}, store.ErrBadCursor
-		}
-		if ok {
-			i, err := strconv.Atoi(sh)
-			if err != nil || i < 0 || i >= n {
-				return DeadLetters{}, store.ErrBadCursor
-			}
-			shard, cursor = i, rest
-		}
-		if cursor != "" {
-			var err error
-			if page, err = store.ParseDeadCursor(cursor, limit); err != nil {
-				return DeadLetters{}, err
-			}
-		}
+// FailedDeliveries lists a page of the dead letters of the outbox, newest
+// first across the store's shards, from cursor ("" for the first page; an
+// unknown one is store.ErrBadCursor). full adds each notification.
+func (p *Pipeline) FailedDeliveries(ctx context.Context, cursor string, limit int, full bool) (api.DeadLetters, error) {
+	page, err := store.ParseDeadCursor(cursor, limit)
+	if err != nil {
+		return api.DeadLetters{}, err
 	}
-	out := DeadLetters{Deliveries: []DeadLetter{}}
-	for s := 0; s < n; s++ {
-		if s < shard || len(out.Deliveries) >= limit {
-			// Counted, not listed.
-			list, err := p.o.Store.DeadLetters(ctx, s, store.QueueOutbox, store.DeadPage{Limit: 1})
-			if err != nil {
-				return DeadLetters{}, err
-			}
-			out.Total += list.Total
-			if s > shard && out.NextCursor == "" && list.Total > 0 {
-				out.NextCursor = strconv.Itoa(s) + "~"
-			}
-			continue
-		}
-		if s > shard {
-			page = store.DeadPage{}
-		}
-		page.Limit = limit - len(out.Deliveries)
-		list, err := p.o.Store.DeadLetters(ctx, s, store.QueueOutbox, page)
-		if err != nil {
-			return DeadLetters{}, err
-		}
-		out.Total += list.Total
-		for _, d := range list.Dead {
-			out.Deliveries = append(out.Deliveries, deadLetter(d, full))
-		}
-		if list.Next != nil {
-			out.NextCursor = strconv.Itoa(s) + "~" + list.Next.Cursor()
-		}
+	list, err := p.o.Store.DeadLetters(ctx, store.QueueOutbox, page)
+	if err != nil {
+		return api.DeadLetters{}, err
 	}
-	if n == 1 {
-		out.NextCursor = strings.TrimPrefix(out.NextCursor, "0~")
+	out := api.DeadLetters{Deliveries: make([]api.DeadLetter, 0, len(list.Dead)), Total: list.Total}
+	for _, d := range list.Dead {
+		out.Deliveries = append(out.Deliveries, deadLetter(d, full))
+	}
+	if list.Next != nil {
+		out.NextCursor = list.Next.Cursor()
 	}
 	return out, nil
 }
 
-func deadLetter(d store.Dead, full bool) DeadLetter {
+func deadLetter(d store.Dead, full bool) api.DeadLetter {
 	var n notifiers.Notification
 	_ = json.Unmarshal(d.Item.Payload, &n)
-	dl := DeadLetter{Key: d.Item.ID, Kind: n.Kind, Target: d.Item.Group, Integration: d.Item.Class, Alerts: d.Item.Alerts,
+	dl := api.DeadLetter{Key: d.Item.ID, Kind: n.Kind, Target: d.Item.Group, Integration: d.Item.Class, Alerts: d.Item.Alerts,
 		Attempts: d.Item.Attempts, Error: d.Item.LastErr, At: d.At, Fingerprints: make([]string, 0, len(n.Alerts))}
 	for _, a := range n.Alerts {
 		dl.Fingerprints = append(dl.Fingerprints, a.Fingerprint)
 	}
 	if full {
-		dl.Notification = &n
+		// Encoded again from what was decoded, not passed on as stored:
+		// the answer stays valid JSON whatever the payload holds.
+		dl.Notification, _ = json.Marshal(&n)
 	}
 	return dl
 }

@@ -34,7 +34,8 @@ type Store interface {
 	CommitAll(ctx context.Context, shard int, ts []store.Txn) []error
 	Claim(ctx context.Context, shard int, queue string, o store.ClaimOptions) (store.Claimed, error)
 	Settle(ctx context.Context, shard int, queue string, s store.Settlement) (store.Settled, error)
-	DeadLetters(ctx context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error)
+	// DeadLetters lists a queue's dead letters across every shard.
+	DeadLetters(ctx context.Context, queue string, page store.DeadPage) (store.DeadList, error)
 	MarkedIn(ctx context.Context, shard int, index string, max float64) ([]string, error)
 	Shards() int
 	Maintain(ctx context.Context) error
@@ -58,7 +59,7 @@ type Options struct {
 	// defaults.
 	Retrier Retrier
 	// RateLimits bound messages per target, by integration type.
-	RateLimits map[string]RateLimit
+	RateLimits map[string]store.RateLimit
 	// Remediator runs guarded actions off the notification path; nil runs
 	// none. RemedyWorkers bounds the actions running at once (default 4).
 	Remediator    Remediator

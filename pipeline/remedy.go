@@ -143,7 +143,7 @@ func (p *Pipeline) Notice(ctx context.Context, receiver, kind, text string, fact
 	return p.commitPlan(ctx, 0, nil, func(pl *plan) bool {
 		now := pl.now
 		for _, t := range r.Tree.ReceiverTargets(receiver) {
-			pl.putNotification(notifiers.Notification{Key: fmt.Sprintf("notice:%s:%d:%s", kind, now.UnixNano(), t.Key()), Kind: kind, Target: toTarget(t), Text: text, Facts: facts}, 0)
+			pl.putNotification(notifiers.Notification{Key: fmt.Sprintf("notice:%s:%d:%s", kind, now.UnixNano(), t.Key()), Kind: kind, Target: t, Text: text, Facts: facts}, 0)
 		}
 		return true
 	})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/alertmedic/alertmedic/api"
 )
 
 // auditRecorder is the remediation API, noting who paused and resumed.
@@ -21,8 +23,10 @@ type auditRecorder struct {
 	by []string
 }
 
-func (a *auditRecorder) Audit(context.Context, int) (any, error) { return []any{}, nil }
-func (a *auditRecorder) Paused(context.Context) (bool, error)    { return false, nil }
+func (a *auditRecorder) Audit(context.Context, int) ([]api.RemediationRecord, error) {
+	return []api.RemediationRecord{}, nil
+}
+func (a *auditRecorder) Paused(context.Context) (bool, error) { return false, nil }
 func (a *auditRecorder) Pause(_ context.Context, by string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()

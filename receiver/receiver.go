@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/api"
 )
 
 // Store is what the receiver needs of the state backend.
@@ -80,11 +81,11 @@ type Options struct {
 	Reload func(ctx context.Context) error
 	// RouteTest answers GET /api/v1/routes/test: where an alert with these
 	// labels goes at that instant. An error means bad input (400).
-	RouteTest func(labels map[string]string, at time.Time) (any, error)
+	RouteTest func(labels map[string]string, at time.Time) (*api.RouteAnswer, error)
 	// FailedDeliveries answers GET /api/v1/deliveries/failed: a page of
 	// limit dead letters from cursor; an error wrapping alert.ErrBadCursor
 	// is the caller's (400).
-	FailedDeliveries func(ctx context.Context, cursor string, limit int, full bool) (any, error)
+	FailedDeliveries func(ctx context.Context, cursor string, limit int, full bool) (api.DeadLetters, error)
 	// Remediation is the remediation engine's API; nil disables it.
 	Remediation RemediationAPI
 	Now         func() time.Time

@@ -421,3 +421,23 @@ func TestAuthEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// Unconfigured, the JSON API answers empty pages of the shape configured
+// ones have.
+func TestUnconfiguredAnswers(t *testing.T) {
+	h := newHarness(t, nil, Settings{})
+	for p, want := range map[string]string{
+		"/api/v1/deliveries/failed": `{"deliveries":[],"total":0}`,
+		"/api/v1/remediations":      `{"paused":false,"records":[]}`,
+	} {
+		resp, err := http.Get(h.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Errorf("GET %s: %d %s, want 200 %s", p, resp.StatusCode, b, want)
+		}
+	}
+}

@@ -6,11 +6,13 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/alertmedic/alertmedic/api"
 )
 
 // RemediationAPI is what the HTTP API needs of the remediation engine.
 type RemediationAPI interface {
-	Audit(ctx context.Context, limit int) (any, error)
+	Audit(ctx context.Context, limit int) ([]api.RemediationRecord, error)
 	Pause(ctx context.Context, by string) error
 	Resume(ctx context.Context, by string) error
 	Paused(ctx context.Context) (bool, error)
@@ -20,7 +22,7 @@ type RemediationAPI interface {
 // failed, dry run), newest first.
 func (r *Receiver) remediations(c *gin.Context) {
 	if r.o.Remediation == nil {
-		c.JSON(http.StatusOK, gin.H{"paused": false, "records": []any{}})
+		c.JSON(http.StatusOK, api.Remediations{Records: []api.RemediationRecord{}})
 		return
 	}
 	limit := 100
@@ -39,7 +41,7 @@ func (r *Receiver) remediations(c *gin.Context) {
 		return
 	}
 	paused, _ := r.o.Remediation.Paused(c.Request.Context())
-	c.JSON(http.StatusOK, gin.H{"paused": paused, "records": recs})
+	c.JSON(http.StatusOK, api.Remediations{Paused: paused, Records: recs})
 }
 
 // pauseRemediation is the kill switch over HTTP. It needs the admin

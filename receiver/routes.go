@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/api"
 )
 
 // routeTest is `alertmedic routes test` over HTTP. Labels come as
@@ -65,7 +66,7 @@ func (r *Receiver) routeTest(c *gin.Context) {
 // (integrations redact URLs and keys).
 func (r *Receiver) failedDeliveries(c *gin.Context) {
 	if r.o.FailedDeliveries == nil {
-		c.JSON(http.StatusOK, gin.H{"deliveries": []any{}, "total": 0})
+		c.JSON(http.StatusOK, api.DeadLetters{Deliveries: []api.DeadLetter{}})
 		return
 	}
 	full := false

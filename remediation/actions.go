@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/model"
+
+	"github.com/alertmedic/alertmedic/outbound"
 )
 
 // call is one action made concrete for one alert: everything rendered,
@@ -305,9 +307,10 @@ func (e *Engine) execute(ctx context.Context, c *compiled, cl *call, idemKey str
 // and anything else is only drained so the connection can be reused.
 const maxAnswer = 64 << 10
 
-// send makes one request, retrying 5xx answers and network errors up to
-// Retries times with a short jittered backoff, each attempt bounded by
-// Timeout. The error never holds the token, a header, a query or userinfo.
+// send makes one request, retrying what outbound.CheckStatus says is worth
+// it (5xx, 429) and network errors up to Retries times with a short
+// jittered backoff, each attempt bounded by Timeout. The error never holds
+// the token, a header, a query or userinfo.
 func (e *Engine) send(ctx context.Context, c *compiled, method, rawURL string, body []byte, auth bool, headers [][2]string, idemKey string) (status, attempts int, answer []byte, err error) {
 	safe := summaryURL(rawURL)
 	for attempts = 1; ; attempts++ {
@@ -322,6 +325,11 @@ func (e *Engine) send(ctx context.Context, c *compiled, method, rawURL string, b
 		// Full jitter spreads replicas that failed together.
 		d := min(maxBackoff, minBackoff<<(attempts-1))
 		d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+		// A Retry-After is honoured as far as maxBackoff, which runBound
+		// (and so the lock) allows for each wait.
+		if after, ok := outbound.RetryAfter(err); ok {
+			d = max(d, min(after, maxBackoff))
+		}
 		if e.sleep(ctx, d) != nil {
 			return status, attempts, nil, err
 		}
@@ -337,7 +345,7 @@ func (e *Engine) attempt(ctx context.Context, c *compiled, method, rawURL, safe 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
 	if err != nil {
-		return 0, nil, false, fmt.Errorf("build request %s %s: %w", method, safe, redact(err, safe))
+		return 0, nil, false, fmt.Errorf("build request %s %s: %w", method, safe, outbound.RedactURL(err, safe))
 	}
 	req.Header.Set("User-Agent", "alertmedic-remediation")
 	if len(body) > 0 {
@@ -354,24 +362,16 @@ func (e *Engine) attempt(ctx context.Context, c *compiled, method, rawURL, safe 
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return 0, nil, true, redact(err, safe)
+		return 0, nil, true, outbound.RedactURL(err, safe)
 	}
 	defer resp.Body.Close()
 	answer, _ = io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if resp.StatusCode/100 == 2 {
-		return resp.StatusCode, answer, false, nil
+	// CheckStatus, not CheckResponse: the answer's body is not quoted, as it
+	// may echo the request.
+	if retry, err = outbound.CheckStatus(resp); err != nil {
+		return resp.StatusCode, nil, retry, err
 	}
-	// The answer's body is not quoted: it may echo the request.
-	return resp.StatusCode, nil, resp.StatusCode/100 == 5, fmt.Errorf("unexpected status code %d", resp.StatusCode)
-}
-
-// redact replaces the URL in a *url.Error with its safe form.
-func redact(err error, safe string) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s %s: %w", ue.Op, safe, ue.Err)
-	}
-	return err
+	return resp.StatusCode, answer, false, nil
 }
 
 // jsonString is the json template function: a value as JSON, so a label

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/alertmedic/alertmedic/api"
 )
 
 // Pause stops every action on every replica until Resume; by names who
@@ -56,7 +58,7 @@ func (e *Engine) setPause(ctx context.Context, by string, pause bool) (*Notice, 
 	}
 	c := e.cur.Load()
 	text := fmt.Sprintf("remediation %sd by %s", verb, by)
-	rec := Record{Time: now, Action: verb, Result: ResultRan, Detail: text, Replica: e.replica}
+	rec := Record{RemediationRecord: api.RemediationRecord{Time: now, Action: verb, Result: ResultRan, Detail: text, Replica: e.replica}}
 	e.audit(ctx, c, &rec)
 	e.logRecord(&rec)
 	return &Notice{Text: text, Facts: map[string]string{"action": verb, "by": by, "replica": e.replica}}, nil
@@ -169,7 +171,7 @@ func (e *Engine) prune(ctx context.Context, c *compiled, now time.Time) {
 
 // Audit returns up to limit records, newest first (limit ≤ 0: 100), from
 // every replica.
-func (e *Engine) Audit(ctx context.Context, limit int) ([]Record, error) {
+func (e *Engine) Audit(ctx context.Context, limit int) ([]api.RemediationRecord, error) {
 	if limit <= 0 {
 		limit = defaultAuditListLength
 	}
@@ -181,7 +183,7 @@ func (e *Engine) Audit(ctx context.Context, limit int) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list remediation audit: %w", err)
 	}
-	out := []Record{}
+	out := []api.RemediationRecord{}
 	for i := len(ids) - 1; i >= 0 && len(out) < limit; i-- {
 		id := ids[i]
 		t, ok := idTime(id)
@@ -196,7 +198,7 @@ func (e *Engine) Audit(ctx context.Context, limit int) ([]Record, error) {
 		if b == nil {
 			continue
 		}
-		var r Record
+		var r api.RemediationRecord
 		if err := json.Unmarshal(b, &r); err != nil {
 			return nil, fmt.Errorf("decode remediation audit record %s: %w", id, err)
 		}

@@ -76,8 +76,9 @@ type Config struct {
 	BearerTokenFile string        `yaml:"bearer_token_file" json:"bearer_token_file,omitempty"`
 	// Timeout bounds each HTTP attempt.
 	Timeout model.Duration `yaml:"timeout" json:"timeout"`
-	// Retries is how many times a call is repeated after a 5xx answer or a
-	// network error (so 1+Retries attempts). Default 2; 0 is allowed.
+	// Retries is how many times a call is repeated after a 5xx or 429
+	// answer or a network error (so 1+Retries attempts), waiting for a
+	// Retry-After up to the backoff's cap. Default 2; 0 is allowed.
 	Retries int `yaml:"retries" json:"retries"`
 	// MaxAge: an alert that started longer ago than this is a stale replay
 	// (a queue drained after an outage, a redelivery) and is not acted on.

@@ -35,6 +35,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/api"
 )
 
 // Store is what remediation needs of the state backend; both alertmedic
@@ -210,45 +211,19 @@ func (e *Engine) Apply(c Config) error {
 	return nil
 }
 
-// Record is one decision about one action, as audited.
+// Record is one decision about one action, as audited: the audited data
+// (api.RemediationRecord, what GET /api/v1/remediations lists) and the
+// notice that goes with it, which is handed to Handle's caller and never
+// stored.
 type Record struct {
+	api.RemediationRecord
 	// Notice, when set, is what the record says to notify_receiver (an
 	// action that ran or failed): Handle's caller sends it.
 	Notice *Notice `json:"-"`
-
-	ID   string    `json:"id"`
-	Time time.Time `json:"time"`
-	Rule string    `json:"rule,omitempty"`
-	// Action is the action kind, or pause and resume for those records.
-	Action string `json:"action"`
-	// Status is the alert's state that triggered it: firing runs the rule's
-	// action, resolved its on_resolve.
-	Status string `json:"status,omitempty"`
-	Result string `json:"result"`
-	// Reason names the guard that stopped the action (see the Reason
-	// constants), dry_run, or why it failed.
-	Reason string `json:"reason,omitempty"`
-	// Detail says what was done, would have been done, or went wrong, in
-	// words.
-	Detail      string            `json:"detail,omitempty"`
-	Fingerprint string            `json:"fingerprint,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	// Request summarises the action's call (the scale POST when a step
-	// first reads the current count): never a header, a query or userinfo.
-	Request         *Request `json:"request,omitempty"`
-	StatusCode      int      `json:"status_code,omitempty"`
-	DurationSeconds float64  `json:"duration_seconds"`
-	Replica         string   `json:"replica"`
-	// Attempts is how many times the last request was tried.
-	Attempts int `json:"attempts,omitempty"`
 }
 
 // Request summarises an HTTP call without anything secret in it.
-type Request struct {
-	Method    string `json:"method"`
-	URL       string `json:"url"` // scheme, host and path only
-	BodyBytes int    `json:"body_bytes"`
-}
+type Request = api.RemediationRequest
 
 // pauseState is what the store keeps while remediation is paused.
 type pauseState struct {
@@ -358,7 +333,7 @@ func runBound(c Config, requests int) time.Duration {
 // send, if any.
 func (e *Engine) run(ctx context.Context, c *compiled, r *compiledRule, act *compiledAction, a template.Alert, status string, flapping bool, pc *pauseCheck) (rec Record, notice string) {
 	now := e.now()
-	rec = Record{
+	rec = Record{RemediationRecord: api.RemediationRecord{
 		Time:        now,
 		Rule:        r.Name,
 		Action:      act.kind,
@@ -366,7 +341,7 @@ func (e *Engine) run(ctx context.Context, c *compiled, r *compiledRule, act *com
 		Fingerprint: a.Fingerprint,
 		Labels:      maps.Clone(map[string]string(a.Labels)),
 		Replica:     e.replica,
-	}
+	}}
 	end := func(result, reason, detail string) (Record, string) {
 		rec.Result, rec.Reason, rec.Detail = result, reason, detail
 		return rec, ""

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -431,8 +432,8 @@ func testLockOwnership(t *testing.T, open opener) {
 	wantResult(t, only(t, e.Handle(t.Context(), al, false)), ResultSkipped, ReasonCooldown)
 }
 
-// 5xx answers and network errors are retried with backoff; then the run is
-// recorded as failed and announced. 4xx is final.
+// 5xx and 429 answers and network errors are retried with backoff; then
+// the run is recorded as failed and announced. Another 4xx is final.
 func testRetries(t *testing.T, open opener) {
 	t.Run("503 every time", func(t *testing.T) {
 		r := newRig(t, open)
@@ -484,6 +485,34 @@ func testRetries(t *testing.T, open opener) {
 			t.Errorf("attempts %d, requests %d: a retry must carry the same idempotency key", rec.Attempts, len(reqs))
 		}
 	})
+	// 429 is retried as 5xx is (outbound.CheckStatus); a Retry-After is
+	// waited for, but no longer than maxBackoff, which bounds the run.
+	for _, tc := range []struct {
+		retryAfter string
+		wantSleep  time.Duration
+	}{{"1", time.Second}, {"30", maxBackoff}} {
+		t.Run("429 with Retry-After "+tc.retryAfter, func(t *testing.T) {
+			r := newRig(t, open)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Retry-After", tc.retryAfter)
+				w.WriteHeader(http.StatusTooManyRequests)
+			}))
+			t.Cleanup(srv.Close)
+			c := r.config(scaleRule())
+			c.OrchestratorURL = srv.URL
+			rec := only(t, r.engine(c, "a").Handle(t.Context(), overloaded(t0), false))
+			wantResult(t, rec, ResultFailed, ReasonCall)
+			if rec.Attempts != 3 || rec.Detail != "scale of company-extraction-api failed after 3 attempts: unexpected status code 429" {
+				t.Errorf("%+v", rec)
+			}
+			r.mu.Lock()
+			sleeps := r.sleeps
+			r.mu.Unlock()
+			if len(sleeps) != 2 || sleeps[0] < tc.wantSleep || sleeps[1] < tc.wantSleep || sleeps[0] > maxBackoff || sleeps[1] > maxBackoff {
+				t.Errorf("backoffs %v, want 2 of at least %v and at most %v", sleeps, tc.wantSleep, maxBackoff)
+			}
+		})
+	}
 	t.Run("400 is final", func(t *testing.T) {
 		r := newRig(t, open)
 		r.orch.setAnswer(func(*http.Request, []byte) (int, string) { return 400, `{"error":"bad service"}` })

@@ -125,7 +125,7 @@ func (t *Tree) checkDefers(now time.Time) []error {
 				if action != Defer {
 					continue
 				}
-				target := Target{MuteTimeIntervals: slices.Concat(n.mute, in.mute)}
+				target := Routed{MuteTimeIntervals: slices.Concat(n.mute, in.mute)}
 				if len(target.MuteTimeIntervals) == 0 {
 					continue
 				}
@@ -150,7 +150,7 @@ func (t *Tree) checkDefers(now time.Time) []error {
 }
 
 // endless says why target's mute can outlast UnmuteHorizon, or "".
-func (t *Tree) endless(target Target, now time.Time) string {
+func (t *Tree) endless(target Routed, now time.Time) string {
 	probes := []time.Time{now}
 	for _, name := range target.MuteTimeIntervals {
 		for _, ti := range t.intervals[name] {
@@ -188,18 +188,26 @@ func (c *compiler) collect(f func()) []error {
 	return got
 }
 
+// named checks the name of entry i of a list: required, and unique in it
+// (first remembers where each name was first seen). It returns the entry's
+// path.
+func (c *compiler) named(first map[string]int, list string, i int, name, what string) string {
+	path := fmt.Sprintf("%s[%d]", list, i)
+	switch j, dup := first[name]; {
+	case name == "":
+		c.bad(path+".name", "is required")
+	case dup:
+		c.bad(path+".name", "duplicate %s %q (first at %s[%d])", what, name, list, j)
+	default:
+		first[name] = i
+	}
+	return path
+}
+
 func (c *compiler) timeIntervals(tis []TimeInterval) {
 	first := map[string]int{}
 	for i, ti := range tis {
-		path := fmt.Sprintf("time_intervals[%d]", i)
-		switch j, dup := first[ti.Name]; {
-		case ti.Name == "":
-			c.bad(path+".name", "is required")
-		case dup:
-			c.bad(path+".name", "duplicate time interval %q (first at time_intervals[%d])", ti.Name, j)
-		default:
-			first[ti.Name] = i
-		}
+		path := c.named(first, "time_intervals", i, ti.Name, "time interval")
 		if len(ti.TimeIntervals) == 0 {
 			c.bad(path+".time_intervals", "must list at least one interval")
 		}
@@ -231,30 +239,10 @@ func (c *compiler) timeSpec(s TimeSpec, path string) timeinterval.TimeInterval {
 		}
 		ti.Times = append(ti.Times, r)
 	}
-	for i, v := range s.Weekdays {
-		var r timeinterval.WeekdayRange
-		if c.scalar(v, &r, fmt.Sprintf("%s.weekdays[%d]", path, i), "weekday range") {
-			ti.Weekdays = append(ti.Weekdays, r)
-		}
-	}
-	for i, v := range s.DaysOfMonth {
-		var r timeinterval.DayOfMonthRange
-		if c.scalar(v, &r, fmt.Sprintf("%s.days_of_month[%d]", path, i), "day of month range") {
-			ti.DaysOfMonth = append(ti.DaysOfMonth, r)
-		}
-	}
-	for i, v := range s.Months {
-		var r timeinterval.MonthRange
-		if c.scalar(v, &r, fmt.Sprintf("%s.months[%d]", path, i), "month range") {
-			ti.Months = append(ti.Months, r)
-		}
-	}
-	for i, v := range s.Years {
-		var r timeinterval.YearRange
-		if c.scalar(v, &r, fmt.Sprintf("%s.years[%d]", path, i), "year range") {
-			ti.Years = append(ti.Years, r)
-		}
-	}
+	ti.Weekdays = ranges[timeinterval.WeekdayRange](c, s.Weekdays, path+".weekdays", "weekday range")
+	ti.DaysOfMonth = ranges[timeinterval.DayOfMonthRange](c, s.DaysOfMonth, path+".days_of_month", "day of month range")
+	ti.Months = ranges[timeinterval.MonthRange](c, s.Months, path+".months", "month range")
+	ti.Years = ranges[timeinterval.YearRange](c, s.Years, path+".years", "year range")
 	if s.Location != "" {
 		var l timeinterval.Location
 		if c.scalar(s.Location, &l, path+".location", "location") {
@@ -265,6 +253,19 @@ func (c *compiler) timeSpec(s TimeSpec, path string) timeinterval.TimeInterval {
 }
 
 func str(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
+
+// ranges decodes each of vs as one range of type T (Alertmanager's own
+// parsers), reporting a bad one at list[i]; the good ones are kept.
+func ranges[T any](c *compiler, vs []string, list, what string) []T {
+	var out []T
+	for i, v := range vs {
+		var r T
+		if c.scalar(v, &r, fmt.Sprintf("%s[%d]", list, i), what) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 func (c *compiler) scalar(v string, into any, path, what string) bool {
 	if err := str(v).Decode(into); err != nil {
@@ -277,15 +278,7 @@ func (c *compiler) scalar(v string, into any, path, what string) bool {
 func (c *compiler) receiverList(rs []Receiver) {
 	first := map[string]int{}
 	for i, r := range rs {
-		path := fmt.Sprintf("receivers[%d]", i)
-		switch j, dup := first[r.Name]; {
-		case r.Name == "":
-			c.bad(path+".name", "is required")
-		case dup:
-			c.bad(path+".name", "duplicate receiver %q (first at receivers[%d])", r.Name, j)
-		default:
-			first[r.Name] = i
-		}
+		path := c.named(first, "receivers", i, r.Name, "receiver")
 		rc := &receiver{name: r.Name, path: path}
 		names := map[string]int{}
 		for k, in := range r.Integrations {

@@ -3,10 +3,8 @@ package routing
 import (
 	"cmp"
 	"fmt"
-	"time"
 
-	"github.com/prometheus/common/model"
-	"gopkg.in/yaml.v3"
+	"github.com/alertmedic/alertmedic/flapping"
 )
 
 // Config is the routing part of alertmedic's configuration file: three
@@ -92,25 +90,17 @@ type Route struct {
 }
 
 // FlappingOverride overrides the flap detection settings for the alerts of a
-// route. A field left out (nil) is inherited from the parent route, and at the
-// root means the flapping package's default; by: [] (empty, not left out)
-// overrides an inherited by. Routing only merges these: their meaning, and
-// checking their values, belong to the flapping package (whose Override has
-// the same keys but suppress_notifications and remediate_while_flapping).
+// route: the flapping package's Override (a field left out, nil, is
+// inherited from the parent route, and at the root means the global
+// flapping settings; by: [] overrides an inherited by), plus what to do
+// while the alert flaps. Routing only merges these: their meaning, and
+// checking their values, belong to the flapping package.
 type FlappingOverride struct {
-	Method    *string   `yaml:"method"`    // count or weighted
-	Threshold *int      `yaml:"threshold"` // state changes within Window (count method)
-	Window    *Duration `yaml:"window"`
-	// By lists the labels whose values share one flap state; empty: the whole
-	// label set (fingerprint).
-	By        []string  `yaml:"by"`
-	High      *float64  `yaml:"high"` // weighted method: start threshold
-	Low       *float64  `yaml:"low"`  // weighted method: stop threshold
-	StableFor *Duration `yaml:"stable_for"`
+	flapping.Override `yaml:",inline"`
 	// Suppress holds the alert's notifications while it flaps. Default true.
-	Suppress *bool `yaml:"suppress_notifications"`
+	Suppress *bool `yaml:"suppress_notifications,omitempty" json:"suppress_notifications,omitempty"`
 	// Remediate runs remediation while the alert flaps. Default false.
-	Remediate *bool `yaml:"remediate_while_flapping"`
+	Remediate *bool `yaml:"remediate_while_flapping,omitempty" json:"remediate_while_flapping,omitempty"`
 }
 
 // SuppressNotifications reports whether notifications are held while the
@@ -207,25 +197,3 @@ type Integration struct {
 	// this integration, whatever muted it (the route's intervals or its own).
 	BypassMuteMatchers []string `yaml:"bypass_mute_matchers"`
 }
-
-// Duration is a Prometheus duration (30s, 5m, 1h30m, 1d, 1w).
-type Duration time.Duration
-
-// UnmarshalYAML parses a Prometheus duration. A bad value is reported as a
-// yaml type error so that decoding goes on and finds every other problem too.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := model.ParseDuration(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration (write it like 30s, 5m, 1h or 1d)", n.Line, n.Value)}}
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration as Prometheus does.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
-
-func (d Duration) String() string { return model.Duration(d).String() }
-
-// Std is the duration as the standard library's type.
-func (d Duration) Std() time.Duration { return time.Duration(d) }

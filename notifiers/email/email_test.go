@@ -36,6 +36,7 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/routing"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -250,8 +251,8 @@ func config(t *testing.T, srv server) Config {
 
 var t0 = time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
 
-func target(to string) notifiers.Target {
-	return notifiers.Target{Receiver: "oncall", Integration: "email", Name: "email[0]", Settings: map[string]string{"to": to}}
+func target(to string) routing.Target {
+	return routing.Target{Receiver: "oncall", Integration: "email", Name: "email[0]", Settings: map[string]string{"to": to}}
 }
 
 // The shipped rules' alerts, as the pipeline hands them over.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/outbound"
 )
 
 const (
@@ -51,7 +52,7 @@ type Notifier struct {
 	conf    Config
 	client  *pd.Client
 	key     string // the routing key, for the events
-	secrets notifiers.Secrets
+	secrets outbound.Secrets
 }
 
 // New returns a Notifier for c (loaded, or at least defaulted: New applies
@@ -66,7 +67,7 @@ func New(c Config, client *http.Client) *Notifier {
 	base := strings.TrimSuffix(c.URL, enqueuePath)
 	pc := pd.NewClient("", pd.WithV2EventsAPIEndpoint(base))
 	pc.HTTPClient = doer{client: client}
-	return &Notifier{conf: c, client: pc, key: string(c.RoutingKey), secrets: notifiers.NewSecrets(string(c.RoutingKey))}
+	return &Notifier{conf: c, client: pc, key: string(c.RoutingKey), secrets: outbound.NewSecrets(string(c.RoutingKey))}
 }
 
 // Notify sends one event per alert: the Events API takes one alert per
@@ -257,7 +258,7 @@ func truncate(s string, limit int) string {
 }
 
 // send posts one event with its own timeout and classifies the outcome as
-// notifiers.CheckResponse does: 2xx delivered; 429 and 5xx retried (429 and
+// outbound.CheckResponse does: 2xx delivered; 429 and 5xx retried (429 and
 // 503 honouring Retry-After); other statuses final; network errors retried.
 func (n *Notifier) send(ctx context.Context, ev *pd.V2Event) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(n.conf.Timeout))
@@ -285,7 +286,7 @@ func (n *Notifier) send(ctx context.Context, ev *pd.V2Event) (bool, error) {
 			Header:     x.header,
 			Body:       io.NopCloser(strings.NewReader(detail)),
 		}
-		return notifiers.CheckResponse(resp)
+		return outbound.CheckResponse(resp)
 	default:
 		// No request went out (the event did not encode, the request could
 		// not be built): sending it again would fail the same way.
@@ -350,7 +351,7 @@ func (d doer) Do(req *http.Request) (*http.Response, error) {
 	}
 	if err != nil {
 		// RedactURL: a proxy's URL may carry credentials.
-		x.err = notifiers.RedactURL(err)
+		x.err = outbound.RedactURL(err, outbound.Redacted)
 		return nil, x.err
 	}
 	x.status, x.header = resp.StatusCode, resp.Header

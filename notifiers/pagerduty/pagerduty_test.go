@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/outbound"
+	"github.com/alertmedic/alertmedic/routing"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the requests sent")
@@ -31,7 +33,7 @@ const testKey = "R0UT1NGK3Y0123456789abcdefLEAKME"
 
 var (
 	t0     = time.Date(2026, 1, 15, 10, 30, 0, 0, time.UTC)
-	target = notifiers.Target{Receiver: "oncall", Integration: "pagerduty", Name: "pagerduty[0]"}
+	target = routing.Target{Receiver: "oncall", Integration: "pagerduty", Name: "pagerduty[0]"}
 )
 
 // eventsAPI stands in for PagerDuty's Events API v2: it records every
@@ -363,7 +365,7 @@ func TestStatuses(t *testing.T) {
 			case tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr):
 				t.Fatalf("err = %v, want %s", err, tc.wantErr)
 			}
-			var ra *notifiers.RetryAfterError
+			var ra *outbound.RetryAfterError
 			if got := errors.As(err, &ra); got != tc.retryHeader {
 				t.Fatalf("RetryAfterError in chain = %v, want %v", got, tc.retryHeader)
 			}

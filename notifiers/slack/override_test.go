@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/routing"
 	"github.com/alertmedic/alertmedic/secret"
 )
 
@@ -31,7 +32,7 @@ func TestTargetTemplateOverride(t *testing.T) {
 	}
 	n := New(c, nil)
 	nt := &notifiers.Notification{Kind: notifiers.KindAlerts,
-		Target: notifiers.Target{Receiver: "r", Name: "slack[0]", Integration: "slack", Settings: map[string]string{
+		Target: routing.Target{Receiver: "r", Name: "slack[0]", Integration: "slack", Settings: map[string]string{
 			"channel": "#x", "title": "Custom: {{ .CommonLabels.alertname }}", "text": "on {{ .CommonLabels.instance }}"}},
 		Alerts: template.Alerts{{Status: "firing", Labels: template.KV{"alertname": "Disk", "instance": "db-1"}, StartsAt: time.Unix(0, 0)}}}
 	if _, err := n.Notify(context.Background(), nt); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/outbound"
 )
 
 // Notifier posts notifications to Slack. It is safe for concurrent use.
@@ -27,7 +28,7 @@ type Notifier struct {
 	client *http.Client
 	// secrets are the strings no error may carry: the webhook URL, its
 	// path and the token.
-	secrets notifiers.Secrets
+	secrets outbound.Secrets
 }
 
 // New returns a Notifier for a loaded Config. client carries the proxy and
@@ -39,7 +40,7 @@ func New(c Config, client *http.Client) *Notifier {
 	}
 	// A webhook's secret is its path too: servers quote a path more often
 	// than a whole URL (NewSecrets adds it).
-	return &Notifier{cfg: c, client: client, secrets: notifiers.NewSecrets(string(c.APIURL), string(c.Token))}
+	return &Notifier{cfg: c, client: client, secrets: outbound.NewSecrets(string(c.APIURL), string(c.Token))}
 }
 
 // String names the Notifier without its credentials: fmt would otherwise
@@ -55,7 +56,7 @@ func (n *Notifier) String() string {
 func (n *Notifier) GoString() string { return n.String() }
 
 // Notify posts nt as one message. It says to retry on network errors, 429
-// (with Retry-After as a *notifiers.RetryAfterError) and 5xx, and not on
+// (with Retry-After as a *outbound.RetryAfterError) and 5xx, and not on
 // other answers, which a retry would not change.
 func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool, error) {
 	msg, err := n.message(nt)
@@ -114,7 +115,7 @@ var transientErrors = map[string]bool{
 }
 
 // classify turns slack-go's outcome into the contract's. The HTTP answer
-// decides through notifiers.CheckResponse, so Slack retries exactly as the
+// decides through outbound.CheckResponse, so Slack retries exactly as the
 // other integrations do (503 with Retry-After included) and the error quotes
 // Slack's reason ("channel_not_found"), which slack-go's StatusCodeError
 // drops.
@@ -124,13 +125,13 @@ func classify(err error, resp *http.Response) (bool, error) {
 	}
 	// Checked first: after a redirect the recorder holds the 3xx, but the
 	// call failed on the network. slack-go's wrapper quotes the URL in its
-	// own text, so the redacted *url.Error replaces it rather than wraps.
+	// own text, so the redacted client error replaces it rather than wraps.
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return true, notifiers.RedactURL(ue)
+		return true, outbound.RedactURL(ue, outbound.Redacted)
 	}
 	if resp != nil && resp.StatusCode/100 != 2 {
-		return notifiers.CheckResponse(resp)
+		return outbound.CheckResponse(resp)
 	}
 	var se slack.SlackErrorResponse
 	if errors.As(err, &se) {

@@ -26,6 +26,8 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/outbound"
+	"github.com/alertmedic/alertmedic/routing"
 	"github.com/alertmedic/alertmedic/secret"
 )
 
@@ -54,8 +56,8 @@ func mkAlert(status, name, severity string, ann map[string]string, startsAt time
 	return a
 }
 
-func target(channel string) notifiers.Target {
-	t := notifiers.Target{Receiver: "critical-alerts", Integration: "slack", Name: "slack[0]"}
+func target(channel string) routing.Target {
+	t := routing.Target{Receiver: "critical-alerts", Integration: "slack", Name: "slack[0]"}
 	if channel != "" {
 		t.Settings = map[string]string{"channel": channel}
 	}
@@ -400,7 +402,7 @@ func TestNotifyOutcomes(t *testing.T) {
 			if gotErr := fmt.Sprint(err); (err == nil) != (wantErr == "") || (err != nil && gotErr != wantErr) {
 				t.Errorf("err = %v\nwant %q", err, wantErr)
 			}
-			var ra *notifiers.RetryAfterError
+			var ra *outbound.RetryAfterError
 			if errors.As(err, &ra) != (tc.wantAfter != 0) || (ra != nil && ra.After != tc.wantAfter) {
 				t.Errorf("RetryAfterError = %+v, want After %s", ra, tc.wantAfter)
 			}

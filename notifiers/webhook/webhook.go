@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/outbound"
 )
 
 // Version is Alertmanager's webhook message version this package speaks.
@@ -119,7 +120,7 @@ type Notifier struct {
 	client *http.Client
 	// secrets are the strings no error may carry: the URL, its parts and
 	// the bearer token.
-	secrets notifiers.Secrets
+	secrets outbound.Secrets
 }
 
 // New returns a Notifier for a loaded Config. client carries the proxy and
@@ -131,7 +132,7 @@ func New(c Config, client *http.Client) *Notifier {
 	}
 	// Servers quote a path, a query or a password more often than a whole
 	// URL, and any of them may be the token: NewSecrets adds them.
-	return &Notifier{cfg: c, client: client, secrets: notifiers.NewSecrets(string(c.URL), string(c.BearerToken))}
+	return &Notifier{cfg: c, client: client, secrets: outbound.NewSecrets(string(c.URL), string(c.BearerToken))}
 }
 
 // PerMessage is max_alerts: the dispatcher splits a longer notification
@@ -146,7 +147,7 @@ func (n Notifier) String() string { return "webhook" }
 func (n Notifier) GoString() string { return n.String() }
 
 // Notify posts nt as one message. It says to retry on network errors, 429
-// (with Retry-After as a *notifiers.RetryAfterError) and 5xx, and not on
+// (with Retry-After as a *outbound.RetryAfterError) and 5xx, and not on
 // other answers, which a retry would not change.
 func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool, error) {
 	if n.cfg.URL == "" {
@@ -178,9 +179,9 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 
 	resp, err := n.client.Do(req)
 	if err != nil {
-		// Redacted before wrapping: RedactURL returns the *url.Error
-		// itself, not what wraps it.
-		err = notifiers.RedactURL(err)
+		// Redacted before wrapping: RedactURL returns the client's own
+		// error, not what wraps it.
+		err = outbound.RedactURL(err, outbound.Redacted)
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w: %w", err, cause)
 		}
@@ -191,7 +192,7 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
 	}()
-	retry, err := notifiers.CheckResponse(resp)
+	retry, err := outbound.CheckResponse(resp)
 	if err != nil {
 		return retry, n.scrub(fmt.Errorf("post to webhook: %w", err))
 	}

@@ -22,6 +22,8 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/outbound"
+	"github.com/alertmedic/alertmedic/routing"
 	"github.com/alertmedic/alertmedic/secret"
 )
 
@@ -35,8 +37,8 @@ const (
 
 var t0 = time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
 
-func target() notifiers.Target {
-	return notifiers.Target{Receiver: "automation", Integration: "webhook", Name: "webhook[0]"}
+func target() routing.Target {
+	return routing.Target{Receiver: "automation", Integration: "webhook", Name: "webhook[0]"}
 }
 
 func alertsNotification() *notifiers.Notification {
@@ -342,7 +344,7 @@ func TestNotifyAnswers(t *testing.T) {
 			if retry != tc.wantRetry {
 				t.Errorf("retry = %v, want %v", retry, tc.wantRetry)
 			}
-			var ra *notifiers.RetryAfterError
+			var ra *outbound.RetryAfterError
 			if got := errors.As(err, &ra); got != (tc.wantRetryAfter > 0) || (got && ra.After != tc.wantRetryAfter) {
 				t.Errorf("RetryAfterError = %v (%+v), want after %v", got, ra, tc.wantRetryAfter)
 			}

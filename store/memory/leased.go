@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -303,7 +304,13 @@ func (s *Store) Settle(_ context.Context, shard int, queue string, st store.Sett
 		}
 		d := it
 		d.Batch, d.Receipt, d.Collected = "", "", nil
-		q.dead = append(q.dead, store.Dead{Item: d, At: st.Now})
+		// Kept in the order they died, as the Redis sorted set keeps them,
+		// even when a settlement's clock is behind an earlier one's.
+		i := len(q.dead)
+		for i > 0 && q.dead[i-1].At.After(st.Now) {
+			i--
+		}
+		q.dead = slices.Insert(q.dead, i, store.Dead{Item: d, At: st.Now})
 		if over := len(q.dead) - s.o.MaxDeadLetters; over > 0 {
 			clear(q.dead[:over])
 			q.dead = append(q.dead[:0:0], q.dead[over:]...)
@@ -314,17 +321,17 @@ func (s *Store) Settle(_ context.Context, shard int, queue string, st store.Sett
 	return res, nil
 }
 
-// DeadLetters lists a queue's dead letters, newest first: up to limit of
-// them, from the offset-th newest.
-func (s *Store) DeadLetters(_ context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error) {
-	if err := checkShard(shard); err != nil {
+// DeadLetters lists a queue's dead letters, newest first, as page
+// selects, and counts them. The memory store has one shard.
+func (s *Store) DeadLetters(_ context.Context, queue string, page store.DeadPage) (store.DeadList, error) {
+	if err := page.InShards(1); err != nil {
 		return store.DeadList{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queue(queue)
 	var out []store.Dead
-	skip := page.Skip
+	skip := page.SkipIn(0)
 	for i := len(q.dead) - 1; i >= 0 && len(out) <= page.Limit; i-- {
 		d := q.dead[i]
 		if !page.Before.IsZero() {
@@ -339,7 +346,7 @@ func (s *Store) DeadLetters(_ context.Context, shard int, queue string, page sto
 		}
 		out = append(out, d)
 	}
-	out, next := store.NextDeadPage(page, out)
+	out, next := store.MergeDead(page, [][]store.Dead{out})
 	return store.DeadList{Dead: out, Next: next, Total: len(q.dead)}, nil
 }
 

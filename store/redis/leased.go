@@ -510,31 +510,41 @@ func (s *shard) Settle(ctx context.Context, shard int, queue string, st store.Se
 	return store.Settled{Evicted: n}, nil
 }
 
-// DeadLetters lists a queue's dead letters, newest first: up to limit of
-// them, from the offset-th newest; and how many there are.
-func (s *shard) DeadLetters(ctx context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error) {
-	if err := s.checkShard(shard); err != nil {
-		return store.DeadList{}, err
-	}
+// deadRead is one shard's share of a listing of dead letters: those the
+// page selects in the shard, and how many the shard keeps.
+type deadRead struct {
+	list  *redis.ZSliceCmd // nil when the page lists none
+	count *redis.IntCmd
+}
+
+// readDead queues on p the reads of the dead letters of queue that page
+// selects in this shard, past skip of those that died at page.Before: up
+// to page.Limit+1 of them, newest first, and their count.
+func (s *shard) readDead(ctx context.Context, p redis.Pipeliner, queue string, page store.DeadPage, skip int) deadRead {
 	k := s.queueKey(queue) + ":dead"
-	maxScore, skip := "+inf", 0
-	if !page.Before.IsZero() {
-		// Members of one score come in one order (reverse lexical), so the
-		// skip finds the same place again.
-		maxScore, skip = strconv.FormatInt(page.Before.UnixMilli(), 10), page.Skip
+	var r deadRead
+	if page.Limit > 0 {
+		maxScore := "+inf"
+		if !page.Before.IsZero() {
+			// Members of one score come in one order (reverse lexical), so the
+			// skip finds the same place again.
+			maxScore = strconv.FormatInt(page.Before.UnixMilli(), 10)
+		} else {
+			skip = 0
+		}
+		r.list = p.ZRevRangeByScoreWithScores(ctx, k, &redis.ZRangeBy{Max: maxScore, Min: "-inf", Offset: int64(skip), Count: int64(page.Limit) + 1})
 	}
-	var zs *redis.ZSliceCmd
-	var n *redis.IntCmd
-	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		zs = p.ZRevRangeByScoreWithScores(ctx, k, &redis.ZRangeBy{Max: maxScore, Min: "-inf", Offset: int64(skip), Count: int64(page.Limit) + 1})
-		n = p.ZCard(ctx, k)
+	r.count = p.ZCard(ctx, k)
+	return r
+}
+
+// dead decodes what the read listed, once the pipeline ran.
+func (r deadRead) dead() []store.Dead {
+	if r.list == nil {
 		return nil
-	})
-	if err != nil {
-		return store.DeadList{}, alert.Unavailable("list dead letters of "+queue, err)
 	}
 	var out []store.Dead
-	for _, z := range zs.Val() {
+	for _, z := range r.list.Val() {
 		m, _ := z.Member.(string)
 		it, err := decodeMember(m, z.Score)
 		if err != nil {
@@ -543,8 +553,7 @@ func (s *shard) DeadLetters(ctx context.Context, shard int, queue string, page s
 		it.Receipt = ""
 		out = append(out, store.Dead{Item: it, At: time.UnixMilli(int64(z.Score))})
 	}
-	out, next := store.NextDeadPage(page, out)
-	return store.DeadList{Dead: out, Next: next, Total: int(n.Val())}, nil
+	return out
 }
 
 // QueueLen counts a leased queue's unfinished items.

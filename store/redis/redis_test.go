@@ -73,6 +73,11 @@ func testPrefix(t *testing.T, c goredis.UniversalClient) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		keys := prefixKeys(t, ctx, c, prefix)
+		// A store of several shards keeps its keys under {prefix:i-k}.
+		iter := c.Scan(ctx, 0, "{"+redis.GlobEscape(prefix)+":*", 100).Iterator()
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
 		if len(keys) > 0 {
 			if err := c.Del(ctx, keys...).Err(); err != nil {
 				t.Errorf("delete test keys: %v", err)
@@ -111,6 +116,7 @@ func openStore(t *testing.T, prefix string, o storetest.Options) *redis.Store {
 		Capacity:       o.Capacity,
 		ClaimIdle:      o.ClaimIdle,
 		MaxDeadLetters: o.MaxDeadLetters,
+		Shards:         o.Shards,
 	})
 	if err != nil {
 		c.Close()
@@ -189,7 +195,7 @@ func TestEveryKeyHasTTL(t *testing.T) {
 		t.Fatalf("commit: %v", err)
 	}
 	cl, err := s.Claim(ctx, 0, store.QueueOutbox, store.ClaimOptions{Now: now, Lease: time.Minute, Max: 10,
-		Classes: map[string]store.ClassLimit{"slack": {PerSecond: 1, Burst: 1}}})
+		Classes: map[string]store.ClassLimit{"slack": {RateLimit: store.RateLimit{PerSecond: 1, Burst: 1}}}})
 	if err != nil || len(cl.Batches) != 2 {
 		t.Fatalf("claim: %+v %v", cl, err)
 	}

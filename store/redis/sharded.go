@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/store"
@@ -272,12 +273,32 @@ func (s *Store) Settle(ctx context.Context, shard int, queue string, st store.Se
 	return p.Settle(ctx, 0, queue, st)
 }
 
-func (s *Store) DeadLetters(ctx context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error) {
-	p, err := s.part(shard)
-	if err != nil {
+// DeadLetters lists a queue's dead letters across every shard, newest
+// first, as page selects (see store.DeadPage), and counts them all: one
+// pipeline reads each shard's share and count, which a Cluster client
+// sends to each master at once.
+func (s *Store) DeadLetters(ctx context.Context, queue string, page store.DeadPage) (store.DeadList, error) {
+	if err := page.InShards(len(s.parts)); err != nil {
 		return store.DeadList{}, err
 	}
-	return p.DeadLetters(ctx, 0, queue, page)
+	reads := make([]deadRead, len(s.parts))
+	_, err := s.parts[0].client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, sh := range s.parts {
+			reads[i] = sh.readDead(ctx, p, queue, page, page.SkipIn(i))
+		}
+		return nil
+	})
+	if err != nil {
+		return store.DeadList{}, alert.Unavailable("list dead letters of "+queue, err)
+	}
+	got := make([][]store.Dead, len(reads))
+	total := 0
+	for i, r := range reads {
+		got[i] = r.dead()
+		total += int(r.count.Val())
+	}
+	dead, next := store.MergeDead(page, got)
+	return store.DeadList{Dead: dead, Next: next, Total: total}, nil
 }
 
 func (s *Store) QueueLen(ctx context.Context, shard int, queue string) (int, error) {

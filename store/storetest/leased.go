@@ -2,12 +2,15 @@ package storetest
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/store"
 )
 
@@ -212,7 +215,7 @@ func testLeasedRetryAndDead(t *testing.T, open func(t *testing.T, o Options) Ope
 	if n := queueLen(t, a, q); n != 0 {
 		t.Errorf("dead letters are still queued: %d", n)
 	}
-	list, err := a.DeadLetters(ctx, 0, q, store.DeadPage{Limit: 3})
+	list, err := a.DeadLetters(ctx, q, store.DeadPage{Limit: 3})
 	dl := list.Dead
 	if err != nil || list.Total != 5 || evicted != 2 || len(dl) != 3 || list.Next == nil {
 		t.Fatalf("dead letters: %d listed of %d, %d evicted, next %v, %v", len(dl), list.Total, evicted, list.Next, err)
@@ -220,7 +223,7 @@ func testLeasedRetryAndDead(t *testing.T, open func(t *testing.T, o Options) Ope
 	if dl[0].Item.ID != "d6" || dl[0].Item.LastErr != "failed 6" || !dl[0].At.Equal(now.Add(16*time.Second)) || dl[2].Item.ID != "d4" {
 		t.Errorf("newest first: %+v", dl)
 	}
-	list, _ = a.DeadLetters(ctx, 0, q, *list.Next)
+	list, _ = a.DeadLetters(ctx, q, *list.Next)
 	if dl = list.Dead; len(dl) != 2 || dl[1].Item.ID != "d2" || list.Next != nil {
 		t.Errorf("second page: %+v, next %v", dl, list.Next)
 	}
@@ -254,7 +257,7 @@ func testLeasedDeadLetterPages(t *testing.T, open func(t *testing.T, o Options) 
 		if pages > 10 {
 			t.Fatal("pages do not end")
 		}
-		list, err := s.DeadLetters(ctx, 0, q, page)
+		list, err := s.DeadLetters(ctx, q, page)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,10 +283,126 @@ func testLeasedDeadLetterPages(t *testing.T, open func(t *testing.T, o Options) 
 	}
 }
 
+// testLeasedDeadLettersAcrossShards pages through the dead letters of
+// every shard as one list: newest first across the shards, the dead
+// letters of one millisecond in several shards shard by shard and split
+// between pages, each listed once, the total counting every shard, new
+// ones (newer) left out of the pages already begun; the cursor goes as its
+// token, and a token the store did not make is store.ErrBadCursor.
+func testLeasedDeadLettersAcrossShards(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	o := suiteOptions()
+	o.MaxDeadLetters, o.Shards = 100, 3
+	s := handle(t, open(t, o))
+	ctx := context.Background()
+	n := s.Shards()
+	now := base()
+	shardOf := map[string]int{}
+	kill := func(shard int, at time.Time, ids ...string) {
+		t.Helper()
+		var ps []store.Put
+		for _, id := range ids {
+			ps = append(ps, store.Put{Queue: q, Item: store.Item{ID: id, Group: "g" + id, Due: at}})
+			shardOf[id] = shard
+		}
+		if err := s.Commit(ctx, shard, store.Txn{Put: ps}); err != nil {
+			t.Fatalf("put in shard %d: %v", shard, err)
+		}
+		c, err := s.Claim(ctx, shard, q, store.ClaimOptions{Now: at, Lease: time.Minute, Max: len(ids)})
+		if err != nil || len(items(c)) != len(ids) {
+			t.Fatalf("claimed %d of %d in shard %d: %v", len(items(c)), len(ids), shard, err)
+		}
+		if _, err := s.Settle(ctx, shard, q, store.Settlement{Dead: items(c), Now: at}); err != nil {
+			t.Fatalf("settle in shard %d: %v", shard, err)
+		}
+	}
+	// In every shard: three dead at the same instant (ties within and
+	// across the shards), one older, and one newer, the newer the higher
+	// the shard.
+	var want []string
+	for i := 0; i < n; i++ {
+		id := func(x string) string { return fmt.Sprintf("%s%d", x, i) }
+		kill(i, now, id("t")+"a", id("t")+"b", id("t")+"c")
+		kill(i, now.Add(-time.Second), id("o"))
+		kill(i, now.Add(time.Duration(i+1)*time.Second), id("n"))
+		want = append(want, id("t")+"a", id("t")+"b", id("t")+"c", id("o"), id("n"))
+	}
+	total := len(want)
+	if list, err := s.DeadLetters(ctx, q, store.DeadPage{}); err != nil || len(list.Dead) != 0 || list.Next != nil || list.Total != total {
+		t.Errorf("a page of none: %d listed of %d, next %v, %v", len(list.Dead), list.Total, list.Next, err)
+	}
+	seen := map[string]int{}
+	var order []store.Dead
+	page, err := store.ParseDeadCursor("", 2)
+	if err != nil {
+		t.Fatalf("the first page: %v", err)
+	}
+	for pages := 0; ; pages++ {
+		if pages > 3*total {
+			t.Fatal("pages do not end")
+		}
+		list, err := s.DeadLetters(ctx, q, page)
+		if err != nil {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		if len(list.Dead) > 2 || (list.Next != nil && len(list.Dead) != 2) {
+			t.Fatalf("page %d: %d dead letters, next %v", pages, len(list.Dead), list.Next)
+		}
+		if list.Total != total {
+			t.Errorf("page %d: total %d, want %d", pages, list.Total, total)
+		}
+		for _, d := range list.Dead {
+			seen[d.Item.ID]++
+			order = append(order, d)
+		}
+		if pages == 1 {
+			// Newer than every page begun: in no page, in the total.
+			kill(n-1, now.Add(time.Minute), "late")
+			total++
+		}
+		if list.Next == nil {
+			break
+		}
+		if page, err = store.ParseDeadCursor(list.Next.Cursor(), 2); err != nil {
+			t.Fatalf("page %d: its own cursor: %v", pages, err)
+		}
+	}
+	for _, id := range want {
+		if seen[id] != 1 {
+			t.Errorf("%s listed %d times: %v", id, seen[id], seen)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("listed %v, want only %v", seen, want)
+	}
+	for i := 1; i < len(order); i++ {
+		a, b := order[i-1], order[i]
+		am, bm := a.At.UnixMilli(), b.At.UnixMilli()
+		if am < bm || (am == bm && shardOf[a.Item.ID] > shardOf[b.Item.ID]) {
+			t.Errorf("%s (shard %d, %v) listed before %s (shard %d, %v): not newest first, shard by shard", a.Item.ID, shardOf[a.Item.ID], a.At, b.Item.ID, shardOf[b.Item.ID], b.At)
+		}
+	}
+
+	// Tokens the store did not make, and a page in a shard it does not
+	// have (a cursor from when there were more), are the caller's error.
+	for _, c := range []string{"bm90IGEgY3Vyc29y", "!", base64.RawURLEncoding.EncodeToString([]byte("123")), base64.RawURLEncoding.EncodeToString([]byte("-5.1")), base64.RawURLEncoding.EncodeToString([]byte("123.1,x"))} {
+		if _, err := store.ParseDeadCursor(c, 2); !errors.Is(err, store.ErrBadCursor) || !errors.Is(err, alert.ErrBadCursor) {
+			t.Errorf("cursor %q: %v, want store.ErrBadCursor", c, err)
+		}
+	}
+	far := store.DeadPage{Before: now, Skip: make([]int, n+1), Limit: 2}
+	far.Skip[n] = 1
+	if page, err = store.ParseDeadCursor(far.Cursor(), 2); err != nil {
+		t.Fatalf("a well-formed cursor: %v", err)
+	}
+	if _, err := s.DeadLetters(ctx, q, page); !errors.Is(err, store.ErrBadCursor) {
+		t.Errorf("a page in shard %d of %d: %v, want store.ErrBadCursor", n, n, err)
+	}
+}
+
 func testLeasedRateLimit(t *testing.T, open func(t *testing.T, o Options) Opener) {
 	s := handle(t, open(t, suiteOptions()))
 	now := base()
-	classes := map[string]store.ClassLimit{"slack": {PerSecond: 1, Burst: 2}}
+	classes := map[string]store.ClassLimit{"slack": {RateLimit: store.RateLimit{PerSecond: 1, Burst: 2}}}
 	n := 0
 	next := func(at time.Time) store.Claimed {
 		n++
@@ -338,7 +457,7 @@ func testLeasedRateLimitShared(t *testing.T, open func(t *testing.T, o Options) 
 	op := open(t, suiteOptions())
 	a, b := handle(t, op), handle(t, op)
 	now := base()
-	classes := map[string]store.ClassLimit{"slack": {PerSecond: 1, Burst: 3}}
+	classes := map[string]store.ClassLimit{"slack": {RateLimit: store.RateLimit{PerSecond: 1, Burst: 3}}}
 	batches := 0
 	for i := 0; i < 10; i++ {
 		s := []Store{a, b}[i%2]
@@ -451,7 +570,7 @@ func testLeasedWaitingKeepsPayload(t *testing.T, open func(t *testing.T, o Optio
 	d := got[0]
 	d.LastErr = "400"
 	settle(t, a, store.Settlement{Dead: []store.Item{d}, Now: now.Add(time.Second)})
-	list, err := b.DeadLetters(ctx, 0, q, store.DeadPage{Limit: 10})
+	list, err := b.DeadLetters(ctx, q, store.DeadPage{Limit: 10})
 	dl := list.Dead
 	if err != nil || len(dl) != 1 || string(dl[0].Item.Payload) != string(big) {
 		t.Fatalf("dead letter: %v %v", dl, err)

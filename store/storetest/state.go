@@ -10,7 +10,7 @@ import (
 )
 
 func suiteOptions() Options {
-	return Options{Capacity: 100, ClaimIdle: time.Second, MaxDeadLetters: 5}
+	return Options{Capacity: 100, ClaimIdle: time.Second, MaxDeadLetters: 5, Shards: 1}
 }
 
 func testUpdateState(t *testing.T, open func(t *testing.T, o Options) Opener) {

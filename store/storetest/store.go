@@ -88,9 +88,12 @@ type Store interface {
 	Claim(ctx context.Context, shard int, queue string, o store.ClaimOptions) (store.Claimed, error)
 	Settle(ctx context.Context, shard int, queue string, s store.Settlement) (store.Settled, error)
 
-	// DeadLetters lists up to limit dead letters of a leased queue, newest
-	// first from the offset-th, and how many it keeps.
-	DeadLetters(ctx context.Context, shard int, queue string, page store.DeadPage) (store.DeadList, error)
+	// DeadLetters lists the dead letters of a leased queue in every shard,
+	// newest first across the shards, a page at a time (store.DeadPage:
+	// page.Next continues, each dead letter listed once), and counts them
+	// all; a page naming a shard the store does not have is
+	// store.ErrBadCursor.
+	DeadLetters(ctx context.Context, queue string, page store.DeadPage) (store.DeadList, error)
 
 	// QueueLen counts a leased queue's unfinished items.
 	QueueLen(ctx context.Context, shard int, queue string) (int, error)

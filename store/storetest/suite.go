@@ -21,6 +21,9 @@ type Options struct {
 	Capacity       int
 	ClaimIdle      time.Duration
 	MaxDeadLetters int
+	// Shards is how many shards to spread the keys over, for a backend
+	// that can (one that has one shard ignores it; the tests ask Shards()).
+	Shards int
 }
 
 // Opener returns a new handle onto the same underlying state on every call:
@@ -61,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T, o Options) Opener) {
 		{"LeasedLeaseLapses", testLeasedLeaseLapses},
 		{"LeasedRetryAndDead", testLeasedRetryAndDead},
 		{"LeasedDeadLetterPages", testLeasedDeadLetterPages},
+		{"LeasedDeadLettersAcrossShards", testLeasedDeadLettersAcrossShards},
 		{"LeasedRateLimit", testLeasedRateLimit},
 		{"LeasedRateLimitShared", testLeasedRateLimitShared},
 		{"LeasedCollect", testLeasedCollect},
@@ -79,6 +83,7 @@ func defaults() Options {
 		Capacity:       1000,
 		ClaimIdle:      time.Minute,
 		MaxDeadLetters: 1000,
+		Shards:         1,
 	}
 }
 

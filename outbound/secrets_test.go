@@ -1,4 +1,4 @@
-package notifiers
+package outbound
 
 import (
 	"errors"
