@@ -60,6 +60,18 @@ func ObservationKey(a template.Alert) string {
 	return k
 }
 
+// Watermark orders the observations of one alert: by startsAt, and within
+// one episode the resolve after the firing it ends. Whoever keeps the latest
+// observation of an alert (a record, a merge, a message that follows its
+// group) keeps the one with the highest.
+func Watermark(a template.Alert) int64 {
+	w := a.StartsAt.UnixMilli() * 2
+	if a.Status == StatusResolved {
+		w++
+	}
+	return w
+}
+
 // Entry is one accepted webhook message as it waits in the queue: the message
 // holds only the alerts that were not duplicates.
 type Entry struct {

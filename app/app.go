@@ -23,6 +23,8 @@ import (
 	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/config"
 	"github.com/alertmedic/alertmedic/flapping"
+	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/oncall"
 	"github.com/alertmedic/alertmedic/pipeline"
 	"github.com/alertmedic/alertmedic/receiver"
 	"github.com/alertmedic/alertmedic/remediation"
@@ -77,6 +79,7 @@ type App struct {
 	pl         *pipeline.Pipeline
 	notifier   *swappable
 	eng        *remediation.Engine
+	oncall     *oncall.Actions
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 }
@@ -177,7 +180,8 @@ func (a *App) wire(cfg *config.Config, reg *prometheus.Registry, capacity int, s
 		return err
 	}
 	a.rules = rules
-	ints, live := newIntegrations(cfg, a.log.With().Str("component", "notify").Logger())
+	a.oncall = a.newOncall(reg)
+	ints, live := newIntegrations(cfg, a.log.With().Str("component", "notify").Logger(), notifiers.StoreRefs(a.st), a.oncall)
 	a.notifier = &swappable{}
 	a.notifier.set(ints)
 	if len(live) == 0 {
@@ -217,18 +221,19 @@ func (a *App) wire(cfg *config.Config, reg *prometheus.Registry, capacity int, s
 		CheckInterval: time.Duration(cfg.Pipeline.CheckInterval),
 	})
 	a.rcv = receiver.New(receiver.Options{
-		Logger:           a.log.With().Str("component", "receiver").Logger(),
-		Registerer:       reg,
-		Gatherer:         reg,
-		Store:            a.st,
-		StoreType:        cfg.Store.Type,
-		StoreStats:       stats,
-		Capacity:         capacity,
-		Version:          Version,
-		Settings:         settings(cfg),
-		Reload:           a.reload,
-		FailedDeliveries: a.pl.FailedDeliveries,
-		Remediation:      remediationAPI{eng, a.pl},
+		Logger:            a.log.With().Str("component", "receiver").Logger(),
+		Registerer:        reg,
+		Gatherer:          reg,
+		Store:             a.st,
+		StoreType:         cfg.Store.Type,
+		StoreStats:        stats,
+		Capacity:          capacity,
+		Version:           Version,
+		Settings:          settings(cfg),
+		Reload:            a.reload,
+		FailedDeliveries:  a.pl.FailedDeliveries,
+		Remediation:       remediationAPI{eng, a.pl},
+		SlackInteractions: a.notifier,
 		RouteTest: func(labels map[string]string, at time.Time) (*api.RouteAnswer, error) {
 			kv, err := checkLabels(labels)
 			if err != nil {
@@ -308,6 +313,9 @@ func (a *App) shutdown(srv *http.Server, stopWork context.CancelFunc) {
 	stopWork()
 	if err := a.pl.Wait(sctx); err != nil {
 		a.log.Warn().Err(err).Msg("workers did not finish in time")
+	}
+	if err := a.notifier.drain(sctx); err != nil {
+		a.log.Warn().Err(err).Msg("Slack clicks still being carried out at shutdown")
 	}
 	if cfg.Store.Type == config.StoreMemory && sctx.Err() == nil {
 		n, err := a.pl.Drain(sctx)
@@ -512,7 +520,7 @@ func (a *App) reload(ctx context.Context) error {
 	if err != nil {
 		return refuse(err)
 	}
-	ints, _ := newIntegrations(cfg, a.log.With().Str("component", "notify").Logger())
+	ints, _ := newIntegrations(cfg, a.log.With().Str("component", "notify").Logger(), notifiers.StoreRefs(a.st), a.oncall)
 	a.rcv.Apply(settings(cfg))
 	a.pl.Apply(rules)
 	a.rules = rules

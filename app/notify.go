@@ -24,9 +24,17 @@ import (
 type integrations struct {
 	by  map[string]notifiers.Notifier
 	log notifiers.Notifier
+	// slack is the Slack integration, when it has credentials, and
+	// interactions its handler of button clicks, when it has a signing
+	// secret too.
+	slack        *slack.Notifier
+	interactions http.Handler
 }
 
-func newIntegrations(c *config.Config, l zerolog.Logger) (*integrations, []string) {
+// refs keep what follow-up messages of a group need (Slack ts, email thread
+// roots, PagerDuty targets paged), in the store; actor does what Slack's
+// buttons ask.
+func newIntegrations(c *config.Config, l zerolog.Logger, refs notifiers.Refs, actor slack.Actor) (*integrations, []string) {
 	// Each integration bounds its requests itself. The pool keeps as many
 	// connections per host as the pipeline's dispatcher sends at once (PagerDuty
 	// events go several at a time): net/http's default of 2 would open and
@@ -34,19 +42,26 @@ func newIntegrations(c *config.Config, l zerolog.Logger) (*integrations, []strin
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 32
 	client := &http.Client{Transport: tr}
-	d := &integrations{by: map[string]notifiers.Notifier{}, log: lognotifier.New(l)}
+	// The log shows the body each integration without credentials would send.
+	d := &integrations{by: map[string]notifiers.Notifier{}, log: lognotifier.New(l, logRenderers(c.Integrations))}
 	var live []string
 	in := c.Integrations
 	if in.Slack.Configured() {
-		d.by[routing.Slack] = slack.New(in.Slack, client)
+		d.slack = slack.New(in.Slack, client, refs)
+		d.by[routing.Slack] = d.slack
+		if actor != nil {
+			if h := d.slack.Interactions(actor, l.With().Str("integration", "slack").Logger()); h != nil {
+				d.interactions = h
+			}
+		}
 		live = append(live, routing.Slack)
 	}
 	if in.Email.Configured() {
-		d.by[routing.Email] = email.New(in.Email)
+		d.by[routing.Email] = email.New(in.Email, refs).WithLogger(l)
 		live = append(live, routing.Email)
 	}
 	if in.PagerDuty.Configured() {
-		d.by[routing.PagerDuty] = pagerduty.New(in.PagerDuty, client)
+		d.by[routing.PagerDuty] = pagerduty.New(in.PagerDuty, client, refs).WithLogger(l)
 		live = append(live, routing.PagerDuty)
 	}
 	if in.Webhook.Configured() {
@@ -89,3 +104,26 @@ func (s *swappable) Notify(ctx context.Context, n *notifiers.Notification) (bool
 }
 
 func (s *swappable) PerMessage(integration string) int { return s.p.Load().PerMessage(integration) }
+
+// ServeHTTP hands a Slack click to the live Slack integration's handler,
+// which checks Slack's signature; without one (no token or no signing
+// secret) the endpoint is not there.
+func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := s.p.Load().interactions
+	if h == nil {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"error":"Slack interactions are not configured (integrations.slack.token and signing_secret)"}` + "\n"))
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// drain waits for the clicks the live Slack integration is still carrying
+// out.
+func (s *swappable) drain(ctx context.Context) error {
+	if sl := s.p.Load().slack; sl != nil {
+		return sl.Drain(ctx)
+	}
+	return nil
+}

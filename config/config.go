@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -61,6 +62,17 @@ type Config struct {
 	Delivery     DeliveryConfig     `yaml:"delivery"`
 	// Remediation is the guarded actions run when alerts fire or resolve.
 	Remediation remediation.Config `yaml:"remediation"`
+	// Alertmanager is where a Silence button creates its silence.
+	Alertmanager AlertmanagerConfig `yaml:"alertmanager"`
+}
+
+// AlertmanagerConfig says which Alertmanager the buttons of a message talk
+// to. Without a URL it is the one that sent the alert (the webhook's
+// externalURL), reached with no credentials; with one, that Alertmanager,
+// with HTTPConfig's.
+type AlertmanagerConfig struct {
+	URL        string   `yaml:"url"`
+	HTTPConfig HTTPAuth `yaml:"http_config"`
 }
 
 // IntegrationsConfig is one block per integration type.
@@ -683,6 +695,14 @@ func validate(c *Config, dir string) error {
 	checkAuth("web.auth", &c.Web.Auth, dir, bad)
 	checkAuth("web.admin_auth", &c.Web.AdminAuth, dir, bad)
 	checkAuth("web.read_auth", &c.Web.ReadAuth, dir, bad)
+	checkAuth("alertmanager.http_config", &c.Alertmanager.HTTPConfig, dir, bad)
+	if u := c.Alertmanager.URL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.User != nil {
+			bad("alertmanager.url", "must be an http or https URL with a host and no credentials (put them in alertmanager.http_config)")
+		}
+	} else if a := c.Alertmanager.HTTPConfig; a.BearerToken != "" || a.BasicAuth != nil {
+		bad("alertmanager.http_config", "needs alertmanager.url: credentials are never sent to the externalURL an alert came with")
+	}
 	positiveDur("webhook.dedup_window", c.Webhook.DedupWindow)
 
 	switch c.Store.Type {
@@ -860,6 +880,7 @@ func (c *Config) loadIntegrations(dir string, errs *Errors) {
 			case routing.Webhook:
 				add(path, webhook.ValidateSettings(it.Settings))
 			case routing.Slack:
+				add(path, slack.ValidateSettings(it.Settings))
 				for _, k := range []string{notifiers.SettingTitle, notifiers.SettingText} {
 					if v, ok := it.Settings[k]; ok {
 						if err := notifiers.CheckTemplate(v); err != nil {

@@ -6,6 +6,8 @@ package notifiers
 
 import (
 	"context"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/alertmanager/template"
 
@@ -55,4 +57,19 @@ type PerMessage interface {
 // failure is worth retrying.
 type Notifier interface {
 	Notify(ctx context.Context, n *Notification) (retry bool, err error)
+}
+
+// Cut shortens s to at most limit bytes, "…" included, on a rune boundary,
+// so that what an integration sends stays valid UTF-8 (invalid bytes already
+// in s are replaced too) and within the service's limit.
+func Cut(s string, limit int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= limit {
+		return s
+	}
+	i := max(limit-len("…"), 0)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 
+	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/store"
@@ -800,7 +801,7 @@ func merge(items []store.Item, ns []*notifiers.Notification) *notifiers.Notifica
 	for _, i := range order {
 		for _, a := range ns[i].Alerts {
 			if j, ok := byFP[a.Fingerprint]; ok {
-				if watermark(a) >= watermark(as[j]) {
+				if alert.Watermark(a) >= alert.Watermark(as[j]) {
 					as[j] = a
 				}
 				continue
@@ -811,6 +812,17 @@ func merge(items []store.Item, ns []*notifiers.Notification) *notifiers.Notifica
 	}
 	sortByStart(as)
 	out.Alerts = as
+	// A message that follows its group (a Slack message updated in place,
+	// an email thread) must carry that group's alerts only: alerts of
+	// several groups merged under a rate limit make a message of no group.
+	for _, n := range ns {
+		if n.GroupKey != out.GroupKey {
+			out.GroupKey = ""
+		}
+		if n.ExternalURL != out.ExternalURL {
+			out.ExternalURL = ""
+		}
+	}
 	return &out
 }
 

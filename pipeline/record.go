@@ -134,27 +134,17 @@ func (r *alertRecord) observe(a template.Alert, at time.Time) {
 	}
 }
 
-// watermark orders the observations of one alert: by startsAt, and within
-// one episode resolved after firing.
-func watermark(a template.Alert) int64 {
-	w := a.StartsAt.UnixMilli() * 2
-	if a.Status == alert.StatusResolved {
-		w++
-	}
-	return w
-}
-
 // newer says whether a's observation is newer than what target was given.
 func (r *alertRecord) newer(target string, a template.Alert) bool {
 	w, ok := r.Sent[target]
-	return !ok || watermark(a) > w
+	return !ok || alert.Watermark(a) > w
 }
 
 func (r *alertRecord) sent(target string, a template.Alert) {
 	if r.Sent == nil {
 		r.Sent = map[string]int64{}
 	}
-	r.Sent[target] = watermark(a)
+	r.Sent[target] = alert.Watermark(a)
 }
 
 // flapTTL is how long a flap state must outlive its last write.

@@ -88,7 +88,11 @@ type Options struct {
 	FailedDeliveries func(ctx context.Context, cursor string, limit int, full bool) (api.DeadLetters, error)
 	// Remediation is the remediation engine's API; nil disables it.
 	Remediation RemediationAPI
-	Now         func() time.Time
+	// SlackInteractions serves POST /api/v1/slack/interactions, the
+	// clicks Slack posts. It is authenticated by Slack's signature, which
+	// it checks itself, not by web.auth; nil answers 404.
+	SlackInteractions http.Handler
+	Now               func() time.Time
 }
 
 // Receiver serves HTTP.
@@ -138,6 +142,7 @@ func New(o Options) *Receiver {
 	e.GET("/api/v1/remediations", r.readAuth, r.remediations)
 	e.POST("/api/v1/remediation/pause", r.auth(true), r.pauseRemediation(true))
 	e.POST("/api/v1/remediation/resume", r.auth(true), r.pauseRemediation(false))
+	e.POST("/api/v1/slack/interactions", r.slackInteractions)
 	g := o.Gatherer
 	if g == nil {
 		g = prometheus.DefaultGatherer
@@ -146,6 +151,16 @@ func New(o Options) *Receiver {
 	r.debugRoutes(e)
 	r.engine = e
 	return r
+}
+
+// slackInteractions hands a click to the handler that checks its signature
+// and acts on it.
+func (r *Receiver) slackInteractions(c *gin.Context) {
+	if r.o.SlackInteractions == nil {
+		fail(c, http.StatusNotFound, "Slack interactions are not configured (integrations.slack.token and signing_secret)")
+		return
+	}
+	r.o.SlackInteractions.ServeHTTP(c.Writer, c.Request)
 }
 
 // Apply swaps the settings, as a reload does.

@@ -31,6 +31,10 @@
 //	    rem:budget:<r>      remediation: run times of rule r in the last hour
 //	    rem:pause           remediation: the kill switch
 //	    rem:audit:<id>      remediation: one audit record, TTL audit retention
+//	    ref:<kind>:<hash>   notifiers: what a group's later messages need of its first
+//	                        (Slack channel and ts, email thread root, PagerDuty targets
+//	                        paged), by integration, target and group; TTL a day
+//	    ref:click:<id>      the replay guard of one Slack click, TTL an hour
 //	index:<name>          a sorted set: flapping (flap keys flapping), rem:audit (audit ids by time)
 //	q:<queue>             a leased queue's items, scored by due time (a claimed item by its lease's end)
 //	q:<queue>:dead        its dead letters, scored by when they died, capped

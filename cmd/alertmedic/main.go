@@ -64,6 +64,12 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	rtJSON := routesTest.Flag("json", "Print the answer as JSON, as GET /api/v1/routes/test does.").Bool()
 	rtLabels := routesTest.Arg("labels", "Labels of the alert, as name=value.").Required().Strings()
 
+	tmpl := a.Command("template", "Render what the integrations would send.")
+	tmplRender := tmpl.Command("render", "Print the message each integration of a receiver would send for an Alertmanager webhook payload, as amtool template render does. Nothing is sent; routes, mutes and flapping do not apply.")
+	trConfig := tmplRender.Flag("config.file", "alertmedic configuration file; without it the embedded example is used.").String()
+	trReceiver := tmplRender.Flag("receiver", "The receiver whose integrations render.").Required().String()
+	trFile := tmplRender.Arg("file", "An Alertmanager webhook payload (JSON), as Alertmanager posts it.").Required().ExistingFile()
+
 	cmd, err := a.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
@@ -74,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		return checkConfig(*checkFiles, stdout, stderr)
 	case routesTest.FullCommand():
 		return routeTest(*rtConfig, *rtAt, *rtVerify, *rtJSON, *rtLabels, stdout, stderr)
+	case tmplRender.FullCommand():
+		return templateRender(*trConfig, *trReceiver, *trFile, stdout, stderr)
 	}
 
 	logger := newLogger(stderr, *logLevel, *logFormat)
@@ -149,13 +157,7 @@ func indent(s string) string {
 // routeTest answers "where does this alert go?", as amtool config routes
 // test does for Alertmanager, with alertmedic's quiet hours on top.
 func routeTest(file, at, verify string, asJSON bool, labelArgs []string, stdout, stderr io.Writer) int {
-	var cfg *config.Config
-	var err error
-	if file == "" {
-		cfg, err = config.Parse(config.Example, "")
-	} else {
-		cfg, err = config.Load(file)
-	}
+	cfg, err := loadConfig(file)
 	if err != nil {
 		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
 		return 2
@@ -196,6 +198,34 @@ func routeTest(file, at, verify string, asJSON bool, labelArgs []string, stdout,
 			fmt.Fprintf(stderr, "WRONG: notified receivers %v, want %v\n", got, want)
 			return 1
 		}
+	}
+	return 0
+}
+
+// loadConfig loads file, or the embedded example when file is "".
+func loadConfig(file string) (*config.Config, error) {
+	if file == "" {
+		return config.Parse(config.Example, "")
+	}
+	return config.Load(file)
+}
+
+// templateRender prints what each integration of receiver would send for
+// the Alertmanager payload in file, as amtool template render does.
+func templateRender(file, receiver, payload string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(file)
+	if err != nil {
+		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
+		return 2
+	}
+	body, err := os.ReadFile(payload)
+	if err != nil {
+		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
+		return 1
+	}
+	if err := app.TemplateRender(stdout, cfg, receiver, body); err != nil {
+		fmt.Fprintf(stderr, "alertmedic: %s\n", err)
+		return 1
 	}
 	return 0
 }

@@ -236,6 +236,10 @@ func TestQuickStart(t *testing.T) {
 	eventually(t, 5*time.Second, "the routed notification", func() bool {
 		return d.log.count(`"message":"would notify"`, `"settings.channel":"#alerts-warning"`, `"alerts":3`) == 1
 	})
+	// The line carries the Slack message itself, as the webhook would get it.
+	if d.log.count(`"message":"would notify"`, `"body":"{\"channel\":\"#alerts-warning\",\"attachments\":[`) != 1 {
+		t.Errorf("the would-notify line does not carry the rendered Slack message:\n%s", d.log)
+	}
 	for _, p := range []string{"/-/healthy", "/-/ready", "/api/v1/health"} {
 		if code, body := get(t, d.url(p)); code != 200 {
 			t.Errorf("%s: %d %s", p, code, body)

@@ -4,11 +4,13 @@
 // block (integrations.email), the default subject and bodies and the
 // classification of the relay's answers into retry
 // (4xx, lost connections, timeouts) or give up (5xx); backoff is the
-// pipeline's.
+// pipeline's. With refs it threads the mails of an alert group for each
+// recipient (thread.go).
 package email
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
@@ -22,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/alertmedic/alertmedic/notifiers"
@@ -45,12 +48,20 @@ type Notifier struct {
 	// secrets are the strings no error may carry: the password and the
 	// AUTH PLAIN exchange that carries it.
 	secrets outbound.Secrets
+	// refs keep each group's thread roots, by recipient; nil keeps none.
+	refs notifiers.Refs
+	// log hears of refs that could not be read or written (the mail went
+	// out unthreaded); silent unless WithLogger.
+	log zerolog.Logger
 }
 
-// New returns a Notifier for a loaded Config.
-func New(c Config) *Notifier {
+// New returns a Notifier for a loaded Config. refs keep the thread root of
+// each alert group and recipient, so that a group's later mails reply to
+// its first; nil keeps no threads (each mail stands alone, with its own
+// Message-ID all the same).
+func New(c Config, refs notifiers.Refs) *Notifier {
 	c.setDefaults()
-	n := &Notifier{cfg: c}
+	n := &Notifier{cfg: c, refs: refs, log: zerolog.Nop()}
 	n.err = n.init()
 	if c.AuthPassword != "" {
 		n.secrets = outbound.NewSecrets(
@@ -59,6 +70,13 @@ func New(c Config) *Notifier {
 			string(c.AuthPassword),
 		)
 	}
+	return n
+}
+
+// WithLogger makes n log the refs it could not read or write (the mail
+// went out unthreaded) to l, and returns n.
+func (n *Notifier) WithLogger(l zerolog.Logger) *Notifier {
+	n.log = l
 	return n
 }
 
@@ -130,7 +148,7 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 	if err != nil {
 		return false, fmt.Errorf("build mail: %w", err)
 	}
-	msg, err := n.message(nt, to)
+	msgs, err := n.messages(ctx, nt, to)
 	if err != nil {
 		return false, fmt.Errorf("build mail: %w", err)
 	}
@@ -157,7 +175,9 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 		gomail.WithTLSConfig(n.tls),
 		// go-mail bounds each read and write by this, not the whole
 		// conversation; closing the connection when ctx ends does that.
-		gomail.WithTimeout(time.Duration(n.cfg.Timeout)),
+		// A second more, so that the whole conversation's bound is the one
+		// that stops it and says so, even when a read started at once.
+		gomail.WithTimeout(time.Duration(n.cfg.Timeout) + time.Second),
 		gomail.WithDialContextFunc(func(dctx context.Context, network, addr string) (net.Conn, error) {
 			var d net.Dialer
 			c, err := d.DialContext(dctx, network, addr)
@@ -192,12 +212,20 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 	sc, err := client.DialToSMTPClientWithContext(ctx)
 	if err == nil {
 		op = "send mail via"
-		err = client.SendWithSMTPClient(sc, msg)
+		// Several mails only when the recipients' threads differ; the
+		// first that fails ends the conversation, and the retry sends
+		// them all again, each with the Message-ID it had.
+		for _, m := range msgs {
+			if err = client.SendWithSMTPClient(sc, m); err != nil && !m.IsDelivered() {
+				break
+			}
+			err = nil
+		}
 		// A failed QUIT changes nothing: the relay has the message or
 		// the send already failed.
 		_ = client.CloseWithSMTPClient(sc)
 	}
-	if err == nil || msg.IsDelivered() {
+	if err == nil {
 		return false, nil
 	}
 	if errors.Is(err, gomail.ErrNoSupportedAuthDiscovered) {
@@ -258,9 +286,9 @@ func retryable(ctx context.Context, err error) bool {
 // AUTH exchange back in its reply.
 func (n *Notifier) scrub(err error) error { return n.secrets.Scrub(err) }
 
-// message builds the mail: headers, the text part and the HTML
-// alternative.
-func (n *Notifier) message(nt *notifiers.Notification, to []*mail.Address) (*gomail.Msg, error) {
+// messages builds the mails of nt: one to all of to, or one per thread
+// when the recipients' threads differ (thread.go).
+func (n *Notifier) messages(ctx context.Context, nt *notifiers.Notification, to []*mail.Address) ([]*gomail.Msg, error) {
 	subject, err := n.subject(nt)
 	if err != nil {
 		return nil, fmt.Errorf("subject: %w", err)
@@ -276,27 +304,66 @@ func (n *Notifier) message(nt *notifiers.Notification, to []*mail.Address) (*gom
 	if err != nil {
 		return nil, fmt.Errorf("html: %w", err)
 	}
+	id, err := n.messageID(nt)
+	if err != nil {
+		return nil, err
+	}
+	var msgs []*gomail.Msg
+	for _, p := range n.threads(ctx, nt, to, id, subject) {
+		msgs = append(msgs, n.build(p, text, html))
+	}
+	return msgs, nil
+}
 
+// message builds nt's mail to all of to, as it goes out without refs (for
+// Render: a rendering claims no thread).
+func (n *Notifier) message(nt *notifiers.Notification, to []*mail.Address) (*gomail.Msg, error) {
+	msgs, err := (&Notifier{cfg: n.cfg, from: n.from}).messages(context.Background(), nt, to)
+	if err != nil {
+		return nil, err
+	}
+	return msgs[0], nil
+}
+
+// messageID is the local part and domain of a mail's Message-ID (without
+// the angle brackets): random@domain of from ("alertmedic" without one),
+// the random part derived from the notification's key when it has one.
+// The key is the notification's identity: a retry of a mail the relay took
+// but did not acknowledge carries the same Message-ID, which lets mail
+// systems drop the duplicate, and a thread's root keeps the Message-ID its
+// ref names through its retries.
+func (n *Notifier) messageID(nt *notifiers.Notification) (string, error) {
+	var b [16]byte
+	if nt.Key != "" {
+		sum := sha256.Sum256([]byte(nt.Key))
+		copy(b[:], sum[:])
+	} else if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("message-id: %w", err)
+	}
+	return hex.EncodeToString(b[:]) + "@" + domain(n.from.Address), nil
+}
+
+// build makes one mail: headers, the text part and the HTML alternative.
+func (n *Notifier) build(p mailOut, text, html string) *gomail.Msg {
 	m := gomail.NewMsg()
 	m.FromMailAddress(n.from)
-	m.ToMailAddress(to...)
-	m.Subject(subject)
+	m.ToMailAddress(p.to...)
+	m.Subject(p.subject)
 	m.SetDate()
-	if nt.Key != "" {
-		// The notification's key is its identity: a retry of a mail the
-		// relay took but did not acknowledge carries the same Message-ID,
-		// which lets mail systems drop the duplicate.
-		sum := sha256.Sum256([]byte(nt.Key))
-		m.SetMessageIDWithValue(hex.EncodeToString(sum[:16]) + "@" + domain(n.from.Address))
-	} else {
-		m.SetMessageID()
+	m.SetMessageIDWithValue(p.id)
+	if p.parent != "" {
+		// RFC 5322 3.6.4: the reply names its parent in both; clients
+		// that thread by References alone (most) and those that read
+		// In-Reply-To find the root either way.
+		m.SetGenHeader(gomail.HeaderInReplyTo, p.parent)
+		m.SetGenHeader(gomail.HeaderReferences, p.parent)
 	}
 	m.SetUserAgent("alertmedic")
 	// RFC 3834: out-of-office responders must not answer alerts.
 	m.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
 	m.SetBodyString(gomail.TypeTextPlain, text)
 	m.AddAlternativeString(gomail.TypeTextHTML, html)
-	return m, nil
+	return m
 }
 
 // subject is the rendered template for alerts; alertmedic's notices and

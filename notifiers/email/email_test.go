@@ -367,7 +367,7 @@ func TestNotifyGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &relay{requireAuth: true}
 			srv := startServer(t, r, serverOpts{})
-			retry, err := New(config(t, srv)).Notify(context.Background(), tc.n)
+			retry, err := New(config(t, srv), nil).Notify(context.Background(), tc.n)
 			if err != nil || retry {
 				t.Fatalf("Notify = %v, %v; want delivered", retry, err)
 			}
@@ -599,7 +599,7 @@ func TestNotifyFailures(t *testing.T) {
 			if tc.config != nil {
 				tc.config(&c)
 			}
-			retry, err := New(c).Notify(context.Background(), alertsNotification())
+			retry, err := New(c, nil).Notify(context.Background(), alertsNotification())
 			if err == nil {
 				t.Fatal("Notify succeeded, want an error")
 			}
@@ -649,7 +649,7 @@ func TestNotifyDelivers(t *testing.T) {
 			srv := startServer(t, r, tc.opts)
 			c := config(t, srv)
 			tc.config(&c)
-			retry, err := New(c).Notify(context.Background(), resolvedNotification())
+			retry, err := New(c, nil).Notify(context.Background(), resolvedNotification())
 			if err != nil || retry {
 				t.Fatalf("Notify = %v, %v; want delivered", retry, err)
 			}
@@ -740,7 +740,7 @@ func TestNotifyWithoutConversation(t *testing.T) {
 			if tc.n != nil {
 				n = tc.n()
 			}
-			retry, err := New(tc.config).Notify(ctx, n)
+			retry, err := New(tc.config, nil).Notify(ctx, n)
 			if err == nil {
 				t.Fatal("Notify succeeded, want an error")
 			}
@@ -760,7 +760,7 @@ func TestNotifyWithoutConversation(t *testing.T) {
 // shows <secret>, not the password.
 func TestConfigPrintsNoSecret(t *testing.T) {
 	c := Config{Smarthost: "smtp.company.com:587", From: "alerts@company.com", AuthUsername: testUser, AuthPassword: testPass}
-	for _, s := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%+v", New(c)), fmt.Sprintf("%#v", New(c)), fmt.Sprintf("%v", *New(c))} {
+	for _, s := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%+v", New(c, nil)), fmt.Sprintf("%#v", New(c, nil)), fmt.Sprintf("%v", *New(c, nil))} {
 		if strings.Contains(s, testPass) {
 			t.Errorf("printed config carries the password: %s", s)
 		}

@@ -58,10 +58,16 @@ type Config struct {
 	// go-pagerduty appends that path to the host it is given.
 	URL string `yaml:"url"`
 	// Client and ClientURL say in PagerDuty's UI who sent the event and
-	// link back to it. ClientURL empty: the alert's generator URL, else the
-	// Alertmanager external URL.
+	// link back to it. ClientURL empty: the Alertmanager external URL the
+	// notification came with (as Alertmanager sends), else the alert's
+	// generator URL.
 	Client    string `yaml:"client"`
 	ClientURL string `yaml:"client_url"`
+	// AlertPageURL, when set, adds a link to alertmedic's own page of the
+	// alert to every event: this URL with the alert's fingerprint
+	// appended (e.g. https://alertmedic.company.com/alerts/). No template:
+	// a plain prefix.
+	AlertPageURL string `yaml:"alert_page_url"`
 	// Severity maps the alert's severity label to PagerDuty's severity
 	// (critical, error, warning or info). A map given here replaces the
 	// default whole, so that a mapping can also be taken away; a value it
@@ -84,7 +90,7 @@ func (c Config) Configured() bool { return c.RoutingKey != "" }
 func (c *Config) Load(dir string) []error {
 	var errs []error
 	// Set before defaults: whether the block says anything at all.
-	touched := c.URL != "" || c.Client != "" || c.ClientURL != "" || c.Severity != nil || c.Summary != "" || c.Timeout != 0
+	touched := c.URL != "" || c.Client != "" || c.ClientURL != "" || c.AlertPageURL != "" || c.Severity != nil || c.Summary != "" || c.Timeout != 0
 	if err := secret.Fill("routing_key", &c.RoutingKey, c.RoutingKeyFile, dir); err != nil {
 		errs = append(errs, err)
 	} else if c.RoutingKey == "" && touched {
@@ -98,6 +104,11 @@ func (c *Config) Load(dir string) []error {
 	if c.ClientURL != "" {
 		if u, err := url.Parse(c.ClientURL); err != nil || !u.IsAbs() {
 			errs = append(errs, errors.New("client_url: must be an absolute URL"))
+		}
+	}
+	if c.AlertPageURL != "" {
+		if u, err := url.Parse(c.AlertPageURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, errors.New("alert_page_url: must be an http or https URL (the alert's fingerprint is appended)"))
 		}
 	}
 	keys := make([]string, 0, len(c.Severity))

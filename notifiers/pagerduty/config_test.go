@@ -64,6 +64,7 @@ routing_key_file: pd-key
 url: http://127.0.0.1:9999/pd/v2/enqueue
 client: Acme alertmedic
 client_url: https://alertmedic.example.com
+alert_page_url: https://alertmedic.example.com/alerts/
 severity: {page: critical, ticket: warning}
 summary: '{{ range .Alerts }}{{ .Labels.alertname | toUpper }}{{ end }}'
 timeout: 3s
@@ -77,7 +78,7 @@ timeout: 3s
 	if !reflect.DeepEqual(c.Severity, map[string]string{"page": "critical", "ticket": "warning"}) {
 		t.Errorf("severity = %v; a given map replaces the default whole", c.Severity)
 	}
-	if c.Timeout != model.Duration(3*time.Second) || c.Client != "Acme alertmedic" || c.URL != "http://127.0.0.1:9999/pd/v2/enqueue" {
+	if c.Timeout != model.Duration(3*time.Second) || c.Client != "Acme alertmedic" || c.URL != "http://127.0.0.1:9999/pd/v2/enqueue" || c.AlertPageURL != "https://alertmedic.example.com/alerts/" {
 		t.Errorf("Load = %+v", c)
 	}
 }
@@ -141,6 +142,16 @@ func TestLoadErrors(t *testing.T) {
 			name: "relative client URL",
 			yaml: "routing_key: k\nclient_url: /alertmedic\n",
 			want: []string{"client_url: must be an absolute URL"},
+		},
+		{
+			name: "alert page URL that is not http",
+			yaml: "routing_key: k\nalert_page_url: /alerts/\n",
+			want: []string{"alert_page_url: must be an http or https URL (the alert's fingerprint is appended)"},
+		},
+		{
+			name: "alert page URL alone sets the block",
+			yaml: "alert_page_url: https://alertmedic.example.com/alerts/\n",
+			want: []string{"routing_key: required (or routing_key_file) when the pagerduty block is set"},
 		},
 		{
 			name: "unknown severities, in key order",

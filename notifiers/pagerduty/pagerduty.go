@@ -4,7 +4,9 @@
 // PagerDuty alert when it resolves. It owns the integrations.pagerduty
 // configuration block, the event's field mapping (after Alertmanager's
 // notify/pagerduty) and the classification of the API's answers into
-// retry or not, without ever letting the routing key into an error.
+// retry or not, without ever letting the routing key into an error. With
+// refs it records which targets each alert group paged (Paged), for an
+// Acknowledge button to acknowledge them.
 package pagerduty
 
 import (
@@ -17,16 +19,19 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	pd "github.com/PagerDuty/go-pagerduty"
 	"github.com/prometheus/alertmanager/template"
+	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/outbound"
+	"github.com/alertmedic/alertmedic/routing"
 )
 
 const (
@@ -34,8 +39,7 @@ const (
 	// characters; a longer one is refused with a 400.
 	maxSummaryRunes = 1024
 	// maxEventBytes is PagerDuty's limit on a whole event. Over it the
-	// custom details are dropped, as Alertmanager does, so the page still
-	// goes out.
+	// largest custom details are cut (fit), so the page still goes out.
 	maxEventBytes = 512000
 	// maxErrorBody bounds how much of a failed answer is read for the error.
 	maxErrorBody = 4096
@@ -43,8 +47,9 @@ const (
 
 // Event actions.
 const (
-	actionTrigger = "trigger"
-	actionResolve = "resolve"
+	actionTrigger     = "trigger"
+	actionResolve     = "resolve"
+	actionAcknowledge = "acknowledge"
 )
 
 // Notifier sends notifications to PagerDuty's Events API v2.
@@ -53,12 +58,18 @@ type Notifier struct {
 	client  *pd.Client
 	key     string // the routing key, for the events
 	secrets outbound.Secrets
+	// refs record the targets each group paged; nil records nothing.
+	refs notifiers.Refs
+	// log hears of pages that could not be recorded; silent unless
+	// WithLogger.
+	log zerolog.Logger
 }
 
 // New returns a Notifier for c (loaded, or at least defaulted: New applies
 // the defaults itself) sending through client; a nil client is a plain
-// http.Client, each request being bounded by c.Timeout anyway.
-func New(c Config, client *http.Client) *Notifier {
+// http.Client, each request being bounded by c.Timeout anyway. refs record
+// which targets each alert group paged, for Paged; nil records nothing.
+func New(c Config, client *http.Client, refs notifiers.Refs) *Notifier {
 	c.setDefaults()
 	if client == nil {
 		client = &http.Client{}
@@ -67,7 +78,17 @@ func New(c Config, client *http.Client) *Notifier {
 	base := strings.TrimSuffix(c.URL, enqueuePath)
 	pc := pd.NewClient("", pd.WithV2EventsAPIEndpoint(base))
 	pc.HTTPClient = doer{client: client}
-	return &Notifier{conf: c, client: pc, key: string(c.RoutingKey), secrets: outbound.NewSecrets(string(c.RoutingKey))}
+	return &Notifier{
+		conf: c, client: pc, key: string(c.RoutingKey), secrets: outbound.NewSecrets(string(c.RoutingKey)),
+		refs: refs, log: zerolog.Nop(),
+	}
+}
+
+// WithLogger makes n log the pages it could not record in refs to l, and
+// returns n.
+func (n *Notifier) WithLogger(l zerolog.Logger) *Notifier {
+	n.log = l
+	return n
 }
 
 // Notify sends one event per alert: the Events API takes one alert per
@@ -85,6 +106,10 @@ func New(c Config, client *http.Client) *Notifier {
 // retry sends every event again, which the dedup keys make harmless. A
 // final failure (another 4xx) is about that one event, so the others are
 // still sent and the errors are joined.
+//
+// The alerts whose trigger PagerDuty took are recorded in refs (Paged),
+// however the notification ends; a record that fails loses no page: it is
+// logged.
 func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool, error) {
 	switch nt.Kind {
 	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped, notifiers.KindRemediation:
@@ -93,7 +118,12 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 	if n.key == "" {
 		return false, errors.New("send pagerduty event: no routing key configured")
 	}
-	var errs []error
+	var (
+		errs    []error
+		paged   []string // fingerprints of the triggers PagerDuty took
+		started = time.Now()
+	)
+	defer func() { n.record(ctx, nt, paged, started) }()
 	for i, a := range nt.Alerts {
 		if err := ctx.Err(); err != nil {
 			return true, fmt.Errorf("send pagerduty event: %w", err)
@@ -110,9 +140,52 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 				return true, errors.Join(append(errs, err)...)
 			}
 			errs = append(errs, err)
+			continue
+		}
+		if ev.Action == actionTrigger {
+			paged = append(paged, fingerprint(a))
 		}
 	}
 	return false, errors.Join(errs...)
+}
+
+// Acknowledge acknowledges the PagerDuty alerts that t's triggers opened
+// for the alerts of fingerprints (as Paged lists them): one Events API v2
+// "acknowledge" event each, with the trigger's dedup_key and the routing
+// key the triggers use (integrations.pagerduty's: a target has none of its
+// own). An alert already resolved stays resolved: PagerDuty ignores the
+// acknowledge. As Notify does, a failure worth retrying (429, 5xx, the
+// network) stops there, and another is about that one alert, so the rest
+// are still sent; the errors are joined, and none carries the routing key.
+func (n *Notifier) Acknowledge(ctx context.Context, t routing.Target, fingerprints []string) error {
+	if n.key == "" {
+		return errors.New("acknowledge pagerduty alerts: no routing key configured")
+	}
+	var errs []error
+	for i, fp := range fingerprints {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, fmt.Errorf("acknowledge pagerduty alerts: %w", err))...)
+		}
+		ev := &pd.V2Event{RoutingKey: n.key, Action: actionAcknowledge, DedupKey: DedupKey(t.Key(), fp)}
+		retry, err := n.send(ctx, ev)
+		if err != nil {
+			err = n.redact(fmt.Errorf("acknowledge pagerduty alert %d of %d: %w", i+1, len(fingerprints), err))
+			if retry {
+				return errors.Join(append(errs, err)...)
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fingerprint is the alert's, computed as Alertmanager does when the
+// message left it out.
+func fingerprint(a template.Alert) string {
+	if a.Fingerprint != "" {
+		return a.Fingerprint
+	}
+	return alert.Fingerprint(a.Labels)
 }
 
 // PerMessage is 1: an Events API v2 event carries one alert, so the
@@ -143,10 +216,7 @@ type link struct {
 // notify/pagerduty, with the alert's own labels where Alertmanager has the
 // group's.
 func (n *Notifier) event(nt *notifiers.Notification, a template.Alert) (*pd.V2Event, error) {
-	fp := a.Fingerprint
-	if fp == "" {
-		fp = alert.Fingerprint(a.Labels)
-	}
+	fp := fingerprint(a)
 	action := actionTrigger
 	if a.Status == alert.StatusResolved {
 		action = actionResolve
@@ -198,13 +268,18 @@ func (n *Notifier) event(nt *notifiers.Notification, a template.Alert) (*pd.V2Ev
 	if a.GeneratorURL != "" {
 		links = append(links, link{Href: a.GeneratorURL, Text: "Source"})
 	}
+	if n.conf.AlertPageURL != "" {
+		links = append(links, link{Href: n.conf.AlertPageURL + url.PathEscape(fp), Text: "alertmedic"})
+	}
 
+	// The Alertmanager that sent the alert, as Alertmanager's own
+	// integration links back; the generator URL is a link already.
 	clientURL := n.conf.ClientURL
 	if clientURL == "" {
-		clientURL = a.GeneratorURL
+		clientURL = nt.ExternalURL
 	}
 	if clientURL == "" {
-		clientURL = nt.ExternalURL
+		clientURL = a.GeneratorURL
 	}
 
 	ev := &pd.V2Event{
@@ -226,14 +301,8 @@ func (n *Notifier) event(nt *notifiers.Notification, a template.Alert) (*pd.V2Ev
 	if !a.StartsAt.IsZero() {
 		ev.Payload.Timestamp = a.StartsAt.UTC().Format(time.RFC3339Nano)
 	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode pagerduty event: %w", err)
-	}
-	if len(b) > maxEventBytes {
-		ev.Payload.Details = map[string]any{
-			"error": fmt.Sprintf("custom details removed: the event was %d bytes, over PagerDuty's limit of %d", len(b), maxEventBytes),
-		}
+	if err := fit(ev, details, a.Labels, a.Annotations); err != nil {
+		return nil, err
 	}
 	return ev, nil
 }

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -110,7 +111,7 @@ func newNotifier(t *testing.T, url string, edit func(*Config)) *Notifier {
 	if errs := c.Load(""); len(errs) > 0 {
 		t.Fatalf("Load: %v", errs)
 	}
-	return New(c, nil)
+	return New(c, nil, nil)
 }
 
 func firing() template.Alert {
@@ -491,20 +492,116 @@ func TestPartialFailure(t *testing.T) {
 	})
 }
 
-func TestOversizedEventDropsDetails(t *testing.T) {
-	api := newEventsAPI(t)
+// An event over PagerDuty's limit has its largest details cut first; only
+// when the values are many and none large are the details dropped whole.
+// The summary and the links stay either way.
+func TestOversizedEventTrimsDetails(t *testing.T) {
+	many := template.KV{"summary": "High error rate on api-1:8080", "runbook_url": "https://runbooks.example.com/high-error-rate"}
+	for i := range 1000 {
+		many[fmt.Sprintf("note%04d", i)] = strings.Repeat("n", 600)
+	}
+	for _, tc := range []struct {
+		name        string
+		annotations template.KV
+		// cut lists the details cut (name → size before); nil: dropped.
+		cut map[string]any
+	}{
+		{
+			name:        "one huge annotation",
+			annotations: template.KV{"summary": "High error rate on api-1:8080", "description": strings.Repeat("x", 600000), "runbook_url": "https://runbooks.example.com/high-error-rate"},
+			cut:         map[string]any{"annotations.description": float64(600000)},
+		},
+		{
+			// The largest is cut as short as fit goes, then the next is
+			// cut by what is left over; the third stays whole.
+			name: "three, the largest cut first",
+			annotations: template.KV{
+				"summary": "High error rate on api-1:8080", "runbook_url": "https://runbooks.example.com/high-error-rate",
+				"description": strings.Repeat("d", 350000), "logs": strings.Repeat("l", 300000), "trace": strings.Repeat("t", 250000),
+			},
+			cut: map[string]any{"annotations.description": float64(350000), "annotations.logs": float64(300000)},
+		},
+		{
+			// JSON escapes < and > as \u003c: six bytes each on the wire.
+			name:        "values that grow when encoded",
+			annotations: template.KV{"summary": "High error rate on api-1:8080", "runbook_url": "https://runbooks.example.com/high-error-rate", "html": strings.Repeat("<>", 150000)},
+			cut:         map[string]any{"annotations.html": float64(300000)},
+		},
+		{name: "many values, none large", annotations: many},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := newEventsAPI(t)
+			a := firing()
+			a.Annotations = tc.annotations
+			if _, err := newNotifier(t, api.srv.URL, nil).Notify(context.Background(), notification("alerts", a)); err != nil {
+				t.Fatal(err)
+			}
+			if body := api.sent()[0]; len(body) > maxEventBytes {
+				t.Errorf("event is %d bytes, over %d", len(body), maxEventBytes)
+			}
+			ev := api.events()[0]
+			payload := ev["payload"].(map[string]any)
+			if payload["summary"] != "High error rate on api-1:8080" {
+				t.Errorf("summary %q, want it intact", payload["summary"])
+			}
+			if links, _ := ev["links"].([]any); len(links) != 2 {
+				t.Errorf("links %v, want runbook and source", ev["links"])
+			}
+			details := payload["custom_details"].(map[string]any)
+			if tc.cut == nil {
+				if msg, _ := details["error"].(string); !strings.HasPrefix(msg, "custom details removed: the event was ") || len(details) != 1 {
+					t.Errorf("custom_details = %.300v, want only the error", details)
+				}
+				return
+			}
+			if !reflect.DeepEqual(details["truncated"], tc.cut) {
+				t.Errorf("truncated = %v, want %v", details["truncated"], tc.cut)
+			}
+			anns := details["annotations"].(map[string]any)
+			for name := range tc.cut {
+				v := anns[strings.TrimPrefix(name, "annotations.")].(string)
+				orig := tc.annotations[strings.TrimPrefix(name, "annotations.")]
+				if !strings.HasSuffix(v, "…") || !strings.HasPrefix(orig, strings.TrimSuffix(v, "…")) {
+					t.Errorf("%s is not its start and …: %.40q", name, v)
+				}
+			}
+			for k, v := range tc.annotations {
+				if _, cut := tc.cut["annotations."+k]; !cut && anns[k] != v {
+					t.Errorf("annotation %s was changed: %.40q", k, anns[k])
+				}
+			}
+			if !reflect.DeepEqual(details["labels"], map[string]any{"alertname": "HighErrorRate", "instance": "api-1:8080", "job": "api", "severity": "critical"}) {
+				t.Errorf("labels were touched: %v", details["labels"])
+			}
+		})
+	}
+	// A link as long as the limit goes, after the details: the other stays.
+	t.Run("a runbook_url of 600 KB", func(t *testing.T) {
+		api := newEventsAPI(t)
+		a := firing()
+		a.Annotations["runbook_url"] = "https://runbooks.example.com/" + strings.Repeat("r", 600000)
+		if _, err := newNotifier(t, api.srv.URL, nil).Notify(context.Background(), notification("alerts", a)); err != nil {
+			t.Fatal(err)
+		}
+		if body := api.sent()[0]; len(body) > maxEventBytes {
+			t.Errorf("event is %d bytes, over %d", len(body), maxEventBytes)
+		}
+		ev := api.events()[0]
+		if links := ev["links"].([]any); len(links) != 1 || links[0].(map[string]any)["text"] != "Source" {
+			t.Errorf("links %v, want the source alone", links)
+		}
+		if s := ev["payload"].(map[string]any)["summary"]; s != "High error rate on api-1:8080" {
+			t.Errorf("summary %q", s)
+		}
+	})
+	// The alert itself is not cut: its maps are the notification's.
 	a := firing()
 	a.Annotations["description"] = strings.Repeat("x", 600000)
-	if _, err := newNotifier(t, api.srv.URL, nil).Notify(context.Background(), notification("alerts", a)); err != nil {
+	if _, err := newNotifier(t, newEventsAPI(t).srv.URL, nil).Notify(context.Background(), notification("alerts", a)); err != nil {
 		t.Fatal(err)
 	}
-	body := api.sent()[0]
-	if len(body) > maxEventBytes {
-		t.Errorf("event is %d bytes, over %d", len(body), maxEventBytes)
-	}
-	details := api.events()[0]["payload"].(map[string]any)["custom_details"].(map[string]any)
-	if msg, _ := details["error"].(string); !strings.HasPrefix(msg, "custom details removed: the event was ") || len(details) != 1 {
-		t.Errorf("custom_details = %v, want only the error", details)
+	if len(a.Annotations["description"]) != 600000 {
+		t.Error("fit cut the notification's own annotations")
 	}
 }
 

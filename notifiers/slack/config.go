@@ -3,6 +3,7 @@ package slack
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,6 +59,45 @@ type Config struct {
 	MaxAttachments int `yaml:"max_attachments"`
 	// Timeout bounds each request to Slack.
 	Timeout model.Duration `yaml:"timeout"`
+
+	// SigningSecret is the Slack app's signing secret. With a token it puts
+	// Acknowledge and Silence buttons on alert messages, and Slack's clicks
+	// on them are verified with it (Notifier.Interactions).
+	SigningSecret     secret.Secret `yaml:"signing_secret"`
+	SigningSecretFile string        `yaml:"signing_secret_file"`
+	// SilenceDurations are what the Silence button offers: one button for
+	// one duration, a menu for several. Default [1h].
+	SilenceDurations []model.Duration `yaml:"silence_durations"`
+}
+
+// Per-target settings of the Web API (app) mode; an incoming webhook
+// ignores them.
+const (
+	// SettingUpdateMessage: "false" posts every notification of a group as
+	// a new message; by default the group's first message is updated.
+	SettingUpdateMessage = "update_message"
+	// SettingThreadReplies: "true" also replies in the message's thread
+	// when it is updated, so that the change notifies people.
+	SettingThreadReplies = "thread_replies"
+)
+
+// DefaultSilenceDuration is what the Silence button offers by default.
+const DefaultSilenceDuration = model.Duration(time.Hour)
+
+// maxSilenceDurations keeps the Silence menu short enough to read.
+const maxSilenceDurations = 10
+
+// ValidateSettings checks a slack target's own settings, for the
+// configuration loader to call on each slack integration. Keys are named
+// relative to settings; channel, title and text are checked by the loader.
+func ValidateSettings(settings map[string]string) []error {
+	var errs []error
+	for _, k := range []string{SettingUpdateMessage, SettingThreadReplies} {
+		if v, ok := settings[k]; ok && v != "true" && v != "false" {
+			errs = append(errs, fmt.Errorf("%s: must be \"true\" or \"false\", got %q", k, v))
+		}
+	}
+	return errs
 }
 
 // Configured says whether credentials are given, inline or as files, so
@@ -81,7 +121,7 @@ func (c *Config) Load(dir string) []error {
 		key  string
 		val  *secret.Secret
 		file string
-	}{{"api_url", &c.APIURL, c.APIURLFile}, {"token", &c.Token, c.TokenFile}} {
+	}{{"api_url", &c.APIURL, c.APIURLFile}, {"token", &c.Token, c.TokenFile}, {"signing_secret", &c.SigningSecret, c.SigningSecretFile}} {
 		if err := secret.Fill(s.key, s.val, s.file, dir); err != nil {
 			errs = append(errs, err)
 			secretsOK = false
@@ -101,6 +141,9 @@ func (c *Config) Load(dir string) []error {
 			if c.APIBaseURL != "" {
 				bad("api_base_url: applies to token only; api_url is the whole webhook URL")
 			}
+			if c.SigningSecret != "" {
+				bad("signing_secret: applies to token only; buttons need the Web API to update their message")
+			}
 		}
 	}
 	if c.APIBaseURL != "" && !httpURL(c.APIBaseURL) {
@@ -108,6 +151,17 @@ func (c *Config) Load(dir string) []error {
 	}
 	if c.MaxAttachments < 0 || c.MaxAttachments > maxAttachments {
 		bad("max_attachments: must be between 1 and %d, got %d", maxAttachments, c.MaxAttachments)
+	}
+	if len(c.SilenceDurations) > maxSilenceDurations {
+		bad("silence_durations: at most %d, got %d", maxSilenceDurations, len(c.SilenceDurations))
+	}
+	for i, d := range c.SilenceDurations {
+		switch {
+		case d <= 0:
+			bad("silence_durations[%d]: must be positive, got %s", i, d)
+		case slices.Contains(c.SilenceDurations[:i], d):
+			bad("silence_durations[%d]: %s is listed twice", i, d)
+		}
 	}
 
 	c.defaults()
@@ -139,6 +193,9 @@ func (c *Config) defaults() {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = model.Duration(DefaultTimeout)
+	}
+	if (c.SigningSecret != "" || c.SigningSecretFile != "") && len(c.SilenceDurations) == 0 {
+		c.SilenceDurations = []model.Duration{DefaultSilenceDuration}
 	}
 	if c.Token != "" || c.TokenFile != "" {
 		if c.APIBaseURL == "" {

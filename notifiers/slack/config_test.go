@@ -2,6 +2,7 @@ package slack
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestLoad(t *testing.T) {
 					Title:  DefaultTitle, Text: DefaultText, Footer: DefaultFooter,
 					MaxAttachments: 20, Timeout: model.Duration(10 * time.Second),
 				}
-				if c != want {
+				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got %#v\nwant %#v", c, want)
 				}
 			},
@@ -63,7 +64,7 @@ timeout: 3s
 					Title: "{{ .CommonLabels.alertname }}", Text: "{{ range .Alerts }}{{ .Annotations.summary }}{{ end }}",
 					Footer: "Ops", MaxAttachments: 5, Timeout: model.Duration(3 * time.Second),
 				}
-				if c != want {
+				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got %#v\nwant %#v", c, want)
 				}
 			},
@@ -192,5 +193,81 @@ func TestSecretsRedacted(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "api_url: <secret>") {
 		t.Errorf("marshalled config does not show that api_url is set:\n%s", out)
+	}
+}
+
+func TestLoadButtons(t *testing.T) {
+	cases := []struct {
+		name     string
+		yaml     string
+		wantErrs []string
+		want     []model.Duration
+		secret   string
+	}{
+		{name: "signing secret, one hour by default", yaml: "token: xoxb-1\nsigning_secret: s3cret",
+			want: []model.Duration{model.Duration(time.Hour)}, secret: "s3cret"},
+		{name: "signing secret from a file", yaml: "token: xoxb-1\nsigning_secret_file: signing_secret\nsilence_durations: [1h, 4h, 1d]",
+			want:   []model.Duration{model.Duration(time.Hour), model.Duration(4 * time.Hour), model.Duration(24 * time.Hour)},
+			secret: "8f742231b10e8888abcd99yyyzzz85a5"},
+		{name: "no signing secret, no durations", yaml: "token: xoxb-1"},
+		{name: "signing secret and its file", yaml: "token: xoxb-1\nsigning_secret: SECRET\nsigning_secret_file: signing_secret",
+			wantErrs: []string{"signing_secret: set signing_secret or signing_secret_file, not both"}},
+		{name: "signing secret file missing", yaml: "token: xoxb-1\nsigning_secret_file: nonexistent",
+			wantErrs: []string{"signing_secret_file: cannot read testdata/nonexistent: no such file or directory"}},
+		{name: "signing secret with a webhook", yaml: "api_url: https://hooks.slack.com/x\nsigning_secret: SECRET",
+			wantErrs: []string{"signing_secret: applies to token only; buttons need the Web API to update their message"}},
+		{name: "bad durations", yaml: "token: xoxb-1\nsigning_secret: SECRET\nsilence_durations: [0s, 1h, 60m]",
+			wantErrs: []string{"silence_durations[0]: must be positive, got 0s", "silence_durations[2]: 1h is listed twice"}},
+		{name: "too many durations", yaml: "token: xoxb-1\nsigning_secret: SECRET\nsilence_durations: [1m, 2m, 3m, 4m, 5m, 6m, 7m, 8m, 9m, 10m, 11m]",
+			wantErrs: []string{"silence_durations: at most 10, got 11"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := parse(t, tc.yaml)
+			var got []string
+			for _, e := range c.Load("testdata") {
+				got = append(got, e.Error())
+				if strings.Contains(e.Error(), "SECRET") || strings.Contains(e.Error(), "8f742231") {
+					t.Errorf("error %q quotes the secret", e)
+				}
+			}
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.wantErrs) {
+				t.Errorf("Load errors:\n got %q\nwant %q", got, tc.wantErrs)
+			}
+			if tc.wantErrs != nil {
+				return
+			}
+			if !reflect.DeepEqual(c.SilenceDurations, tc.want) || string(c.SigningSecret) != tc.secret {
+				t.Errorf("silence_durations = %v, signing secret %q; want %v, %q", c.SilenceDurations, string(c.SigningSecret), tc.want, tc.secret)
+			}
+			if out, _ := yaml.Marshal(c); strings.Contains(string(out), "8f742231") || strings.Contains(string(out), "s3cret") {
+				t.Errorf("marshalled config shows the signing secret:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestValidateSettings(t *testing.T) {
+	cases := []struct {
+		settings map[string]string
+		want     []string
+	}{
+		{map[string]string{"channel": "#a"}, nil},
+		{map[string]string{"channel": "#a", SettingUpdateMessage: "false", SettingThreadReplies: "true"}, nil},
+		{map[string]string{SettingUpdateMessage: "true", SettingThreadReplies: "false"}, nil},
+		{map[string]string{SettingUpdateMessage: "no", SettingThreadReplies: "True"}, []string{
+			`update_message: must be "true" or "false", got "no"`,
+			`thread_replies: must be "true" or "false", got "True"`,
+		}},
+		{map[string]string{SettingThreadReplies: ""}, []string{`thread_replies: must be "true" or "false", got ""`}},
+	}
+	for _, tc := range cases {
+		var got []string
+		for _, e := range ValidateSettings(tc.settings) {
+			got = append(got, e.Error())
+		}
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) {
+			t.Errorf("ValidateSettings(%v):\n got %q\nwant %q", tc.settings, got, tc.want)
+		}
 	}
 }

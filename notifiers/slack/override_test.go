@@ -30,7 +30,7 @@ func TestTargetTemplateOverride(t *testing.T) {
 	if errs := c.Load(""); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	n := New(c, nil)
+	n := New(c, nil, nil)
 	nt := &notifiers.Notification{Kind: notifiers.KindAlerts,
 		Target: routing.Target{Receiver: "r", Name: "slack[0]", Integration: "slack", Settings: map[string]string{
 			"channel": "#x", "title": "Custom: {{ .CommonLabels.alertname }}", "text": "on {{ .CommonLabels.instance }}"}},

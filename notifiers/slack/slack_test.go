@@ -203,7 +203,7 @@ func TestMessages(t *testing.T) {
 			// The webhook's JSON body is the golden file, indented for review.
 			c := webhookConfig(srv.URL)
 			c.Username, c.IconEmoji = "alertmedic", ":rotating_light:"
-			if retry, err := New(loaded(t, c), srv.Client()).Notify(context.Background(), &tc.n); err != nil || retry {
+			if retry, err := New(loaded(t, c), srv.Client(), nil).Notify(context.Background(), &tc.n); err != nil || retry {
 				t.Fatalf("webhook: Notify = %v, %v; want false, nil", retry, err)
 			}
 			reqs := srv.requests()
@@ -235,7 +235,7 @@ func TestMessages(t *testing.T) {
 			// The Web API gets the same message as form values.
 			c = tokenConfig(srv.URL)
 			c.Username, c.IconEmoji = "alertmedic", ":rotating_light:"
-			if retry, err := New(loaded(t, c), srv.Client()).Notify(context.Background(), &tc.n); err != nil || retry {
+			if retry, err := New(loaded(t, c), srv.Client(), nil).Notify(context.Background(), &tc.n); err != nil || retry {
 				t.Fatalf("token: Notify = %v, %v; want false, nil", retry, err)
 			}
 			reqs = srv.requests()
@@ -394,7 +394,7 @@ func TestNotifyOutcomes(t *testing.T) {
 			if n == nil {
 				n = &firing
 			}
-			retry, err := New(loaded(t, c), srv.Client()).Notify(context.Background(), n)
+			retry, err := New(loaded(t, c), srv.Client(), nil).Notify(context.Background(), n)
 			if retry != tc.wantRetry {
 				t.Errorf("retry = %v, want %v", retry, tc.wantRetry)
 			}
@@ -475,7 +475,7 @@ func TestNoSecretLeaks(t *testing.T) {
 				}
 				c.Timeout = model.Duration(50 * time.Millisecond)
 				c = loaded(t, c)
-				n := New(c, srv.Client())
+				n := New(c, srv.Client(), nil)
 				nt := &notifiers.Notification{Kind: notifiers.KindAlerts, Target: target("#alerts"),
 					Alerts: template.Alerts{mkAlert(alert.StatusFiring, "HighErrorRate", "critical", nil, t0)}}
 				retry, err := n.Notify(context.Background(), nt)
@@ -522,7 +522,7 @@ func TestNotifyConcurrent(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	})
-	n := New(loaded(t, webhookConfig(srv.URL)), srv.Client())
+	n := New(loaded(t, webhookConfig(srv.URL)), srv.Client(), nil)
 	var wg sync.WaitGroup
 	errs := make([]error, 40)
 	for i := range errs {

@@ -1,0 +1,48 @@
+package app
+
+import (
+	"testing"
+
+	"github.com/alertmedic/alertmedic/config"
+	"github.com/alertmedic/alertmedic/secret"
+)
+
+func TestAlertmanagerFor(t *testing.T) {
+	configured := config.AlertmanagerConfig{URL: "http://am.internal:9093", HTTPConfig: config.HTTPAuth{BearerToken: secret.Secret("tok")}}
+	if am := alertmanagerFor(configured, "http://elsewhere:9093"); am == nil || am.URL != "http://am.internal:9093" || am.BearerToken != "tok" {
+		t.Errorf("configured: %+v", am)
+	}
+	// The alert's own Alertmanager gets no credentials.
+	if am := alertmanagerFor(config.AlertmanagerConfig{}, "https://am.example:9093/"); am == nil || am.URL != "https://am.example:9093/" || am.BearerToken != "" || am.Username != "" {
+		t.Errorf("from externalURL: %+v", am)
+	}
+	for _, bad := range []string{"", "file:///etc/passwd", "gopher://x", "http://user:pw@am:9093", "not a url"} {
+		if am := alertmanagerFor(config.AlertmanagerConfig{}, bad); am != nil {
+			t.Errorf("%q: got %+v, want none", bad, am)
+		}
+	}
+}
+
+func TestFindTarget(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+route: {receiver: "team/a"}
+receivers:
+  - name: team/a
+    integrations: [{type: log}, {type: log, name: "odd/name"}]
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := CompileRoutes(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"team/a/log[0]", "team/a/odd/name"} {
+		if tg, ok := findTarget(tree, key); !ok || tg.Key() != key {
+			t.Errorf("%s: got %v %v", key, tg, ok)
+		}
+	}
+	if _, ok := findTarget(tree, "team/b/log[0]"); ok {
+		t.Error("found a target of an unknown receiver")
+	}
+}
