@@ -20,7 +20,8 @@ type RemediationRecord struct {
 	// Status is the alert's state that triggered it: firing runs the rule's
 	// action, resolved its on_resolve.
 	Status string `json:"status,omitempty"`
-	// Result is ran, failed or skipped.
+	// Result is ran, failed, skipped or dry_run; on an outcome record
+	// (reason verify), effective or ineffective.
 	Result string `json:"result"`
 	// Reason names the guard that stopped the action (see remediation's
 	// Reason constants), dry_run, or why it failed.
@@ -38,6 +39,14 @@ type RemediationRecord struct {
 	Replica         string              `json:"replica"`
 	// Attempts is how many times the last request was tried.
 	Attempts int `json:"attempts,omitempty"`
+	// PreviousReplicas is the replica count a scale read from the
+	// orchestrator before it acted (a step scale, and a fixed one of a rule
+	// that verifies): what a rollback scales back to.
+	PreviousReplicas *int `json:"previous_replicas,omitempty"`
+	// ActionID is, on an outcome record (result effective or ineffective,
+	// reason verify) and a rollback's (reason rollback), the ID of the
+	// action's record.
+	ActionID string `json:"action_id,omitempty"`
 }
 
 // RemediationRequest summarises an HTTP call without anything secret in

@@ -32,7 +32,7 @@ type integrations struct {
 }
 
 // refs keep what follow-up messages of a group need (Slack ts, email thread
-// roots, PagerDuty targets paged), in the store; actor does what Slack's
+// roots), in the store; actor does what Slack's
 // buttons ask.
 func newIntegrations(c *config.Config, l zerolog.Logger, refs notifiers.Refs, actor slack.Actor) (*integrations, []string) {
 	// Each integration bounds its requests itself. The pool keeps as many
@@ -61,7 +61,7 @@ func newIntegrations(c *config.Config, l zerolog.Logger, refs notifiers.Refs, ac
 		live = append(live, routing.Email)
 	}
 	if in.PagerDuty.Configured() {
-		d.by[routing.PagerDuty] = pagerduty.New(in.PagerDuty, client, refs).WithLogger(l)
+		d.by[routing.PagerDuty] = pagerduty.New(in.PagerDuty, client)
 		live = append(live, routing.PagerDuty)
 	}
 	if in.Webhook.Configured() {

@@ -3,9 +3,9 @@ package app
 import (
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
+	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alertmedic/alertmedic/config"
@@ -25,9 +25,18 @@ func (a *App) newOncall(reg prometheus.Registerer) *oncall.Actions {
 			pd, _ := a.notifier.p.Load().by[routing.PagerDuty].(*pagerduty.Notifier)
 			return pd
 		},
-		Target: func(key string) (routing.Target, bool) {
+		PagerDutyTargets: func(labels template.KV) []routing.Target {
 			_, rules := a.current()
-			return findTarget(rules.Tree, key)
+			if rules == nil || rules.Tree == nil {
+				return nil
+			}
+			var out []routing.Target
+			for _, t := range rules.Tree.Match(labels, time.Now()).Targets {
+				if t.Integration == routing.PagerDuty {
+					out = append(out, t.Target)
+				}
+			}
+			return out
 		},
 		Alertmanager: func(externalURL string) *oncall.Alertmanager {
 			return alertmanagerFor(a.currentConfig().Alertmanager, externalURL)
@@ -35,27 +44,6 @@ func (a *App) newOncall(reg prometheus.Registerer) *oncall.Actions {
 		Logger:     a.log.With().Str("component", "oncall").Logger(),
 		Registerer: reg,
 	})
-}
-
-// findTarget finds the target whose key ("receiver/name") is key. A
-// receiver's name may hold a slash, so every split is tried.
-func findTarget(tree *routing.Tree, key string) (routing.Target, bool) {
-	if tree == nil {
-		return routing.Target{}, false
-	}
-	for i := strings.Index(key, "/"); i >= 0; {
-		for _, t := range tree.ReceiverTargets(key[:i]) {
-			if t.Key() == key {
-				return t, true
-			}
-		}
-		j := strings.Index(key[i+1:], "/")
-		if j < 0 {
-			break
-		}
-		i += 1 + j
-	}
-	return routing.Target{}, false
 }
 
 // alertmanagerFor is the Alertmanager a Silence button talks to: the

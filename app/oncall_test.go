@@ -22,27 +22,3 @@ func TestAlertmanagerFor(t *testing.T) {
 		}
 	}
 }
-
-func TestFindTarget(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
-route: {receiver: "team/a"}
-receivers:
-  - name: team/a
-    integrations: [{type: log}, {type: log, name: "odd/name"}]
-`), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree, err := CompileRoutes(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, key := range []string{"team/a/log[0]", "team/a/odd/name"} {
-		if tg, ok := findTarget(tree, key); !ok || tg.Key() != key {
-			t.Errorf("%s: got %v %v", key, tg, ok)
-		}
-	}
-	if _, ok := findTarget(tree, "team/b/log[0]"); ok {
-		t.Error("found a target of an unknown receiver")
-	}
-}

@@ -11,7 +11,7 @@ import (
 // Refs keep what the later messages of an alert group need of the earlier
 // ones: the channel and ts of the group's Slack message (to update it, and
 // to reply in its thread), the Message-ID an email thread hangs under, the
-// PagerDuty targets the group paged (to acknowledge them from a button).
+// clicks on its buttons.
 // The store holds them, so every replica sees what another sent; each is
 // kept for a TTL after its last write, and its value is bounded by the
 // integration that writes it.

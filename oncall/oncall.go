@@ -13,10 +13,12 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/rs/zerolog"
 
+	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/notifiers/pagerduty"
 	"github.com/alertmedic/alertmedic/notifiers/slack"
@@ -43,8 +45,9 @@ type Options struct {
 	// PagerDuty is the live PagerDuty integration; nil when it has no
 	// credentials.
 	PagerDuty func() *pagerduty.Notifier
-	// Target finds a target by its key in the live configuration.
-	Target func(key string) (routing.Target, bool)
+	// PagerDutyTargets are the PagerDuty targets an alert with these labels
+	// is routed to by the live configuration: those its triggers went to.
+	PagerDutyTargets func(labels template.KV) []routing.Target
 	// Alertmanager is where to silence the alerts of a group that came
 	// from externalURL; nil when there is none to use.
 	Alertmanager func(externalURL string) *Alertmanager
@@ -133,22 +136,41 @@ func (a *Actions) acknowledge(ctx context.Context, c slack.Click, now time.Time)
 		return "", errors.New("acknowledge: PagerDuty has no credentials here")
 	}
 	pd := a.o.PagerDuty()
-	paged, err := pagerduty.Paged(ctx, a.o.Refs, c.Group.Key)
-	if err != nil {
-		return "", fmt.Errorf("acknowledge: read what the group paged: %w", err)
+	// What the group paged: its alerts, on the PagerDuty targets they are
+	// routed to. Nothing is written per page for this; an acknowledge of
+	// an alert PagerDuty never opened changes nothing there.
+	type paged struct {
+		t   routing.Target
+		fps []string
 	}
-	if len(paged) == 0 {
-		return "", errors.New("acknowledge: this group paged no PagerDuty target")
+	var order []string
+	byTarget := map[string]*paged{}
+	for _, al := range c.Group.Alerts {
+		fp := al.Fingerprint
+		if fp == "" {
+			fp = alert.Fingerprint(al.Labels)
+		}
+		if a.o.PagerDutyTargets == nil {
+			break
+		}
+		for _, t := range a.o.PagerDutyTargets(al.Labels) {
+			p := byTarget[t.Key()]
+			if p == nil {
+				p = &paged{t: t}
+				byTarget[t.Key()] = p
+				order = append(order, t.Key())
+			}
+			p.fps = append(p.fps, fp)
+		}
+	}
+	if len(order) == 0 {
+		return "", errors.New("acknowledge: no PagerDuty target pages this group's alerts")
 	}
 	var failed []error
 	acked := 0
-	for key, fps := range paged {
-		t, ok := a.o.Target(key)
-		if !ok {
-			failed = append(failed, fmt.Errorf("target %s is no longer configured", key))
-			continue
-		}
-		if err := pd.Acknowledge(ctx, t, fps); err != nil {
+	for _, key := range order {
+		p := byTarget[key]
+		if err := pd.Acknowledge(ctx, p.t, p.fps); err != nil {
 			failed = append(failed, fmt.Errorf("%s: %w", key, err))
 			continue
 		}

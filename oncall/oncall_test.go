@@ -79,12 +79,16 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(pdSrv.Close)
 	r.am = httptest.NewServer(r.amIn)
 	t.Cleanup(r.am.Close)
-	r.pd = pagerduty.New(pagerduty.Config{RoutingKey: "routing-key-secret", URL: pdSrv.URL + "/v2/enqueue"}, nil, r.refs)
+	r.pd = pagerduty.New(pagerduty.Config{RoutingKey: "routing-key-secret", URL: pdSrv.URL + "/v2/enqueue"}, nil)
 	r.acts = oncall.New(oncall.Options{
 		Refs:      r.refs,
 		PagerDuty: func() *pagerduty.Notifier { return r.pd },
-		Target: func(key string) (routing.Target, bool) {
-			return pdTarget, key == pdTarget.Key()
+		// Alerts of team "dev" are routed to no PagerDuty target.
+		PagerDutyTargets: func(labels template.KV) []routing.Target {
+			if labels["team"] == "dev" {
+				return nil
+			}
+			return []routing.Target{pdTarget}
 		},
 		Alertmanager: func(externalURL string) *oncall.Alertmanager {
 			if externalURL == "" {
@@ -111,7 +115,7 @@ func TestAcknowledgeSendsOneEventPerPagedAlert(t *testing.T) {
 		t.Fatalf("triggers: got %d events, want 2", triggers)
 	}
 
-	line, err := r.acts.Act(ctx, slack.Click{Action: slack.ActionAcknowledge, UserID: "U123", UserName: "alice", Group: slack.Group{Key: nt.GroupKey}})
+	line, err := r.acts.Act(ctx, slack.Click{Action: slack.ActionAcknowledge, UserID: "U123", UserName: "alice", Group: slack.Group{Key: nt.GroupKey, Alerts: alerts}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +143,9 @@ func TestAcknowledgeSendsOneEventPerPagedAlert(t *testing.T) {
 func TestAcknowledgeWithNothingPagedFailsAndIsAudited(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t)
-	_, err := r.acts.Act(ctx, slack.Click{Action: slack.ActionAcknowledge, UserID: "U1", Group: slack.Group{Key: "never-paged"}})
-	if err == nil || !strings.Contains(err.Error(), "paged no PagerDuty target") {
+	dev := []template.Alert{firing("ccc", template.KV{"alertname": "Slow", "team": "dev"})}
+	_, err := r.acts.Act(ctx, slack.Click{Action: slack.ActionAcknowledge, UserID: "U1", Group: slack.Group{Key: "never-paged", Alerts: dev}})
+	if err == nil || !strings.Contains(err.Error(), "no PagerDuty target pages") {
 		t.Fatalf("got %v", err)
 	}
 	if n := len(r.pdIn.got()); n != 0 {

@@ -106,7 +106,7 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 	}
 	m.processed.WithLabelValues(alert.StatusFiring)
 	m.processed.WithLabelValues(alert.StatusResolved)
-	for _, op := range []string{"dequeue", "read", "commit", "check", "dispatch", "remedy", "maintain"} {
+	for _, op := range []string{"dequeue", "read", "commit", "check", "dispatch", "remedy", "verify", "maintain"} {
 		m.storeErrors.WithLabelValues(op)
 	}
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

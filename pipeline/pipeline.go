@@ -3,7 +3,8 @@
 // for each alert, and commit what they decided in one atomic step with the
 // entry's acknowledgement (so a crash redoes an entry whole or not at all);
 // a dispatcher delivers the outbox to the integrations within each target's
-// rate limit; a runner takes the remediation queue; a periodic check ends
+// rate limit; a runner takes the remediation queue, another the waits for
+// the actions' outcomes (verify.go); a periodic check ends
 // flapping that went quiet. Every piece of work waits in the store, so
 // another replica, or this one restarted, finishes it.
 package pipeline
@@ -177,6 +178,11 @@ func (p *Pipeline) Start(ctx context.Context) {
 	go func() {
 		defer p.wg.Done()
 		p.remedies(ctx)
+	}()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.verifies(ctx)
 	}()
 	go func() {
 		defer p.wg.Done()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
@@ -20,6 +21,9 @@ type Remediator interface {
 	Matches(a template.Alert) bool
 	Handle(ctx context.Context, a template.Alert, flapping bool) []remediation.Record
 	MaxRunTime() time.Duration
+	// Conclude records the verdict on a verified action (and rolls it
+	// back when the rule says so); see verify.go.
+	Conclude(ctx context.Context, d remediation.Verdict) ([]remediation.Record, remediation.Verdict, error)
 }
 
 // remedyTask is an alert observation waiting for its remediation.
@@ -104,6 +108,9 @@ func (p *Pipeline) remedy(ctx context.Context, shard int, it store.Item) {
 		recs := p.o.Remediator.Handle(rctx, task.Alert, task.Flapping)
 		cancel()
 		for _, rec := range recs {
+			if rec.Verify != nil {
+				p.awaitOutcome(ctx, shard, rec.Verify)
+			}
 			if rec.Notice != nil {
 				p.RemediationNotice(context.WithoutCancel(ctx), rec.Notice)
 			}
@@ -140,10 +147,14 @@ func (p *Pipeline) Notice(ctx context.Context, receiver, kind, text string, fact
 	if r == nil || r.Tree == nil || receiver == "" {
 		return nil
 	}
+	// The text is in the key too: two notices of one instant (a verdict and
+	// its rollback, two rules) are two notifications.
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(text))
 	return p.commitPlan(ctx, 0, nil, func(pl *plan) bool {
 		now := pl.now
 		for _, t := range r.Tree.ReceiverTargets(receiver) {
-			pl.putNotification(notifiers.Notification{Key: fmt.Sprintf("notice:%s:%d:%s", kind, now.UnixNano(), t.Key()), Kind: kind, Target: t, Text: text, Facts: facts}, 0)
+			pl.putNotification(notifiers.Notification{Key: fmt.Sprintf("notice:%s:%d:%x:%s", kind, now.UnixNano(), h.Sum64(), t.Key()), Kind: kind, Target: t, Text: text, Facts: facts}, 0)
 		}
 		return true
 	})

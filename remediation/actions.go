@@ -34,6 +34,16 @@ type call struct {
 	// step, when set, makes the scale relative: read the current count
 	// first, then ask for current+step within [min, max].
 	step *stepScale
+	// read, when set, makes a fixed scale read the current count first, to
+	// keep it (verify.go): required when the rule rolls back.
+	read *readScale
+}
+
+type readScale struct {
+	service        string
+	target         int
+	required       bool
+	getURL, getSum string
 }
 
 type stepScale struct {
@@ -44,7 +54,7 @@ type stepScale struct {
 }
 
 func (cl *call) requests() int {
-	if cl.step != nil {
+	if cl.step != nil || cl.read != nil {
 		return 2
 	}
 	return 1
@@ -55,17 +65,7 @@ func (cl *call) requests() int {
 // nothing. reason is ReasonMissingLabel, ReasonInvalid or ReasonRefused
 // when err is set.
 func (e *Engine) prepare(c *compiled, r *compiledRule, act *compiledAction, a template.Alert) (*call, string, error) {
-	render := func(k string) (string, error) {
-		t, ok := act.params[k]
-		if !ok {
-			return "", nil
-		}
-		var b strings.Builder
-		if err := t.Execute(&b, a); err != nil {
-			return "", fmt.Errorf("render params.%s: %w", k, err)
-		}
-		return strings.TrimSpace(b.String()), nil
-	}
+	render := func(k string) (string, error) { return act.render(k, a) }
 	has := func(k string) bool { _, ok := act.params[k]; return ok }
 	fail := func(err error) (*call, string, error) {
 		var r refusal
@@ -121,6 +121,16 @@ func (e *Engine) prepare(c *compiled, r *compiledRule, act *compiledAction, a te
 			cl.body = scaleBody(svc, n)
 			cl.would = fmt.Sprintf("scale %s to %d replicas", svc, n)
 			cl.did = fmt.Sprintf("scaled %s to %d replicas", svc, n)
+			if act == r.fire && r.Verify != nil {
+				// A verified scale keeps the count it changes: its outcome
+				// says what it was, and a rollback scales back to it.
+				seg, err := pathSegment(svc)
+				if err != nil {
+					return fail(refusal("params.service " + err.Error()))
+				}
+				get := c.orchURL + "/services/" + seg
+				cl.read = &readScale{service: svc, target: n, required: r.RollbackOn != "", getURL: get, getSum: summaryURL(get)}
+			}
 		}
 	case ActionCacheWarm:
 		s, err := render("companies")
@@ -268,35 +278,65 @@ type outcome struct {
 	did              string
 	noChange         string
 	summary          *Request // replaces the prepared summary (a step's body is known only now)
+	previous         *int     // the replica count a scale read before it acted
+}
+
+// replicas is a replica count read from the orchestrator.
+type replicas struct{ n, status, attempts int }
+
+// readReplicas reads a service's current replica count (GET
+// {orchestrator_url}/services/{name}, answered {"replicas": N}); failed is
+// the outcome of a read that did not give one.
+func (e *Engine) readReplicas(ctx context.Context, c *compiled, getURL, summary string) (replicas, *outcome) {
+	status, attempts, body, err := e.send(ctx, c, http.MethodGet, getURL, nil, true, nil, "")
+	if err != nil {
+		return replicas{}, &outcome{status: status, attempts: attempts, err: fmt.Errorf("read current replicas: %w", err), reason: ReasonCall,
+			summary: &Request{Method: http.MethodGet, URL: summary}}
+	}
+	var cur struct {
+		Replicas *int `json:"replicas"`
+	}
+	if err := json.Unmarshal(body, &cur); err != nil || cur.Replicas == nil || *cur.Replicas < 0 {
+		return replicas{}, &outcome{status: status, attempts: attempts, err: errors.New(`read current replicas: the answer is not {"replicas": N}`), reason: ReasonInvalid,
+			summary: &Request{Method: http.MethodGet, URL: summary}}
+	}
+	return replicas{n: *cur.Replicas, status: status, attempts: attempts}, nil
 }
 
 // execute runs a prepared call: for a step scale, read the current count,
 // then ask for the new one.
 func (e *Engine) execute(ctx context.Context, c *compiled, cl *call, idemKey string) outcome {
+	var previous *int
 	if s := cl.step; s != nil {
-		status, attempts, body, err := e.send(ctx, c, http.MethodGet, s.getURL, nil, true, nil, "")
-		if err != nil {
-			return outcome{status: status, attempts: attempts, err: fmt.Errorf("read current replicas: %w", err), reason: ReasonCall,
-				summary: &Request{Method: http.MethodGet, URL: s.getSummaryURL}}
+		cur, failed := e.readReplicas(ctx, c, s.getURL, s.getSummaryURL)
+		if failed != nil {
+			return *failed
 		}
-		var cur struct {
-			Replicas *int `json:"replicas"`
-		}
-		if err := json.Unmarshal(body, &cur); err != nil || cur.Replicas == nil || *cur.Replicas < 0 {
-			return outcome{status: status, attempts: attempts, err: errors.New(`read current replicas: the answer is not {"replicas": N}`), reason: ReasonInvalid,
-				summary: &Request{Method: http.MethodGet, URL: s.getSummaryURL}}
-		}
-		target := clamp(*cur.Replicas+s.step, s.lo, s.hi)
-		if target == *cur.Replicas {
-			return outcome{status: status, attempts: attempts,
+		target := clamp(cur.n+s.step, s.lo, s.hi)
+		if target == cur.n {
+			return outcome{status: cur.status, attempts: cur.attempts,
 				noChange: fmt.Sprintf("%s has %d replicas, already at the bound of [%d, %d]", s.service, target, s.lo, s.hi)}
 		}
 		cl.body = scaleBody(s.service, target)
-		cl.did = fmt.Sprintf("scaled %s from %d to %d replicas", s.service, *cur.Replicas, target)
+		cl.did = fmt.Sprintf("scaled %s from %d to %d replicas", s.service, cur.n, target)
+		previous = &cur.n
+	}
+	if s := cl.read; s != nil {
+		cur, failed := e.readReplicas(ctx, c, s.getURL, s.getSum)
+		switch {
+		case failed == nil:
+			cl.did = fmt.Sprintf("scaled %s from %d to %d replicas", s.service, cur.n, s.target)
+			previous = &cur.n
+		case s.required:
+			// A scale that could not be undone is not the one the rule
+			// asked for.
+			failed.err = fmt.Errorf("%w (rollback_on needs it)", failed.err)
+			return *failed
+		}
 	}
 	sum := Request{Method: cl.method, URL: summaryURL(cl.url), BodyBytes: len(cl.body)}
 	status, attempts, _, err := e.send(ctx, c, cl.method, cl.url, cl.body, cl.auth, cl.headers, idemKey)
-	o := outcome{status: status, attempts: attempts, err: err, did: cl.did, summary: &sum}
+	o := outcome{status: status, attempts: attempts, err: err, did: cl.did, summary: &sum, previous: previous}
 	if err != nil {
 		o.reason = ReasonCall
 	}

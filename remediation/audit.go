@@ -22,15 +22,22 @@ import (
 // The notice, when it changed anything, is for notify_receiver: the caller
 // sends it.
 func (e *Engine) Pause(ctx context.Context, by string) (*Notice, error) {
-	return e.setPause(ctx, by, true)
+	return e.setPause(ctx, by, "", true)
 }
 
-// Resume ends a pause.
+// Resume ends a pause, the breaker's too, and starts the breaker's count
+// afresh (breaker.go).
 func (e *Engine) Resume(ctx context.Context, by string) (*Notice, error) {
-	return e.setPause(ctx, by, false)
+	n, err := e.setPause(ctx, by, "", false)
+	if n != nil {
+		e.resetBreaker(ctx)
+	}
+	return n, err
 }
 
-func (e *Engine) setPause(ctx context.Context, by string, pause bool) (*Notice, error) {
+// setPause pauses (with reason, when not a person's: the breaker's) or
+// resumes; the notice is nil when it changed nothing.
+func (e *Engine) setPause(ctx context.Context, by, reason string, pause bool) (*Notice, error) {
 	if by == "" {
 		by = "unknown"
 	}
@@ -44,7 +51,7 @@ func (e *Engine) setPause(ctx context.Context, by string, pause bool) (*Notice, 
 		if old != nil {
 			return old, nil // keep who paused first, and when
 		}
-		return json.Marshal(pauseState{By: by, At: now})
+		return json.Marshal(pauseState{By: by, At: now, Reason: reason})
 	})
 	verb := "resume"
 	if pause {
@@ -58,6 +65,9 @@ func (e *Engine) setPause(ctx context.Context, by string, pause bool) (*Notice, 
 	}
 	c := e.cur.Load()
 	text := fmt.Sprintf("remediation %sd by %s", verb, by)
+	if reason != "" {
+		text += ": " + reason
+	}
 	rec := Record{RemediationRecord: api.RemediationRecord{Time: now, Action: verb, Result: ResultRan, Detail: text, Replica: e.replica}}
 	e.audit(ctx, c, &rec)
 	e.logRecord(&rec)
@@ -76,7 +86,7 @@ func (e *Engine) PauseState(ctx context.Context) (PauseState, error) {
 	if err != nil || p == nil {
 		return PauseState{}, err
 	}
-	return PauseState{Paused: true, By: p.By, Since: p.At}, nil
+	return PauseState{Paused: true, By: p.By, Since: p.At, Reason: p.Reason}, nil
 }
 
 func (e *Engine) pauseState(ctx context.Context) (*pauseState, error) {

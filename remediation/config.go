@@ -88,7 +88,12 @@ type Config struct {
 	// NotifyReceiver names the receiver that hears about each action run or
 	// failed; the configuration loader checks the reference.
 	NotifyReceiver string `yaml:"notify_receiver" json:"notify_receiver,omitempty"`
-	Rules          []Rule `yaml:"rules" json:"rules,omitempty"`
+	// MaxActions is the fleet-wide breaker (breaker.go): at most Count
+	// actions, every rule and replica together, in any rolling Per; the
+	// action past it is not run and remediation pauses itself. nil: no
+	// breaker.
+	MaxActions *MaxActions `yaml:"max_actions" json:"max_actions,omitempty"`
+	Rules      []Rule      `yaml:"rules" json:"rules,omitempty"`
 }
 
 // Rule says what to do when an alert matching Matchers fires (Action) and,
@@ -127,6 +132,15 @@ type Rule struct {
 	WhileFlapping bool `yaml:"while_flapping" json:"while_flapping,omitempty"`
 	// OnResolve is run when a matching alert resolves.
 	OnResolve *ActionConfig `yaml:"on_resolve" json:"on_resolve,omitempty"`
+	// Verify waits, after the firing action ran, for the alert to resolve
+	// and judges the action effective or ineffective (see verify.go).
+	Verify *VerifyConfig `yaml:"verify" json:"verify,omitempty"`
+	// RollbackOn: "ineffective" undoes the action on that verdict (scale
+	// back, circuit_close, or the http action's Rollback).
+	RollbackOn string `yaml:"rollback_on" json:"rollback_on,omitempty"`
+	// Rollback is the request that undoes an http action (its action, if
+	// given, is http).
+	Rollback *ActionConfig `yaml:"rollback" json:"rollback,omitempty"`
 }
 
 // ActionConfig is a second action, for resolve. It shares the rule's
@@ -209,6 +223,7 @@ type compiledRule struct {
 	matchers labels.Matchers
 	fire     *compiledAction
 	resolve  *compiledAction
+	rollback *compiledAction // an http action's rollback request
 }
 
 type compiledAction struct {
@@ -278,6 +293,7 @@ func compile(c Config) (*compiled, []error) {
 	if c.AuditRetention <= 0 {
 		bad("audit_retention", "must be a positive duration, got %s", c.AuditRetention)
 	}
+	checkMaxActions(c.MaxActions, bad)
 	names := map[string]int{}
 	for i, r := range c.Rules {
 		p := fmt.Sprintf("rules[%d]", i)
@@ -326,6 +342,7 @@ func compile(c Config) (*compiled, []error) {
 			cr.resolve = compileAction(p, p+".on_resolve", r.OnResolve.Action, r.OnResolve.Params, r.OnResolve.Headers, r.OnResolve.Body, &r, bad)
 			kinds = append(kinds, r.OnResolve.Action)
 		}
+		cr.rollback = compileVerify(p, &r, bad)
 		if (r.Min != 0 || r.Max != 0) && !slices.Contains(kinds, ActionScale) {
 			bad(p, "min and max are only used by scale")
 		}

@@ -9,8 +9,10 @@
 // passes guards, in this order, and each guard that stops one is audited
 // by name:
 // disabled (config) or paused (API), flapping, stale, cooldown, budget,
-// lock; then dry_run; then the call. Cooldowns, budgets, the lock, the pause
-// switch and the audit log live in the shared store, so replicas agree.
+// lock, breaker (remediation.max_actions, every rule and replica: it
+// pauses remediation when it stops one); then dry_run; then the call.
+// Cooldowns, budgets, the breaker's count, the lock, the pause switch and
+// the audit log live in the shared store, so replicas agree.
 package remediation
 
 import (
@@ -70,6 +72,7 @@ const (
 	ReasonCooldown = "cooldown" // acted for this alert and state within the cooldown
 	ReasonBudget   = "budget"   // the rule's runs in the last hour reached budget
 	ReasonLock     = "lock"     // another replica (or worker) is acting on this alert
+	ReasonBreaker  = "breaker"  // the fleet's actions in max_actions.per reached max_actions.count: remediation paused itself
 	ReasonDryRun   = "dry_run"  // result dry_run: everything but the call
 
 	ReasonMissingLabel = "missing_label" // skipped: the action needs a label the alert lacks (api)
@@ -125,6 +128,8 @@ type Engine struct {
 
 	actions     *prometheus.CounterVec
 	auditErrors prometheus.Counter
+	breaker     breakerMetrics         // breaker.go
+	outcomes    *prometheus.CounterVec // verify.go
 
 	// sleep waits between attempts; tests replace it so that no test waits.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -174,6 +179,8 @@ func New(o Options) (*Engine, error) {
 		e.actions = register(o.Registerer, e.actions)
 		e.auditErrors = register(o.Registerer, e.auditErrors)
 	}
+	e.initBreaker(o.Registerer)
+	e.initOutcomes(o.Registerer)
 	// Zeros, not gaps, on dashboards.
 	for _, a := range Actions {
 		for _, r := range Results {
@@ -208,6 +215,7 @@ func (e *Engine) Apply(c Config) error {
 		return fmt.Errorf("check remediation config: %w", errors.Join(errs...))
 	}
 	e.cur.Store(cc)
+	e.zeroOutcomes(cc)
 	return nil
 }
 
@@ -218,8 +226,13 @@ func (e *Engine) Apply(c Config) error {
 type Record struct {
 	api.RemediationRecord
 	// Notice, when set, is what the record says to notify_receiver (an
-	// action that ran or failed): Handle's caller sends it.
+	// action that ran or failed, or the breaker's pause): Handle's caller
+	// sends it.
 	Notice *Notice `json:"-"`
+	// Verify, when set, is the wait for the action's outcome (a firing
+	// action that ran, of a rule with verify): Handle's caller puts it in
+	// the store's verify queue, due at Verify.Due (verify.go).
+	Verify *Verification `json:"-"`
 }
 
 // Request summarises an HTTP call without anything secret in it.
@@ -227,8 +240,9 @@ type Request = api.RemediationRequest
 
 // pauseState is what the store keeps while remediation is paused.
 type pauseState struct {
-	By string    `json:"by"`
-	At time.Time `json:"at"`
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"` // why, when not a person: the breaker's
 }
 
 // PauseState says whether remediation is paused, by whom and since when.
@@ -236,6 +250,7 @@ type PauseState struct {
 	Paused bool      `json:"paused"`
 	By     string    `json:"by,omitempty"`
 	Since  time.Time `json:"since,omitzero"`
+	Reason string    `json:"reason,omitempty"`
 }
 
 // Handle decides, runs and audits every rule that matches one observation of
@@ -267,6 +282,7 @@ func (e *Engine) Handle(ctx context.Context, a template.Alert, flapping bool) []
 		rec, notice := e.run(ctx, c, r, act, a, status, flapping, pc)
 		rec.DurationSeconds = time.Since(start).Seconds()
 		e.finish(ctx, c, &rec, notice, a)
+		rec.Verify = e.verification(r, act, &rec, a)
 		recs = append(recs, rec)
 	}
 	return recs
@@ -360,7 +376,11 @@ func (e *Engine) run(ctx context.Context, c *compiled, r *compiledRule, act *com
 		return storeFailed(err)
 	}
 	if p != nil {
-		return skip(ReasonPaused, fmt.Sprintf("remediation was paused by %s at %s", p.By, p.At.UTC().Format(time.RFC3339)))
+		detail := fmt.Sprintf("remediation was paused by %s at %s", p.By, p.At.UTC().Format(time.RFC3339))
+		if p.Reason != "" {
+			detail += ": " + p.Reason
+		}
+		return skip(ReasonPaused, detail)
 	}
 	if flapping && !r.WhileFlapping {
 		return skip(ReasonFlapping, "the alert is flapping and the rule does not act while_flapping")
@@ -425,7 +445,18 @@ func (e *Engine) run(ctx context.Context, c *compiled, r *compiledRule, act *com
 			return skip(ReasonBudget, budgetDetail(r, used))
 		}
 	}
-	if c.cfg.DryRun || r.DryRun {
+	// The fleet-wide breaker, under the lock: an observation the lock
+	// stops (the same alert delivered to two replicas) is not an action
+	// and must not trip it. A dry run neither takes a slot nor is stopped:
+	// a rehearsal must not pause the fleet.
+	dry := c.cfg.DryRun || r.DryRun
+	if !dry {
+		if reason, detail := e.breakerTake(ctx, c, g, a, &rec, pc); reason != "" {
+			g.release(ctx, token, false)
+			return end(breakerResult(reason), reason, detail)
+		}
+	}
+	if dry {
 		g.release(ctx, token, true)
 		return end(ResultDryRun, ReasonDryRun, "would "+cl.would)
 	}
@@ -435,6 +466,7 @@ func (e *Engine) run(ctx context.Context, c *compiled, r *compiledRule, act *com
 	cancel()
 	g.release(ctx, token, true)
 	rec.Attempts, rec.StatusCode = res.attempts, res.status
+	rec.PreviousReplicas = res.previous
 	if res.summary != nil {
 		rec.Request = res.summary
 	}
@@ -575,6 +607,10 @@ func recordMessage(rec *Record) string {
 		return "remediation resumed"
 	}
 	switch rec.Result {
+	case OutcomeEffective:
+		return "remediation action effective"
+	case OutcomeIneffective:
+		return "remediation action ineffective"
 	case ResultRan:
 		return "remediation action ran"
 	case ResultFailed:
@@ -728,13 +764,19 @@ func (g guard) budgetKey() string { return keyBudget + g.rule.Name }
 
 // runsInWindow keeps the run times within the last hour.
 func runsInWindow(b []byte, now time.Time) ([]int64, error) {
+	return runsWithin(b, now, budgetWindow, "budget")
+}
+
+// runsWithin decodes a list of run times (a budget's, the breaker's) and
+// keeps those within window of now.
+func runsWithin(b []byte, now time.Time, window time.Duration, what string) ([]int64, error) {
 	var runs []int64
 	if b != nil {
 		if err := json.Unmarshal(b, &runs); err != nil {
-			return nil, fmt.Errorf("decode remediation budget: %w", err)
+			return nil, fmt.Errorf("decode remediation %s: %w", what, err)
 		}
 	}
-	cut := now.Add(-budgetWindow).UnixNano()
+	cut := now.Add(-window).UnixNano()
 	kept := runs[:0]
 	for _, t := range runs {
 		if t > cut {

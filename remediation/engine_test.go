@@ -41,6 +41,12 @@ func runSuite(t *testing.T, open opener) {
 		{"AuditAndMetrics", testAuditAndMetrics},
 		{"Apply", testApply},
 		{"NoTokenLeak", testNoTokenLeak},
+		// breaker_test.go
+		{"BreakerTrips", testBreakerTrips},
+		{"BreakerSecondTripSilent", testBreakerSecondTripSilent},
+		{"BreakerStaysPausedUntilResumed", testBreakerStaysPaused},
+		{"BreakerDryRunTakesNoSlot", testBreakerDryRun},
+		{"BreakerAbsent", testBreakerAbsent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })
 	}

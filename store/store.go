@@ -11,7 +11,9 @@
 //   - values by key ("state"), read with Get or State and written atomically
 //     with UpdateState or Commit;
 //   - leased queues (Claim, Settle): the outbox of notifications, the
-//     remediation queue, digests. Due work is found through an index
+//     remediation queue, the verification waits (verify: an item per
+//     action that ran, due when its window ends), digests. Due work is
+//     found through an index
 //     ordered by due time, never by reading every item;
 //   - indexes (Mark, Marked, Unmark): sorted sets of names;
 //   - rate limits, one per group of a leased queue (a target), decided with
@@ -29,11 +31,16 @@
 //	    flap:<key>          pipeline: flap state of alerts grouped by flapping.by
 //	    rem:guard:<r>:<fp>  remediation: lock and cooldowns of rule r for one alert
 //	    rem:budget:<r>      remediation: run times of rule r in the last hour
-//	    rem:pause           remediation: the kill switch
+//	    rem:pause           remediation: the kill switch (set by the API or the breaker)
+//	    rem:fleet           remediation: run times of every action, all rules and replicas,
+//	                        within max_actions.per (the fleet-wide breaker)
 //	    rem:audit:<id>      remediation: one audit record, TTL audit retention
+//	    rem:verdict:<r>:<fp>:<ran>  remediation: the verdict on rule r's run at <ran>
+//	                        (unix ns) for one alert, and its rollback's lock and end; TTL 48h
 //	    ref:<kind>:<hash>   notifiers: what a group's later messages need of its first
-//	                        (Slack channel and ts, email thread root, PagerDuty targets
-//	                        paged), by integration, target and group; TTL a day
+//	                        (Slack channel and ts, email thread root), by integration,
+//	                        target and group, TTL a day; ref:clicks:<hash>, a group's
+//	                        audited clicks (oncall), TTL a week
 //	    ref:click:<id>      the replay guard of one Slack click, TTL an hour
 //	index:<name>          a sorted set: flapping (flap keys flapping), rem:audit (audit ids by time)
 //	q:<queue>             a leased queue's items, scored by due time (a claimed item by its lease's end)
@@ -66,6 +73,10 @@ const (
 	// QueueRemedy holds the alert observations that a remediation rule
 	// matches, until the remediation ran.
 	QueueRemedy = "remedy"
+	// QueueVerify holds, in an alert's shard, the wait for the outcome of
+	// an action that ran (remediation.Verification): due at the end of the
+	// rule's verify.within, when the alert's record decides it.
+	QueueVerify = "verify"
 	// QueueForward holds, in an alert's shard, outbox work bound for a
 	// target in another shard, until it is put there (see Forward).
 	QueueForward = "forward"

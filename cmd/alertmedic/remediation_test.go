@@ -35,6 +35,10 @@ func TestRemediationEndToEnd(t *testing.T) {
 		mu.Lock()
 		calls = append(calls, r.Method+" "+r.URL.Path+" "+string(b))
 		mu.Unlock()
+		if r.Method == http.MethodGet {
+			fmt.Fprint(w, `{"replicas":2}`)
+			return
+		}
 		fmt.Fprint(w, `{"ok":true}`)
 	}))
 	defer orch.Close()
@@ -60,15 +64,17 @@ integrations:
 	if code, b := post(t, d.url("/webhook"), overloaded("firing")); code != 200 {
 		t.Fatalf("%d %s", code, b)
 	}
-	eventually(t, 5*time.Second, "the scale call", func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 1 })
+	// The rule verifies (verify: within 10m), so the scale first reads the
+	// replicas it can go back to, then asks for its own.
+	eventually(t, 5*time.Second, "the scale call", func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 2 })
 	mu.Lock()
-	if want := `POST /scale {"service":"company-extraction-api","replicas":5}`; calls[0] != want {
-		t.Errorf("orchestrator got %q, want %q", calls[0], want)
+	if want := []string{`GET /services/company-extraction-api `, `POST /scale {"service":"company-extraction-api","replicas":5}`}; len(calls) < 2 || calls[0] != want[0] || calls[1] != want[1] {
+		t.Errorf("orchestrator got %q, want %q", calls, want)
 	}
 	mu.Unlock()
 	eventually(t, 5*time.Second, "the #ops-alerts notice", func() bool {
 		for _, b := range slackSrv.got() {
-			if strings.Contains(b, "#ops-alerts") && strings.Contains(b, "scaled company-extraction-api to 5 replicas") {
+			if strings.Contains(b, "#ops-alerts") && strings.Contains(b, "scaled company-extraction-api from 2 to 5 replicas") {
 				return true
 			}
 		}
@@ -82,8 +88,8 @@ integrations:
 	}
 	time.Sleep(500 * time.Millisecond)
 	mu.Lock()
-	if len(calls) != 1 {
-		t.Errorf("%d orchestrator calls after repeats within the cooldown, want 1", len(calls))
+	if len(calls) != 2 {
+		t.Errorf("%d orchestrator calls after repeats within the cooldown, want the 2 of the first", len(calls))
 	}
 	mu.Unlock()
 

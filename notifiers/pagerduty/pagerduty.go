@@ -4,9 +4,8 @@
 // PagerDuty alert when it resolves. It owns the integrations.pagerduty
 // configuration block, the event's field mapping (after Alertmanager's
 // notify/pagerduty) and the classification of the API's answers into
-// retry or not, without ever letting the routing key into an error. With
-// refs it records which targets each alert group paged (Paged), for an
-// Acknowledge button to acknowledge them.
+// retry or not, without ever letting the routing key into an error.
+// Acknowledge acknowledges what a target's triggers opened, for a button.
 package pagerduty
 
 import (
@@ -26,7 +25,6 @@ import (
 
 	pd "github.com/PagerDuty/go-pagerduty"
 	"github.com/prometheus/alertmanager/template"
-	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/notifiers"
@@ -58,18 +56,12 @@ type Notifier struct {
 	client  *pd.Client
 	key     string // the routing key, for the events
 	secrets outbound.Secrets
-	// refs record the targets each group paged; nil records nothing.
-	refs notifiers.Refs
-	// log hears of pages that could not be recorded; silent unless
-	// WithLogger.
-	log zerolog.Logger
 }
 
 // New returns a Notifier for c (loaded, or at least defaulted: New applies
 // the defaults itself) sending through client; a nil client is a plain
-// http.Client, each request being bounded by c.Timeout anyway. refs record
-// which targets each alert group paged, for Paged; nil records nothing.
-func New(c Config, client *http.Client, refs notifiers.Refs) *Notifier {
+// http.Client, each request being bounded by c.Timeout anyway.
+func New(c Config, client *http.Client) *Notifier {
 	c.setDefaults()
 	if client == nil {
 		client = &http.Client{}
@@ -80,15 +72,7 @@ func New(c Config, client *http.Client, refs notifiers.Refs) *Notifier {
 	pc.HTTPClient = doer{client: client}
 	return &Notifier{
 		conf: c, client: pc, key: string(c.RoutingKey), secrets: outbound.NewSecrets(string(c.RoutingKey)),
-		refs: refs, log: zerolog.Nop(),
 	}
-}
-
-// WithLogger makes n log the pages it could not record in refs to l, and
-// returns n.
-func (n *Notifier) WithLogger(l zerolog.Logger) *Notifier {
-	n.log = l
-	return n
 }
 
 // Notify sends one event per alert: the Events API takes one alert per
@@ -106,10 +90,6 @@ func (n *Notifier) WithLogger(l zerolog.Logger) *Notifier {
 // retry sends every event again, which the dedup keys make harmless. A
 // final failure (another 4xx) is about that one event, so the others are
 // still sent and the errors are joined.
-//
-// The alerts whose trigger PagerDuty took are recorded in refs (Paged),
-// however the notification ends; a record that fails loses no page: it is
-// logged.
 func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool, error) {
 	switch nt.Kind {
 	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped, notifiers.KindRemediation:
@@ -118,12 +98,7 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 	if n.key == "" {
 		return false, errors.New("send pagerduty event: no routing key configured")
 	}
-	var (
-		errs    []error
-		paged   []string // fingerprints of the triggers PagerDuty took
-		started = time.Now()
-	)
-	defer func() { n.record(ctx, nt, paged, started) }()
+	var errs []error
 	for i, a := range nt.Alerts {
 		if err := ctx.Err(); err != nil {
 			return true, fmt.Errorf("send pagerduty event: %w", err)
@@ -142,15 +117,12 @@ func (n *Notifier) Notify(ctx context.Context, nt *notifiers.Notification) (bool
 			errs = append(errs, err)
 			continue
 		}
-		if ev.Action == actionTrigger {
-			paged = append(paged, fingerprint(a))
-		}
 	}
 	return false, errors.Join(errs...)
 }
 
 // Acknowledge acknowledges the PagerDuty alerts that t's triggers opened
-// for the alerts of fingerprints (as Paged lists them): one Events API v2
+// for the alerts of fingerprints: one Events API v2
 // "acknowledge" event each, with the trigger's dedup_key and the routing
 // key the triggers use (integrations.pagerduty's: a target has none of its
 // own). An alert already resolved stays resolved: PagerDuty ignores the

@@ -111,7 +111,7 @@ func newNotifier(t *testing.T, url string, edit func(*Config)) *Notifier {
 	if errs := c.Load(""); len(errs) > 0 {
 		t.Fatalf("Load: %v", errs)
 	}
-	return New(c, nil, nil)
+	return New(c, nil)
 }
 
 func firing() template.Alert {

@@ -24,7 +24,7 @@ func Render(c Config, nt *notifiers.Notification) ([]byte, error) {
 		return nil, nil
 	}
 	c.RoutingKey = ""
-	n := New(c, nil, nil)
+	n := New(c, nil)
 	var buf bytes.Buffer
 	for _, a := range nt.Alerts {
 		ev, err := n.event(nt, a)

@@ -186,7 +186,12 @@ func TestEveryKeyHasTTL(t *testing.T) {
 		Ack: got[0].Receipt,
 		Set: []store.Value{{Key: "alert:" + a.Fingerprint, Value: []byte("r"), TTL: time.Hour}},
 		Put: []store.Put{{Queue: store.QueueOutbox, Item: store.Item{ID: "n1", Group: "t", Class: "slack", Due: now}},
-			{Queue: store.QueueOutbox, Item: store.Item{ID: "n2", Group: "u", Due: now}}},
+			{Queue: store.QueueOutbox, Item: store.Item{ID: "n2", Group: "u", Due: now}},
+			// Every other leased queue, waiting (payloads kept): Maintain
+			// must give their keys a TTL too.
+			{Queue: store.QueueRemedy, Item: store.Item{ID: "r1", Group: "r", Due: now.Add(time.Hour), Payload: []byte("p")}},
+			{Queue: store.QueueForward, Item: store.Item{ID: "f1", Group: "f", Due: now.Add(time.Hour), Payload: []byte("p")}},
+			{Queue: store.QueueVerify, Item: store.Item{ID: "v1", Group: "v", Due: now.Add(time.Hour), Payload: []byte("p")}}},
 		Collect: []store.Collect{{Queue: store.QueueOutbox, Item: digest, Cap: 1, TTL: time.Hour,
 			Fields: []store.Field{{Name: "f1", Value: []byte("1")}, {Name: "f2", Value: []byte("2")}}}},
 		Mark: []store.Mark{{Index: "flapping", Member: "k", Score: 1}},

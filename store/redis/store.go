@@ -804,7 +804,7 @@ func globEscape(s string) string {
 // write: Maintain refreshes theirs.
 func (s *shard) maintained() []string {
 	ks := []string{s.stream}
-	for _, q := range []string{store.QueueOutbox, store.QueueRemedy} {
+	for _, q := range []string{store.QueueOutbox, store.QueueRemedy, store.QueueForward, store.QueueVerify} {
 		ks = append(ks, s.queueKey(q), s.queueKey(q)+":dead", s.queueKey(q)+":p")
 	}
 	for _, ix := range []string{"flapping", "rem:audit"} {

@@ -3,32 +3,12 @@ package pagerduty
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	"github.com/prometheus/alertmanager/template"
-	"github.com/rs/zerolog"
-
-	"github.com/alertmedic/alertmedic/notifiers"
-	"github.com/alertmedic/alertmedic/routing"
-	"github.com/alertmedic/alertmedic/store/memory"
 )
-
-func memRefs() notifiers.Refs { return notifiers.StoreRefs(memory.New(memory.Options{})) }
-
-// withRefs is newNotifier recording pages in refs.
-func withRefs(t *testing.T, url string, refs notifiers.Refs, edit func(*Config)) *Notifier {
-	t.Helper()
-	n := newNotifier(t, url, edit)
-	n.refs = refs
-	return n
-}
 
 // TestEventContext checks what a trigger carries besides the summary: the
 // alert's labels and annotations, its links, who sent it and where from.
@@ -109,156 +89,17 @@ func TestEventContext(t *testing.T) {
 	}
 }
 
-func TestPagedAfterTriggers(t *testing.T) {
-	api := newEventsAPI(t)
-	refs := memRefs()
-	n := withRefs(t, api.srv.URL, refs, nil)
-	ctx := context.Background()
-	one, two := firing(), firing()
-	two.Labels = template.KV{"alertname": "HighErrorRate", "instance": "api-2:8080"}
-	two.Fingerprint = "0000000000000002"
-	other := routing.Target{Receiver: "platform", Integration: "pagerduty", Name: "pagerduty[0]"}
-
-	for _, nt := range []*notifiers.Notification{
-		notification("alerts", one, two),
-		notification("alerts", one), // again: recorded once
-	} {
-		if _, err := n.Notify(ctx, nt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	onOther := notification("alerts", one)
-	onOther.Target = other
-	if _, err := n.Notify(ctx, onOther); err != nil {
-		t.Fatal(err)
-	}
-	// A resolve, and a trigger PagerDuty refused, page nobody.
-	res := notification("alerts", resolved(two))
-	res.Target.Name = "pagerduty[1]"
-	if _, err := n.Notify(ctx, res); err != nil {
-		t.Fatal(err)
-	}
-	api.setRespond(func(w http.ResponseWriter, _ *http.Request, _ []byte) { w.WriteHeader(http.StatusBadRequest) })
-	refused := notification("alerts", one)
-	refused.Target.Name = "pagerduty[2]"
-	if _, err := n.Notify(ctx, refused); err == nil {
-		t.Fatal("want the 400")
-	}
-
-	got, err := Paged(ctx, refs, notification("alerts").GroupKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string][]string{
-		"oncall/pagerduty[0]":   {one.Fingerprint, two.Fingerprint},
-		"platform/pagerduty[0]": {one.Fingerprint},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Paged = %v, want %v", got, want)
-	}
-	if got, err := Paged(ctx, refs, `{}:{alertname="Other"}`); got != nil || err != nil {
-		t.Errorf("Paged of a group that paged nobody = %v, %v; want nil, nil", got, err)
-	}
-	if got, err := Paged(ctx, nil, notification("alerts").GroupKey); got != nil || err != nil {
-		t.Errorf("Paged without refs = %v, %v; want nil, nil", got, err)
-	}
-}
-
-// The dispatcher sends a group's events several at once: every one is
-// recorded.
-func TestPagedConcurrentTriggers(t *testing.T) {
-	api := newEventsAPI(t)
-	refs := memRefs()
-	n := withRefs(t, api.srv.URL, refs, nil)
-	var wg sync.WaitGroup
-	for i := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a := firing()
-			a.Fingerprint = fmt.Sprintf("%016x", i)
-			if _, err := n.Notify(context.Background(), notification("alerts", a)); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	got, err := Paged(context.Background(), refs, notification("alerts").GroupKey)
-	if err != nil || len(got["oncall/pagerduty[0]"]) != 20 {
-		t.Errorf("Paged = %v, %v; want 20 fingerprints", got, err)
-	}
-}
-
-func TestPagedCaps(t *testing.T) {
-	var p pagedRef
-	for i := range maxPagedTargets + 1 {
-		p.add(fmt.Sprintf("r/pagerduty[%d]", i), []string{"a", "b"})
-	}
-	if len(p.Targets) != maxPagedTargets || p.DroppedTargets != 1 || p.DroppedFingerprints != 2 {
-		t.Errorf("%d targets, dropped %d targets and %d fingerprints; want %d, 1, 2", len(p.Targets), p.DroppedTargets, p.DroppedFingerprints, maxPagedTargets)
-	}
-	var many []string
-	for i := range maxPagedFingerprints + 5 {
-		many = append(many, fmt.Sprint(i))
-	}
-	var q pagedRef
-	q.add("r/pagerduty[0]", many[:10])
-	q.add("r/pagerduty[0]", many)
-	if got := q.Targets["r/pagerduty[0]"]; len(got) != maxPagedFingerprints || got[0] != "0" || q.DroppedFingerprints != 5 {
-		t.Errorf("%d fingerprints (first %s), dropped %d; want %d, 0, 5", len(got), got[0], q.DroppedFingerprints, maxPagedFingerprints)
-	}
-}
-
-// failingRefs is a store that is down.
-type failingRefs struct{}
-
-var errStoreDown = errors.New("store down: dial tcp 10.0.0.7:6379: connection refused")
-
-func (failingRefs) Ref(context.Context, string) ([]byte, error) { return nil, errStoreDown }
-
-func (failingRefs) UpdateRef(context.Context, string, time.Duration, func([]byte) ([]byte, error)) ([]byte, error) {
-	return nil, errStoreDown
-}
-
-func TestPagedRecordFailingLosesNoPage(t *testing.T) {
-	api := newEventsAPI(t)
-	var logs bytes.Buffer
-	n := withRefs(t, api.srv.URL, failingRefs{}, nil).WithLogger(zerolog.New(&logs))
-	if retry, err := n.Notify(context.Background(), notification("alerts", firing())); err != nil || retry {
-		t.Fatalf("Notify = %v, %v; want the page delivered", retry, err)
-	}
-	if len(api.sent()) != 1 {
-		t.Fatalf("%d events, want 1", len(api.sent()))
-	}
-	if !strings.Contains(logs.String(), "pages not recorded") || strings.Contains(logs.String(), testKey[:8]) {
-		t.Errorf("log %q, want the failure without the routing key", logs.String())
-	}
-	if _, err := Paged(context.Background(), failingRefs{}, "g"); err == nil || !strings.HasPrefix(err.Error(), "read pagerduty pages: ") {
-		t.Errorf("Paged error %v", err)
-	}
-}
-
 func TestAcknowledge(t *testing.T) {
 	api := newEventsAPI(t)
-	refs := memRefs()
-	n := withRefs(t, api.srv.URL, refs, nil)
+	n := newNotifier(t, api.srv.URL, nil)
 	ctx := context.Background()
 	one, two := firing(), firing()
 	two.Fingerprint = "0000000000000002"
 	if _, err := n.Notify(ctx, notification("alerts", one, two)); err != nil {
 		t.Fatal(err)
 	}
-	paged, err := Paged(ctx, refs, notification("alerts").GroupKey)
-	if err != nil {
+	if err := n.Acknowledge(ctx, target, []string{one.Fingerprint, two.Fingerprint}); err != nil {
 		t.Fatal(err)
-	}
-	for key, fps := range paged {
-		if key != target.Key() {
-			t.Fatalf("paged %s, want %s", key, target.Key())
-		}
-		if err := n.Acknowledge(ctx, target, fps); err != nil {
-			t.Fatal(err)
-		}
 	}
 	evs := api.events()
 	if len(evs) != 4 {
@@ -302,7 +143,7 @@ func TestAcknowledgeFailures(t *testing.T) {
 			api.setRespond(tc.respond)
 			n := newNotifier(t, api.srv.URL, nil)
 			if tc.noKey {
-				n = New(Config{URL: api.srv.URL + "/v2/enqueue"}, nil, nil)
+				n = New(Config{URL: api.srv.URL + "/v2/enqueue"}, nil)
 			}
 			err := n.Acknowledge(context.Background(), target, fps)
 			if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
