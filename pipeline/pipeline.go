@@ -87,6 +87,8 @@ type Pipeline struct {
 	remedyWake  *shardWake
 	forwardWake *shardWake
 	remedySlots chan struct{}
+	// verifyNext is, per shard, when its verify queue next needs a look.
+	verifyNext verifyNext
 }
 
 // New builds a pipeline and registers its metrics.

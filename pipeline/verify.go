@@ -29,7 +29,53 @@ const (
 	verifyBatch      = 8
 	verifyRetry      = 30 * time.Second
 	maxVerifyRetries = 20
+	// verifyRecheck is how often a verify queue known to be empty, or due
+	// later, is looked at anyway: another replica may have put a wait in it.
+	// A verdict is at most this late, well within the minute a held page
+	// may outlast its window.
+	verifyRecheck = 30 * time.Second
 )
+
+// verifyNext remembers when each shard's verify queue next needs a look,
+// so that an idle pipeline does not claim from every shard every second.
+type verifyNext struct {
+	mu sync.Mutex
+	at map[int]time.Time
+}
+
+// due says whether shard's queue needs a look at now.
+func (v *verifyNext) due(shard int, now time.Time) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return !now.Before(v.at[shard])
+}
+
+// set records when shard's queue next needs a look: its earliest due
+// item, no later than a recheck from now.
+func (v *verifyNext) set(shard int, now, next time.Time) {
+	at := now.Add(verifyRecheck)
+	if !next.IsZero() && next.Before(at) {
+		at = next
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.at == nil {
+		v.at = map[int]time.Time{}
+	}
+	v.at[shard] = at
+}
+
+// put notes a wait this replica put, due at due.
+func (v *verifyNext) put(shard int, due time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.at == nil {
+		v.at = map[int]time.Time{}
+	}
+	if cur, ok := v.at[shard]; !ok || due.Before(cur) {
+		v.at[shard] = due
+	}
+}
 
 // verifyItemID names a verification's item: one per run, so a remedy task
 // handed out again after a crash puts nothing twice.
@@ -47,6 +93,7 @@ func (p *Pipeline) awaitOutcome(ctx context.Context, shard int, v *remediation.V
 		backoff := newBackoff(200*time.Millisecond, 2*time.Second)
 		for attempt := 0; attempt < 3; attempt++ {
 			if err = p.o.Store.Commit(ctx, shard, put); err == nil {
+				p.verifyNext.put(shard, v.Due)
 				return
 			}
 			sleep(ctx, backoff.next())
@@ -70,9 +117,13 @@ func (p *Pipeline) verifies(ctx context.Context) {
 // them.
 func (p *Pipeline) runVerifies(ctx context.Context, shards []int) error {
 	for _, shard := range shards {
+		if !p.verifyNext.due(shard, p.o.Now()) {
+			continue
+		}
 		for ctx.Err() == nil {
+			now := p.o.Now()
 			c, err := p.o.Store.Claim(ctx, shard, store.QueueVerify, store.ClaimOptions{
-				Now:   p.o.Now(),
+				Now:   now,
 				Lease: p.o.Remediator.MaxRunTime() + 30*time.Second,
 				Max:   verifyBatch,
 			})
@@ -80,6 +131,7 @@ func (p *Pipeline) runVerifies(ctx context.Context, shards []int) error {
 				return err
 			}
 			if len(c.Batches) == 0 {
+				p.verifyNext.set(shard, now, c.Next)
 				break
 			}
 			var wg sync.WaitGroup

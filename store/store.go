@@ -10,11 +10,11 @@
 //     the dedup keys of the observations it has seen;
 //   - values by key ("state"), read with Get or State and written atomically
 //     with UpdateState or Commit;
-//   - leased queues (Claim, Settle): the outbox of notifications, the
-//     remediation queue, the verification waits (verify: an item per
-//     action that ran, due when its window ends), digests. Due work is
-//     found through an index
-//     ordered by due time, never by reading every item;
+//   - leased queues (Claim, Settle; Put, Collect and Move in a Commit):
+//     the outbox of notifications, the remediation queue, the verification
+//     waits (verify: an item per action that ran, due when its window
+//     ends), digests. Due work is found through an index ordered by due
+//     time, never by reading every item;
 //   - indexes (Mark, Marked, Unmark): sorted sets of names;
 //   - rate limits, one per group of a leased queue (a target), decided with
 //     GCRA inside Claim so that every replica shares one limit.
@@ -406,6 +406,29 @@ type Collect struct {
 	TTL time.Duration
 }
 
+// Move changes an item that waits in a leased queue, within a Commit: its
+// due time, or, with Drop, the item itself goes, with its payload and, for
+// a collecting item, what it collected. The due index changes with it, so
+// an item moved earlier is the next Claim's to take. An item that is out
+// (claimed, under a lease or past a lapsed one: a Move never takes one
+// back) or absent is left alone: too late, or already gone. A Move acts
+// on what the Txn's Put and Collect left, in order; CommitMoves reports
+// which moves applied.
+//
+// The due index is by time, not by ID: a backend may find the item with a
+// pass over the queue (Redis scans its members inside the commit), so a
+// Move is for now and then (a verdict), not for every item of a queue.
+type Move struct {
+	Queue string
+	ID    string
+	// Due is the item's new due time; zero: now. An item that was not yet
+	// due (its Since is after now) first becomes due then: its Since
+	// follows, so that a deadline counts from it, not from the time it was
+	// moved away from.
+	Due  time.Time
+	Drop bool
+}
+
 // Field is one collected value.
 type Field struct {
 	Name  string
@@ -433,8 +456,11 @@ type Txn struct {
 	Put    []Put
 	// Collect adds to collecting items (digests).
 	Collect []Collect
-	Mark    []Mark
-	Unmark  []Mark
+	// Move moves or drops waiting items by ID (see Move); CommitMoves
+	// says which applied, Commit and CommitAll apply them all the same.
+	Move   []Move
+	Mark   []Mark
+	Unmark []Mark
 }
 
 // ErrAcked: the entry a Txn would acknowledge was acknowledged already.

@@ -103,6 +103,35 @@ func (q *leased) collect(c store.Collect, now time.Time) {
 	}
 }
 
+// move moves or drops an item that waits (see store.Move) and says
+// whether it did: a claimed item (its Batch set until it is settled) and
+// an absent one are left alone.
+func (q *leased) move(m store.Move, now time.Time) bool {
+	x := q.items[m.ID]
+	if x == nil || x.it.Batch != "" {
+		return false
+	}
+	if m.Drop {
+		q.remove(x)
+		if col := q.coll[m.ID]; col != nil {
+			q.collectedFields -= len(col.fields)
+			delete(q.coll, m.ID)
+		}
+		return true
+	}
+	due := m.Due
+	if due.IsZero() {
+		due = now
+	}
+	if x.it.Since.After(now) {
+		x.it.Since = due // not yet due: it first becomes due at its new time
+	}
+	x.it.Due = due
+	x.score = due.UnixNano()
+	heap.Fix(&q.due, x.idx)
+	return true
+}
+
 // sweep drops collections whose TTL passed (their item went long ago).
 func (q *leased) sweep(now time.Time) {
 	for id, col := range q.coll {

@@ -108,12 +108,19 @@ func (s *Store) UpdateState(_ context.Context, key string, ttl time.Duration, fn
 }
 
 // Commit applies t atomically (see store.Txn).
-func (s *Store) Commit(_ context.Context, shard int, t store.Txn) error {
+func (s *Store) Commit(ctx context.Context, shard int, t store.Txn) error {
+	_, err := s.CommitMoves(ctx, shard, t)
+	return err
+}
+
+// CommitMoves is Commit, and says which of t.Move applied (one for each,
+// in order); nil when the Txn was refused.
+func (s *Store) CommitMoves(_ context.Context, shard int, t store.Txn) ([]bool, error) {
 	if err := checkShard(shard); err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkTxn(&t); err != nil {
-		return err
+		return nil, err
 	}
 	now := s.o.Now()
 	n := now.UnixNano()
@@ -128,11 +135,11 @@ func (s *Store) Commit(_ context.Context, shard int, t store.Txn) error {
 		}
 	}
 	if len(conflict.Current) > 0 {
-		return &conflict
+		return nil, &conflict
 	}
 	if t.Ack != "" {
 		if _, ok := s.taken[t.Ack]; !ok {
-			return store.ErrAcked
+			return nil, store.ErrAcked
 		}
 	}
 	// Needed state at its cap refuses the whole commit before any write:
@@ -146,7 +153,7 @@ func (s *Store) Commit(_ context.Context, shard int, t store.Txn) error {
 	for name, k := range adds {
 		if q := s.queues[name]; q != nil && len(q.items)+k > s.o.MaxItems {
 			s.full[name]++
-			return fmt.Errorf("commit: %s holds %d items: %w", name, len(q.items), store.ErrFull)
+			return nil, fmt.Errorf("commit: %s holds %d items: %w", name, len(q.items), store.ErrFull)
 		}
 	}
 	if t.Ack != "" {
@@ -161,13 +168,19 @@ func (s *Store) Commit(_ context.Context, shard int, t store.Txn) error {
 	for _, c := range t.Collect {
 		s.queue(c.Queue).collect(c, now)
 	}
+	applied := make([]bool, len(t.Move))
+	for i, m := range t.Move {
+		if q := s.queues[m.Queue]; q != nil {
+			applied[i] = q.move(m, now)
+		}
+	}
 	for _, m := range t.Mark {
 		s.markLocked(m.Index, m.Member, m.Score)
 	}
 	for _, m := range t.Unmark {
 		delete(s.index[m.Index], m.Member)
 	}
-	return nil
+	return applied, nil
 }
 
 // checkTxn refuses what no backend could store.
@@ -185,6 +198,11 @@ func checkTxn(t *store.Txn) error {
 	for _, c := range t.Collect {
 		if c.Item.ID == "" || c.Cap < 1 || c.TTL < time.Millisecond {
 			return fmt.Errorf("commit: collect into %q needs an item ID, a cap and a TTL", c.Item.ID)
+		}
+	}
+	for _, m := range t.Move {
+		if m.ID == "" {
+			return errors.New("commit: move without an item ID")
 		}
 	}
 	return nil

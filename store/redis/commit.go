@@ -67,11 +67,26 @@ func (s *shard) checkShard(shard int) error {
 //	C hash over queue cap ttl_ms score member n (name value keep)×n
 //	                      collect: keep up to cap fields (keep=1 always),
 //	                      count the rest in over, put the item if absent
+//	V queue c o p pattern id drop score_ms now_ms
+//	                      move or drop (drop=1) the waiting members of item
+//	                      id (see below), with its collection (c, o) and
+//	                      moved-out payload (p)
 //	M index score member  mark
 //	U index member        unmark
 //
-// Returns {1} done; {0} the entry was acknowledged already; {-1, i, v, ...}
-// the keys (by index) whose values changed, with their current values.
+// Returns {1, applied...} done, applied 1 or 0 for each V in order; {0}
+// the entry was acknowledged already; {-1, i, v, ...} the keys (by index)
+// whose values changed, with their current values.
+//
+// A V finds its item with ZSCAN MATCH pattern: a tab, the escaped id and a
+// tab, which only the member of an item that waits starts with (a claimed
+// one starts with its batch). Redis compares the pattern with each member's
+// first bytes and copies out only the match; the score index is by time,
+// so there is no cheaper way to an ID without an ID index that every claim
+// and settle would have to keep. A move rewrites the member only to set
+// since (field 6) when the item was not yet due; moved later, a collecting
+// item's collection lives that much longer, so that it outlives its due
+// time by its TTL still.
 var commitScript = redis.NewScript(`
 local ne = tonumber(ARGV[3])
 local a = 4
@@ -103,6 +118,7 @@ if ARGV[2] ~= '' then
     return {0}
   end
 end
+local applied = {1}
 while a <= #ARGV do
   local op = ARGV[a]
   if op == 'S' then
@@ -164,6 +180,52 @@ while a <= #ARGV do
       redis.call('ZADD', q, 'NX', ARGV[a + 6], ARGV[a + 7])
     end
     a = b
+  elseif op == 'V' then
+    local q = KEYS[tonumber(ARGV[a + 1])]
+    local ck, ok2, pk = KEYS[tonumber(ARGV[a + 2])], KEYS[tonumber(ARGV[a + 3])], KEYS[tonumber(ARGV[a + 4])]
+    local pat, id, drop = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7] == '1'
+    local sc, now = tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9])
+    local found, seen = {}, {}
+    local cur = '0'
+    repeat
+      local r = redis.call('ZSCAN', q, cur, 'MATCH', pat, 'COUNT', 1000)
+      cur = r[1]
+      for i = 1, #r[2], 2 do
+        local m = r[2][i]
+        if not seen[m] then
+          seen[m] = true
+          found[#found + 1] = {m, tonumber(r[2][i + 1])}
+        end
+      end
+    until cur == '0'
+    for _, e in ipairs(found) do
+      local m, old = e[1], e[2]
+      local nl = string.find(m, '\n', 1, true)
+      local f = {}
+      for x in string.gmatch(string.sub(m, 1, nl - 1) .. '\t', '([^\t]*)\t') do
+        f[#f + 1] = x
+      end
+      if drop then
+        redis.call('ZREM', q, m)
+        if f[10] == '1' then redis.call('HDEL', pk, id) end
+        if f[8] == '1' then redis.call('DEL', ck, ok2) end
+      else
+        if tonumber(f[6]) > now then
+          f[6] = string.format('%d', sc)
+          redis.call('ZREM', q, m)
+          m = table.concat(f, '\t') .. string.sub(m, nl)
+        end
+        redis.call('ZADD', q, sc, m)
+        if f[8] == '1' and sc > old then
+          for _, k in ipairs({ck, ok2}) do
+            local ttl = redis.call('PTTL', k)
+            if ttl > 0 then redis.call('PEXPIRE', k, ttl + sc - old) end
+          end
+        end
+      end
+    end
+    if #found > 0 then applied[#applied + 1] = 1 else applied[#applied + 1] = 0 end
+    a = a + 10
   elseif op == 'M' then
     redis.call('ZADD', KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + 3])
     a = a + 4
@@ -174,7 +236,7 @@ while a <= #ARGV do
     return redis.error_reply('commit: unknown op ' .. tostring(op))
   end
 end
-return {1}
+return applied
 `)
 
 // txnArgs builds the keys and arguments of commitScript.
@@ -196,53 +258,69 @@ func (t *txnArgs) key(k string) string {
 
 // Commit implements store.Txn on Redis in one script call.
 func (s *shard) Commit(ctx context.Context, shard int, t store.Txn) error {
+	_, err := s.CommitMoves(ctx, shard, t)
+	return err
+}
+
+// CommitMoves is Commit, and says which of t.Move applied (one for each,
+// in order); nil when the Txn was refused.
+func (s *shard) CommitMoves(ctx context.Context, shard int, t store.Txn) ([]bool, error) {
 	if err := s.checkShard(shard); err != nil {
-		return err
+		return nil, err
 	}
-	if t.Ack == "" && len(t.Expect) == 0 && len(t.Put) == 0 && len(t.Collect) == 0 && len(t.Mark) == 0 && len(t.Unmark) == 0 && len(t.Set) == 1 {
+	if t.Ack == "" && len(t.Expect) == 0 && len(t.Put) == 0 && len(t.Collect) == 0 && len(t.Move) == 0 && len(t.Mark) == 0 && len(t.Unmark) == 0 && len(t.Set) == 1 {
 		// One value alone needs no script: one SET (or DEL).
 		v := t.Set[0]
 		var err error
 		if v.Value == nil {
 			err = s.client.Del(ctx, s.key("state", v.Key)).Err()
 		} else if v.TTL < time.Millisecond {
-			return fmt.Errorf("commit: value %s needs a TTL of at least 1ms", v.Key)
+			return nil, fmt.Errorf("commit: value %s needs a TTL of at least 1ms", v.Key)
 		} else {
 			err = s.client.Set(ctx, s.key("state", v.Key), v.Value, v.TTL).Err()
 		}
 		if err != nil {
-			return alert.Unavailable("commit", err)
+			return nil, alert.Unavailable("commit", err)
 		}
-		return nil
+		return nil, nil
 	}
 	ta, err := s.txnArgs(t)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res, err := commitScript.Run(ctx, s.client, ta.keys, ta.args...).Slice()
 	if err != nil {
-		return alert.Unavailable("commit", err)
+		return nil, alert.Unavailable("commit", err)
 	}
 	return s.committed(ctx, t, ta, res)
 }
 
-// committed reads commitScript's reply.
-func (s *shard) committed(ctx context.Context, t store.Txn, ta *txnArgs, res []any) error {
+// committed reads commitScript's reply: which moves applied, or why
+// nothing did.
+func (s *shard) committed(ctx context.Context, t store.Txn, ta *txnArgs, res []any) ([]bool, error) {
 	code, _ := res[0].(int64)
 	if code == 1 || code == 0 {
 		if t.Ack != "" {
 			s.deleted(ctx, t.Ack)
 		}
 		if code == 0 {
-			return store.ErrAcked
+			return nil, store.ErrAcked
 		}
-		return nil
+		if len(res) != 1+len(t.Move) {
+			return nil, fmt.Errorf("commit: %d moves, reply %v", len(t.Move), res)
+		}
+		applied := make([]bool, len(t.Move))
+		for i, r := range res[1:] {
+			n, _ := r.(int64)
+			applied[i] = n == 1
+		}
+		return applied, nil
 	}
 	var c store.Conflict
 	for i := 1; i+1 < len(res); i += 2 {
 		n, _ := res[i].(int64)
 		if n < 1 || int(n) > len(ta.keys) {
-			return fmt.Errorf("commit: unexpected conflict reply %v", res)
+			return nil, fmt.Errorf("commit: unexpected conflict reply %v", res)
 		}
 		v := store.Value{Key: s.unkey("state", ta.keys[n-1])}
 		if str, ok := res[i+1].(string); ok {
@@ -250,7 +328,7 @@ func (s *shard) committed(ctx context.Context, t store.Txn, ta *txnArgs, res []a
 		}
 		c.Current = append(c.Current, v)
 	}
-	return &c
+	return nil, &c
 }
 
 // txnArgs builds commitScript's keys and arguments for t.
@@ -311,6 +389,24 @@ func (s *shard) txnArgs(t store.Txn) (*txnArgs, error) {
 			ta.args = append(ta.args, f.Name, f.Value, keep)
 		}
 	}
+	now := time.Now()
+	for _, m := range t.Move {
+		if m.ID == "" {
+			return nil, errors.New("commit: move without an item ID")
+		}
+		due := m.Due
+		if due.IsZero() {
+			due = now
+		}
+		drop := "0"
+		if m.Drop {
+			drop = "1"
+		}
+		id := escape(m.ID)
+		ta.args = append(ta.args, "V", ta.key(s.queueKey(m.Queue)),
+			ta.key(s.collectKey(m.Queue, "c", m.ID)), ta.key(s.collectKey(m.Queue, "o", m.ID)), ta.key(s.queueKey(m.Queue)+":p"),
+			"\t"+globEscape(id)+"\t*", id, drop, due.UnixMilli(), now.UnixMilli())
+	}
 	for _, m := range t.Mark {
 		ta.args = append(ta.args, "M", ta.key(s.key("index", m.Index)), m.Score, m.Member)
 	}
@@ -362,7 +458,7 @@ func (s *shard) CommitAll(ctx context.Context, shard int, ts []store.Txn) []erro
 			errs[i] = alert.Unavailable("commit", err)
 			continue
 		}
-		errs[i] = s.committed(ctx, ts[i], tas[i], res)
+		_, errs[i] = s.committed(ctx, ts[i], tas[i], res)
 	}
 	return errs
 }

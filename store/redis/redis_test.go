@@ -450,3 +450,56 @@ func TestExpiredStreamHeals(t *testing.T) {
 		t.Fatalf("after healing: %v %v", es, err)
 	}
 }
+
+// A dropped item leaves nothing behind: not its moved-out payload, not its
+// collection; a collecting item moved later keeps its collection that much
+// longer.
+func TestMoveLeavesNothing(t *testing.T) {
+	c := admin(t)
+	prefix := testPrefix(t, c)
+	s := openStore(t, prefix, testOptions())
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond)
+	big := []byte(strings.Repeat("x", 1000))
+	digest := store.Item{ID: "digest", Group: "d", Due: now.Add(time.Hour), Payload: []byte("d")}
+	err := s.Commit(ctx, 0, store.Txn{
+		Put: []store.Put{{Queue: store.QueueOutbox, Item: store.Item{ID: "w", Group: "busy", Due: now, Payload: big}}},
+		Collect: []store.Collect{{Queue: store.QueueOutbox, Item: digest, Cap: 1, TTL: time.Minute,
+			Fields: []store.Field{{Name: "f1", Value: []byte("1")}, {Name: "f2", Value: []byte("2")}}}},
+	})
+	if err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	// w waits for its group: its payload moves to the hash.
+	if _, err := s.Claim(ctx, 0, store.QueueOutbox, store.ClaimOptions{Now: now, Lease: time.Minute, Max: 10,
+		Held: map[string]time.Time{"busy": now.Add(time.Hour)}}); err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	p := "{" + prefix + "}:q:outbox:"
+	if n, err := c.HLen(ctx, p+"p").Result(); err != nil || n != 1 {
+		t.Fatalf("%d payloads moved out (%v), want w's", n, err)
+	}
+	before, err := c.PTTL(ctx, p+"c:digest").Result()
+	if err != nil || before <= 0 {
+		t.Fatalf("collection TTL %v %v", before, err)
+	}
+	applied, err := s.CommitMoves(ctx, 0, store.Txn{Move: []store.Move{{Queue: store.QueueOutbox, ID: "digest", Due: now.Add(5 * time.Hour)}}})
+	if err != nil || len(applied) != 1 || !applied[0] {
+		t.Fatalf("move later: %v %v", applied, err)
+	}
+	for _, k := range []string{"c:digest", "o:digest"} {
+		if ttl, err := c.PTTL(ctx, p+k).Result(); err != nil || ttl < before+4*time.Hour-time.Minute {
+			t.Errorf("%s TTL %v after a move 4h later, was %v (%v)", k, ttl, before, err)
+		}
+	}
+	applied, err = s.CommitMoves(ctx, 0, store.Txn{Move: []store.Move{{Queue: store.QueueOutbox, ID: "w", Drop: true}, {Queue: store.QueueOutbox, ID: "digest", Drop: true}}})
+	if err != nil || len(applied) != 2 || !applied[0] || !applied[1] {
+		t.Fatalf("drop: %v %v", applied, err)
+	}
+	for _, k := range prefixKeys(t, ctx, c, prefix) {
+		if strings.HasPrefix(k, "{"+prefix+"}:q:") {
+			t.Errorf("key %s left after the drops", k)
+		}
+	}
+}

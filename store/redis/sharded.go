@@ -245,6 +245,16 @@ func (s *Store) Commit(ctx context.Context, shard int, t store.Txn) error {
 	return p.Commit(ctx, 0, t)
 }
 
+// CommitMoves is Commit, and says which of t.Move applied; a Txn goes
+// to one shard, its moves too.
+func (s *Store) CommitMoves(ctx context.Context, shard int, t store.Txn) ([]bool, error) {
+	p, err := s.part(shard)
+	if err != nil {
+		return nil, err
+	}
+	return p.CommitMoves(ctx, 0, t)
+}
+
 func (s *Store) CommitAll(ctx context.Context, shard int, ts []store.Txn) []error {
 	p, err := s.part(shard)
 	if err != nil {

@@ -78,6 +78,11 @@ type Store interface {
 	// already it writes nothing and returns store.ErrAcked.
 	Commit(ctx context.Context, shard int, t store.Txn) error
 
+	// CommitMoves is Commit, and says which of t.Move applied: one bool
+	// for each, in order, true when the item waited and was moved or
+	// dropped; nil with any error (then nothing applied).
+	CommitMoves(ctx context.Context, shard int, t store.Txn) ([]bool, error)
+
 	// CommitAll applies each Txn in order as Commit does, each atomic on
 	// its own, one error per Txn; a later Txn sees what an earlier one
 	// wrote.

@@ -69,6 +69,11 @@ func Run(t *testing.T, open func(t *testing.T, o Options) Opener) {
 		{"LeasedRateLimitShared", testLeasedRateLimitShared},
 		{"LeasedCollect", testLeasedCollect},
 		{"LeasedWaitingKeepsPayload", testLeasedWaitingKeepsPayload},
+		{"LeasedMoveDue", testLeasedMoveDue},
+		{"LeasedMoveDrop", testLeasedMoveDrop},
+		{"LeasedMoveLeavesClaimed", testLeasedMoveLeavesClaimed},
+		{"LeasedMoveRefusedTxn", testLeasedMoveRefusedTxn},
+		{"LeasedMoveCollecting", testLeasedMoveCollecting},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,288 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/alertmedic/alertmedic/store"
+)
+
+// moves commits txn and returns which of its moves applied.
+func moves(t *testing.T, s Store, txn store.Txn) []bool {
+	t.Helper()
+	applied, err := s.CommitMoves(context.Background(), 0, txn)
+	if err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	if len(applied) != len(txn.Move) {
+		t.Fatalf("%d moves, %d reported: %v", len(txn.Move), len(applied), applied)
+	}
+	return applied
+}
+
+func move(ms ...store.Move) store.Txn { return store.Txn{Move: ms} }
+
+// An item that waits goes earlier or later; Claim sees it at its new due
+// time and not before, and its Since follows while it was not yet due. A
+// move sees what the Txn's puts left; an ID is only itself.
+func testLeasedMoveDue(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	now := base()
+
+	// Later: not at its old due time, at its new one.
+	put(t, a, store.Item{ID: "later", Due: now.Add(time.Minute), Payload: []byte("l")})
+	if got := moves(t, b, move(store.Move{Queue: q, ID: "later", Due: now.Add(2 * time.Hour)})); !got[0] {
+		t.Fatalf("move later: %v", got)
+	}
+	c := claim(t, a, store.ClaimOptions{Now: now.Add(time.Minute)})
+	if len(c.Batches) != 0 {
+		t.Fatalf("claimed at its old due time: %s", shape(c))
+	}
+	if want := now.Add(2 * time.Hour); !c.Next.Equal(want) {
+		t.Errorf("next %v, want the new due time %v", c.Next, want)
+	}
+	got := items(claim(t, a, store.ClaimOptions{Now: now.Add(2 * time.Hour)}))
+	if len(got) != 1 || got[0].ID != "later" || string(got[0].Payload) != "l" || !got[0].Since.Equal(now.Add(2*time.Hour)) {
+		t.Fatalf("at the new due time: %+v", got)
+	}
+	settle(t, a, store.Settlement{Done: got, Now: now})
+
+	// Earlier: a claim at now takes it; several moves report in order.
+	put(t, a, store.Item{ID: "earlier", Group: "g", Class: "c", Alerts: 2, Due: now.Add(time.Hour), Payload: []byte("e")})
+	got1 := moves(t, b, move(store.Move{Queue: q, ID: "absent", Due: now}, store.Move{Queue: q, ID: "earlier", Due: now},
+		store.Move{Queue: "no-such-queue", ID: "earlier", Due: now}))
+	if fmt.Sprint(got1) != "[false true false]" {
+		t.Errorf("applied %v, want [false true false]", got1)
+	}
+	got = items(claim(t, a, store.ClaimOptions{Now: now}))
+	if len(got) != 1 || got[0].ID != "earlier" || got[0].Group != "g" || got[0].Class != "c" || got[0].Alerts != 2 ||
+		string(got[0].Payload) != "e" || !got[0].Since.Equal(now) {
+		t.Fatalf("moved earlier, a claim at now: %+v", got)
+	}
+
+	// A retried item keeps its Since and its attempts; so does one moved
+	// with a zero Due, which is due at once.
+	r := got[0]
+	r.Due, r.Attempts, r.LastErr = now.Add(time.Hour), 1, "503"
+	settle(t, a, store.Settlement{Retry: []store.Item{r}, Now: now})
+	if got := moves(t, b, move(store.Move{Queue: q, ID: "earlier", Due: now.Add(3 * time.Hour)})); !got[0] {
+		t.Fatalf("move a retried item: %v", got)
+	}
+	if c := claim(t, a, store.ClaimOptions{Now: now.Add(time.Hour)}); len(c.Batches) != 0 {
+		t.Fatalf("claimed at its retry time: %s", shape(c))
+	}
+	got = items(claim(t, a, store.ClaimOptions{Now: now.Add(3 * time.Hour)}))
+	if len(got) != 1 || got[0].Attempts != 1 || got[0].LastErr != "503" || !got[0].Since.Equal(now) || string(got[0].Payload) != "e" {
+		t.Fatalf("a retried item moved: %+v", got)
+	}
+	settle(t, a, store.Settlement{Done: got, Now: now})
+	put(t, a, store.Item{ID: "zero", Due: now.Add(time.Hour)})
+	moves(t, b, move(store.Move{Queue: q, ID: "zero"}))
+	if got := items(claim(t, a, store.ClaimOptions{Now: time.Now().Add(time.Second)})); len(got) != 1 || got[0].ID != "zero" {
+		t.Fatalf("moved with a zero due time: %+v", got)
+	}
+
+	// Put and moved in one Txn; IDs with a glob's and the header's
+	// characters move themselves alone.
+	odd := "m*[1]\t?\\"
+	applied := moves(t, a, store.Txn{
+		Put: []store.Put{{Queue: q, Item: store.Item{ID: odd, Due: now.Add(time.Hour)}}, {Queue: q, Item: store.Item{ID: "m1", Due: now.Add(time.Hour)}},
+			{Queue: q, Item: store.Item{ID: "m*", Due: now.Add(time.Hour)}}},
+		Move: []store.Move{{Queue: q, ID: odd, Due: now}, {Queue: q, ID: "m", Due: now}},
+	})
+	if fmt.Sprint(applied) != "[true false]" {
+		t.Errorf("applied %v", applied)
+	}
+	if got := shape(claim(t, b, store.ClaimOptions{Now: now})); got != odd+"["+odd+"]" {
+		t.Errorf("claimed %q, want %q alone", got, odd)
+	}
+	if n := queueLen(t, a, q); n != 4 {
+		t.Errorf("%d items, want 4 (zero and the three just put)", n)
+	}
+}
+
+// A dropped item is gone: never claimed, not counted, its payload with
+// it, and its ID free for a new item.
+func testLeasedMoveDrop(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	now := base()
+	big := []byte(fmt.Sprintf("%0600d", 7))
+	put(t, a, store.Item{ID: "d1", Group: "g1", Due: now, Payload: []byte("one")}, store.Item{ID: "d2", Group: "g2", Due: now, Payload: []byte("two")},
+		store.Item{ID: "d3", Group: "busy", Due: now, Payload: big})
+	// d3 waits for its group: its payload moves out of the way (Redis).
+	c := claim(t, a, store.ClaimOptions{Now: now, Max: 1, Held: map[string]time.Time{"busy": now.Add(time.Hour)}})
+	if got := shape(c); got != "g1[d1]" {
+		t.Fatalf("claimed %q", got)
+	}
+	settle(t, a, store.Settlement{Done: items(c), Now: now})
+	if got := moves(t, b, move(store.Move{Queue: q, ID: "d2", Drop: true}, store.Move{Queue: q, ID: "d3", Drop: true},
+		store.Move{Queue: q, ID: "d1", Drop: true})); fmt.Sprint(got) != "[true true false]" {
+		t.Fatalf("drop: %v, want the settled d1 reported gone already", got)
+	}
+	if n := queueLen(t, a, q); n != 0 {
+		t.Errorf("%d items left after the drops", n)
+	}
+	if c := claim(t, a, store.ClaimOptions{Now: now.Add(2 * time.Hour)}); len(c.Batches) != 0 {
+		t.Fatalf("a dropped item was claimed: %s", shape(c))
+	}
+	if got := moves(t, a, move(store.Move{Queue: q, ID: "d2", Drop: true})); got[0] {
+		t.Errorf("dropped twice")
+	}
+	// The ID again is a new item: nothing of the old one is left over.
+	put(t, b, store.Item{ID: "d3", Group: "busy", Due: now, Payload: []byte("new")})
+	got := items(claim(t, a, store.ClaimOptions{Now: now}))
+	if len(got) != 1 || got[0].ID != "d3" || string(got[0].Payload) != "new" {
+		t.Fatalf("put again after the drop: %+v", got)
+	}
+}
+
+// A claimed item is out: a move neither takes it back nor changes it,
+// under its lease or past it, and says so.
+func testLeasedMoveLeavesClaimed(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	now := base()
+	put(t, a, store.Item{ID: "c1", Group: "g", Due: now, Payload: []byte("p")})
+	c := claim(t, a, store.ClaimOptions{Now: now, Lease: time.Minute})
+	if len(items(c)) != 1 {
+		t.Fatalf("claimed %s", shape(c))
+	}
+	got := moves(t, b, move(store.Move{Queue: q, ID: "c1", Due: now.Add(time.Hour)}, store.Move{Queue: q, ID: "c1", Drop: true}))
+	if fmt.Sprint(got) != "[false false]" {
+		t.Errorf("moves of a claimed item: %v, want none applied", got)
+	}
+	if n := queueLen(t, a, q); n != 1 {
+		t.Errorf("%d items, want the claimed one", n)
+	}
+	if c := claim(t, b, store.ClaimOptions{Now: now.Add(30 * time.Second)}); len(c.Batches) != 0 {
+		t.Fatalf("claimed under a lease: %s", shape(c))
+	}
+	// Past the lease it is claimed again, as the same batch: the move
+	// later did not move it, the drop did not drop it.
+	again := claim(t, b, store.ClaimOptions{Now: now.Add(time.Minute)})
+	if len(again.Batches) != 1 || !again.Batches[0].Reclaimed || again.Batches[0].ID != c.Batches[0].ID {
+		t.Fatalf("past the lease: %+v", again)
+	}
+	// A lapsed lease's item is out still.
+	if got := moves(t, a, move(store.Move{Queue: q, ID: "c1", Drop: true})); got[0] {
+		t.Errorf("dropped a reclaimed item")
+	}
+	settle(t, b, store.Settlement{Done: items(again), Now: now})
+	if n := queueLen(t, a, q); n != 0 {
+		t.Errorf("%d items after the settle", n)
+	}
+}
+
+// A Txn refused (its expectation failed, or its entry was acknowledged)
+// moves nothing, and CommitMoves reports no moves.
+func testLeasedMoveRefusedTxn(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	ctx := context.Background()
+	now := base()
+	commit(t, a, store.Txn{Set: []store.Value{{Key: "k", Value: []byte("v1"), TTL: time.Minute}}})
+	put(t, a, store.Item{ID: "x1", Due: now, Payload: []byte("x")}, store.Item{ID: "x2", Due: now.Add(time.Hour)})
+	applied, err := b.CommitMoves(ctx, 0, store.Txn{
+		Expect: []store.Value{{Key: "k", Value: []byte("v0")}},
+		Set:    []store.Value{{Key: "k", Value: []byte("v2"), TTL: time.Minute}},
+		Move:   []store.Move{{Queue: q, ID: "x1", Drop: true}, {Queue: q, ID: "x2", Due: now}},
+	})
+	var c *store.Conflict
+	if !errors.As(err, &c) || applied != nil {
+		t.Fatalf("a stale expectation: %v %v, want a conflict and no moves", applied, err)
+	}
+	if err := b.Commit(ctx, 0, store.Txn{Expect: []store.Value{{Key: "k"}}, Move: []store.Move{{Queue: q, ID: "x1", Drop: true}}}); !errors.As(err, &c) {
+		t.Fatalf("Commit with a move and a stale expectation: %v", err)
+	}
+	if got := get(t, a, "k"); got[0] != "v1" {
+		t.Errorf("a refused commit wrote: %v", got)
+	}
+	if n := queueLen(t, a, q); n != 2 {
+		t.Errorf("%d items, want both", n)
+	}
+	if got := shape(claim(t, a, store.ClaimOptions{Now: now})); got != "x1[x1]" {
+		t.Errorf("claimed %q: the refused moves applied", got)
+	}
+	// The expectation holds: the move applies with the write.
+	applied, err = b.CommitMoves(ctx, 0, store.Txn{
+		Expect: []store.Value{{Key: "k", Value: []byte("v1")}},
+		Set:    []store.Value{{Key: "k", Value: []byte("v2"), TTL: time.Minute}},
+		Move:   []store.Move{{Queue: q, ID: "x2", Due: now}},
+	})
+	if err != nil || fmt.Sprint(applied) != "[true]" {
+		t.Fatalf("commit that holds: %v %v", applied, err)
+	}
+	if got := shape(claim(t, a, store.ClaimOptions{Now: now})); got != "x2[x2]" {
+		t.Errorf("claimed %q after the move", got)
+	}
+	// CommitAll applies moves as Commit does.
+	put(t, a, store.Item{ID: "x3", Due: now.Add(time.Hour)})
+	if errs := a.CommitAll(ctx, 0, []store.Txn{move(store.Move{Queue: q, ID: "x3", Due: now})}); errs[0] != nil {
+		t.Fatalf("commit all: %v", errs)
+	}
+	if got := shape(claim(t, b, store.ClaimOptions{Now: now})); got != "x3[x3]" {
+		t.Errorf("claimed %q after a CommitAll move", got)
+	}
+}
+
+// A collecting item moves with what it collected; dropped, its collection
+// goes with it; out, it is left alone with what it collects meanwhile.
+func testLeasedMoveCollecting(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	now := base()
+	digest := store.Item{ID: "digest:t", Group: "t", Due: now.Add(time.Hour), Payload: []byte("d")}
+	add := func(s Store, names ...string) {
+		t.Helper()
+		var fs []store.Field
+		for _, n := range names {
+			fs = append(fs, store.Field{Name: n, Value: []byte("firing")})
+		}
+		commit(t, s, store.Txn{Collect: []store.Collect{{Queue: q, Item: digest, Fields: fs, Cap: 2, TTL: time.Minute}}})
+	}
+	collected := func(it store.Item) string {
+		return fmt.Sprintf("%d+%d", len(it.Collected), it.Overflow)
+	}
+
+	// Dropped: the next collect starts afresh.
+	add(a, "f1", "f2", "f3")
+	if got := moves(t, b, move(store.Move{Queue: q, ID: digest.ID, Drop: true})); !got[0] {
+		t.Fatalf("drop a collecting item: %v", got)
+	}
+	if n := queueLen(t, a, q); n != 0 {
+		t.Fatalf("%d items after the drop", n)
+	}
+	add(b, "f4")
+	got := items(claim(t, a, store.ClaimOptions{Now: now.Add(time.Hour)}))
+	if len(got) != 1 || collected(got[0]) != "1+0" || got[0].Collected["f4"] == nil {
+		t.Fatalf("collected after the drop: %+v", got)
+	}
+	settle(t, a, store.Settlement{Done: got, Now: now})
+
+	// Moved later, past its collection's TTL after its old due time: it
+	// keeps what it collected. Then earlier again.
+	add(a, "f1", "f2", "f3")
+	moves(t, b, move(store.Move{Queue: q, ID: digest.ID, Due: now.Add(5 * time.Hour)}))
+	moves(t, b, move(store.Move{Queue: q, ID: digest.ID, Due: now}))
+	got = items(claim(t, a, store.ClaimOptions{Now: now}))
+	if len(got) != 1 || collected(got[0]) != "2+1" || string(got[0].Payload) != "d" || !got[0].Collects {
+		t.Fatalf("moved: %+v", got)
+	}
+
+	// Out: left alone, and what it collects meanwhile comes after the
+	// settle as it would have.
+	add(b, "late")
+	if got := moves(t, a, move(store.Move{Queue: q, ID: digest.ID, Drop: true}, store.Move{Queue: q, ID: digest.ID, Due: now.Add(time.Hour)})); fmt.Sprint(got) != "[false false]" {
+		t.Fatalf("moves of a claimed collecting item: %v", got)
+	}
+	settle(t, b, store.Settlement{Done: got, Now: now})
+	got = items(claim(t, a, store.ClaimOptions{Now: now}))
+	if len(got) != 1 || collected(got[0]) != "1+0" || got[0].Collected["late"] == nil {
+		t.Fatalf("after the settle: %+v", got)
+	}
+}
