@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -40,6 +42,15 @@ func (a *App) newOncall(reg prometheus.Registerer) *oncall.Actions {
 		},
 		Alertmanager: func(externalURL string) *oncall.Alertmanager {
 			return alertmanagerFor(a.currentConfig().Alertmanager, externalURL)
+		},
+		// As POST /api/v1/remediation/resume: the engine audits, the
+		// pipeline sends the notice. Both are built after the actor (the
+		// integrations need it first) and are there by the first click.
+		Resume: func(ctx context.Context, by string) error {
+			if a.eng == nil || a.pl == nil {
+				return errors.New("resume remediation: not started yet")
+			}
+			return remediationAPI{a.eng, a.pl}.Resume(ctx, by)
 		},
 		Logger:     a.log.With().Str("component", "oncall").Logger(),
 		Registerer: reg,

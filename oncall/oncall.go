@@ -1,11 +1,13 @@
 // Package oncall is what on-call does from a message: acknowledge the
-// PagerDuty pages of an alert group, and silence its alerts in the
-// Alertmanager that sent them. Slack's signed interactions
+// PagerDuty pages of an alert group, silence its alerts in the
+// Alertmanager that sent them, and resume remediation that the fleet-wide
+// breaker paused. Slack's signed interactions
 // (notifiers/slack) call it; every click is audited (who, what, result),
 // kept beside the group's other refs and counted.
 package oncall
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,9 +53,13 @@ type Options struct {
 	// Alertmanager is where to silence the alerts of a group that came
 	// from externalURL; nil when there is none to use.
 	Alertmanager func(externalURL string) *Alertmanager
-	Logger       zerolog.Logger
-	Registerer   prometheus.Registerer
-	Now          func() time.Time
+	// Resume resumes remediation, as POST /api/v1/remediation/resume does
+	// (audited, its notice sent), by whom it names; nil when it cannot be
+	// resumed from a message.
+	Resume     func(ctx context.Context, by string) error
+	Logger     zerolog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
 }
 
 // Actions carries out clicks. It is safe for concurrent use.
@@ -71,7 +77,7 @@ func New(o Options) *Actions {
 		Name: "alertmedic_slack_clicks_total",
 		Help: "Slack button clicks carried out, by action and result (ok, failed).",
 	}, []string{"action", "result"})}
-	for _, act := range []string{slack.ActionAcknowledge, slack.ActionSilence} {
+	for act := range actions {
 		for _, r := range []string{"ok", "failed"} {
 			a.clicks.WithLabelValues(act, r)
 		}
@@ -95,16 +101,28 @@ type Audit struct {
 	Detail string `json:"detail"`
 }
 
+// actions are the clicks Act knows, the label values of the clicks metric.
+var actions = map[string]bool{slack.ActionAcknowledge: true, slack.ActionSilence: true, slack.ActionResume: true}
+
+// RemediationAudit is the group key under which clicks on remediation
+// notices (Resume) are audited: they have no group. Alertmanager's group
+// keys are "{…}:{…}", so it is no group's.
+const RemediationAudit = "remediation"
+
 // Act carries out one click and returns the line its message shows.
 func (a *Actions) Act(ctx context.Context, c slack.Click) (string, error) {
 	now := a.o.Now()
 	var line string
 	var err error
+	auditKey := c.Group.Key
 	switch c.Action {
 	case slack.ActionAcknowledge:
 		line, err = a.acknowledge(ctx, c, now)
 	case slack.ActionSilence:
 		line, err = a.silence(ctx, c, now)
+	case slack.ActionResume:
+		auditKey = RemediationAudit
+		line, err = a.resume(ctx, c, now)
 	default:
 		err = fmt.Errorf("unknown action %q", c.Action)
 	}
@@ -112,12 +130,25 @@ func (a *Actions) Act(ctx context.Context, c slack.Click) (string, error) {
 	if err != nil {
 		result, detail = "failed", err.Error()
 	}
-	if c.Action == slack.ActionAcknowledge || c.Action == slack.ActionSilence {
+	if actions[c.Action] {
 		a.clicks.WithLabelValues(c.Action, result).Inc()
 	}
 	rec := Audit{At: now.UTC(), UserID: c.UserID, User: c.UserName, Action: c.Action, Duration: model.Duration(c.Duration), Result: result, Detail: detail}
-	a.audit(ctx, c.Group.Key, rec)
+	a.audit(ctx, auditKey, rec)
 	return line, err
+}
+
+// resume resumes remediation for whoever clicked: anyone in the workspace
+// may, as anyone with the API's token may. The engine audits the resume
+// itself, by "slack:<name>", and Options.Resume sends its notice.
+func (a *Actions) resume(ctx context.Context, c slack.Click, now time.Time) (string, error) {
+	if a.o.Resume == nil {
+		return "", errors.New("resume: remediation cannot be resumed from Slack here (use POST /api/v1/remediation/resume)")
+	}
+	if err := a.o.Resume(ctx, "slack:"+cmp.Or(c.UserName, c.UserID)); err != nil {
+		return "", err // the engine's: "resume remediation: …"
+	}
+	return fmt.Sprintf("Resumed by %s at %s", userMention(c.UserID), now.UTC().Format("15:04 MST")), nil
 }
 
 // userMention is Slack's mention of a user ID, or plain text when the ID

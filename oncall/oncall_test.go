@@ -3,6 +3,8 @@ package oncall_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/alertmedic/alertmedic/notifiers"
@@ -223,5 +227,76 @@ func TestSilenceErrorCarriesNoCredential(t *testing.T) {
 	_, err := r.acts.Act(context.Background(), slack.Click{Action: "silence", Duration: time.Hour, Group: slack.Group{ExternalURL: r.am.URL, Alerts: []template.Alert{firing("a", template.KV{"alertname": "X"})}}})
 	if err == nil || strings.Contains(err.Error(), "am-token-secret") || !strings.Contains(err.Error(), "500") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// wantClicks compares alertmedic_slack_clicks_total in reg with the
+// resume clicks ok and failed; the other actions' are 0.
+func wantClicks(t *testing.T, reg *prometheus.Registry, ok, failed int) {
+	t.Helper()
+	want := fmt.Sprintf(`# HELP alertmedic_slack_clicks_total Slack button clicks carried out, by action and result (ok, failed).
+# TYPE alertmedic_slack_clicks_total counter
+alertmedic_slack_clicks_total{action="acknowledge",result="failed"} 0
+alertmedic_slack_clicks_total{action="acknowledge",result="ok"} 0
+alertmedic_slack_clicks_total{action="resume",result="failed"} %d
+alertmedic_slack_clicks_total{action="resume",result="ok"} %d
+alertmedic_slack_clicks_total{action="silence",result="failed"} 0
+alertmedic_slack_clicks_total{action="silence",result="ok"} 0
+`, failed, ok)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "alertmedic_slack_clicks_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// Resume (the breaker's notice) resumes remediation by "slack:<name>",
+// once per click; it is audited under the remediation key and counted. A
+// failure is shown as it is.
+func TestResume(t *testing.T) {
+	ctx := context.Background()
+	refs := notifiers.StoreRefs(memory.New(memory.Options{}))
+	reg := prometheus.NewRegistry()
+	var by []string
+	var fail error
+	acts := oncall.New(oncall.Options{
+		Refs: refs,
+		Resume: func(_ context.Context, who string) error {
+			by = append(by, who)
+			return fail
+		},
+		Logger: zerolog.Nop(), Registerer: reg,
+		Now: func() time.Time { return at },
+	})
+	wantClicks(t, reg, 0, 0)
+	click := slack.Click{Action: slack.ActionResume, UserID: "U123", UserName: "alice", Channel: "C1", TS: "1.2", Remediation: "0123abcd"}
+	line, err := acts.Act(ctx, click)
+	if err != nil || line != "Resumed by <@U123> at 14:02 UTC" {
+		t.Fatalf("Act = %q, %v", line, err)
+	}
+	if len(by) != 1 || by[0] != "slack:alice" {
+		t.Errorf("Resume called by %q, want once by slack:alice", by)
+	}
+	fail = errors.New("resume remediation: store down")
+	noName := click
+	noName.UserName = ""
+	if _, err := acts.Act(ctx, noName); err == nil || err.Error() != "resume remediation: store down" {
+		t.Errorf("failed resume: %v", err)
+	}
+	if len(by) != 2 || by[1] != "slack:U123" {
+		t.Errorf("Resume called by %q, want slack:U123 without a name", by)
+	}
+	clicks, err := oncall.Clicks(ctx, refs, oncall.RemediationAudit)
+	if err != nil || len(clicks) != 2 || clicks[0].Action != "resume" || clicks[0].Result != "ok" || clicks[0].User != "alice" ||
+		clicks[1].Result != "failed" || !strings.Contains(clicks[1].Detail, "store down") {
+		t.Errorf("audit: %+v, %v", clicks, err)
+	}
+	wantClicks(t, reg, 1, 1)
+
+	// Without the option, a clear failure, audited and counted too.
+	none := oncall.New(oncall.Options{Refs: refs, Logger: zerolog.Nop(), Now: func() time.Time { return at }})
+	if _, err := none.Act(ctx, click); err == nil || !strings.Contains(err.Error(), "cannot be resumed from Slack here") {
+		t.Errorf("without Resume: %v", err)
+	}
+	if clicks, _ := oncall.Clicks(ctx, refs, oncall.RemediationAudit); len(clicks) != 3 || clicks[2].Result != "failed" {
+		t.Errorf("audit without Resume: %+v", clicks)
 	}
 }

@@ -92,6 +92,13 @@ func click(t *testing.T, endpoint, value, ts string, at time.Time, secret string
 		"container":  map[string]any{"type": "message", "message_ts": ts, "channel_id": "C0PROC"},
 		"actions":    []map[string]any{{"action_id": "acknowledge", "block_id": "b", "value": value, "type": "button", "action_ts": "1700000200.000001"}},
 	})
+	return signedPost(t, endpoint, payload, at, secret)
+}
+
+// signedPost posts a Slack interaction payload as Slack does: form field
+// payload, signed v0 with secret at the instant at.
+func signedPost(t *testing.T, endpoint string, payload []byte, at time.Time, secret string) int {
+	t.Helper()
 	body := "payload=" + url.QueryEscape(string(payload))
 	stamp := strconv.FormatInt(at.Unix(), 10)
 	mac := hmac.New(sha256.New, []byte(secret))

@@ -29,17 +29,26 @@ import (
 const (
 	ActionAcknowledge = "acknowledge"
 	ActionSilence     = "silence"
+	// ActionResume is on the notice that remediation paused itself (the
+	// fleet-wide breaker): it resumes remediation (remediation.go).
+	ActionResume = "resume"
 )
 
-// Click is one click on a group's button, verified as Slack's.
+// Click is one click on a button, verified as Slack's: a group's
+// (Acknowledge, Silence), or a remediation notice's (Resume), which has no
+// group.
 type Click struct {
-	Action   string        // ActionAcknowledge or ActionSilence
+	Action   string        // ActionAcknowledge, ActionSilence or ActionResume
 	Duration time.Duration // of the silence
 	// Who clicked, in which workspace.
 	UserID, UserName, TeamID string
 	// The message clicked.
 	Channel, TS string
-	Group       Group
+	// Group is empty for a remediation notice's button.
+	Group Group
+	// Remediation is the opaque ID a remediation notice's button carries
+	// (its value is "rem:<action>:<id>"); "" for a group's.
+	Remediation string
 }
 
 // Group is what the message's ref knows of its alert group.
@@ -117,9 +126,10 @@ func (n *Notifier) addButtons(msg *slack.WebhookMessage, key string, firing bool
 }
 
 // Interactions serves Slack's interactivity requests (the app's Request
-// URL): a click on Acknowledge or Silence is verified with the signing
-// secret, acted on once however often Slack sends it, answered at once,
-// and then handed to actor; the group's message shows the outcome. It is
+// URL): a click on Acknowledge, Silence or Resume is verified with the
+// signing secret, acted on once however often Slack sends it, answered at
+// once, and then handed to actor; the clicked message (the group's, or the
+// notice) shows the outcome. It is
 // nil without a signing secret, a token, refs or an actor: there are no
 // buttons then.
 func (n *Notifier) Interactions(actor Actor, log zerolog.Logger) http.Handler {
@@ -151,12 +161,15 @@ type interactions struct {
 	log   zerolog.Logger
 }
 
-// clickRequest is a verified click, as the background work needs it.
+// clickRequest is a verified click, as the background work needs it: key
+// is a group's ref key, or remediation the ID of a remediation notice's
+// button.
 type clickRequest struct {
-	action   string
-	duration time.Duration
-	key      string
-	cb       *slack.InteractionCallback
+	action      string
+	duration    time.Duration
+	key         string
+	remediation string
+	cb          *slack.InteractionCallback
 }
 
 func (h *interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -237,7 +250,7 @@ func (h *interactions) verify(header http.Header, body []byte) error {
 }
 
 // parse reads a block_actions payload; nil when it holds no click on
-// Acknowledge or Silence.
+// Acknowledge, Silence or Resume.
 func (h *interactions) parse(body []byte) (*clickRequest, error) {
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
@@ -272,6 +285,13 @@ func (h *interactions) parse(body []byte) (*clickRequest, error) {
 				}
 				req.key, req.duration = key, time.Duration(md)
 			}
+		case ActionResume:
+			id, ok := remediationID(a.ActionID, a.Value)
+			if !ok {
+				return nil, errors.New("button value is not a remediation ref")
+			}
+			req.key, req.remediation = "", id
+			return req, nil
 		default:
 			continue
 		}
@@ -301,6 +321,10 @@ func clickID(cb *slack.InteractionCallback) string {
 // act hands a click to the actor and shows its outcome in the group's
 // message, keeping the line in the ref for the group's later updates.
 func (h *interactions) act(ctx context.Context, req *clickRequest) {
+	if req.remediation != "" {
+		h.actRemediation(ctx, req)
+		return
+	}
 	n, cb := h.n, req.cb
 	log := h.log.With().Str("action", req.action).Str("user", cb.User.ID).Logger()
 	raw, err := n.refs.Ref(ctx, req.key)
@@ -314,23 +338,10 @@ func (h *interactions) act(ctx context.Context, req *clickRequest) {
 		return
 	}
 	g := decodeRef(raw)
-	c := Click{
-		Action: req.action, Duration: req.duration,
-		UserID: cb.User.ID, UserName: cmp.Or(cb.User.Name, cb.User.Username), TeamID: cb.Team.ID,
-		Channel: cmp.Or(cb.Container.ChannelID, cb.Channel.ID), TS: cmp.Or(cb.Container.MessageTs, cb.Message.Timestamp),
-		Group: g.group(),
-	}
-	line, err := h.actor.Act(ctx, c)
-	switch {
-	case err != nil:
-		log.Warn().Err(err).Msg("slack click failed")
-		line = n.failureLine(c, err)
-	case line == "":
-		line = n.outcomeLine(c)
-	}
-	if err == nil {
-		log.Info().Msg("slack click acted on")
-	}
+	c := req.click()
+	c.Group = g.group()
+	// A failed act is logged by call and shown by its line.
+	line, _ := h.call(ctx, log, c)
 	raw, err = n.refs.UpdateRef(ctx, req.key, notifiers.RefTTL, func(old []byte) ([]byte, error) {
 		cur := decodeRef(old)
 		if old == nil {
@@ -358,11 +369,40 @@ func (h *interactions) act(ctx context.Context, req *clickRequest) {
 	}
 }
 
+// click is what the actor is told of req, but the group.
+func (req *clickRequest) click() Click {
+	cb := req.cb
+	return Click{
+		Action: req.action, Duration: req.duration,
+		UserID: cb.User.ID, UserName: cmp.Or(cb.User.Name, cb.User.Username), TeamID: cb.Team.ID,
+		Channel: cmp.Or(cb.Container.ChannelID, cb.Channel.ID), TS: cmp.Or(cb.Container.MessageTs, cb.Message.Timestamp),
+		Remediation: req.remediation,
+	}
+}
+
+// call hands c to the actor and returns the line the message shows, and
+// the actor's error.
+func (h *interactions) call(ctx context.Context, log zerolog.Logger, c Click) (string, error) {
+	line, err := h.actor.Act(ctx, c)
+	switch {
+	case err != nil:
+		log.Warn().Err(err).Msg("slack click failed")
+		return h.n.failureLine(c, err), err
+	case line == "":
+		line = h.n.outcomeLine(c)
+	}
+	log.Info().Msg("slack click acted on")
+	return line, nil
+}
+
 // outcomeLine is what the message shows when the actor gives no line.
 func (n *Notifier) outcomeLine(c Click) string {
 	at := n.now().UTC()
-	if c.Action == ActionSilence {
+	switch c.Action {
+	case ActionSilence:
 		return fmt.Sprintf("Silenced for %s by <@%s> until %s", model.Duration(c.Duration), c.UserID, at.Add(c.Duration).Format("15:04 UTC"))
+	case ActionResume:
+		return fmt.Sprintf("Resumed by <@%s> at %s", c.UserID, at.Format("15:04 UTC"))
 	}
 	return fmt.Sprintf("Acknowledged by <@%s> at %s", c.UserID, at.Format("15:04 UTC"))
 }
@@ -371,8 +411,11 @@ func (n *Notifier) outcomeLine(c Click) string {
 // fit to show) cut short and escaped for mrkdwn.
 func (n *Notifier) failureLine(c Click, err error) string {
 	what := "Acknowledge"
-	if c.Action == ActionSilence {
+	switch c.Action {
+	case ActionSilence:
 		what = "Silence for " + model.Duration(c.Duration).String()
+	case ActionResume:
+		what = "Resume"
 	}
 	return fmt.Sprintf("%s by <@%s> failed at %s: %s", what, c.UserID, n.now().UTC().Format("15:04 UTC"),
 		escape(notifiers.Cut(n.scrub(err).Error(), maxErrorLen)))

@@ -35,6 +35,7 @@ func (n *Notifier) message(nt *notifiers.Notification) (*slack.WebhookMessage, e
 	switch nt.Kind {
 	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped, notifiers.KindRemediation:
 		msg.Attachments = []slack.Attachment{n.notice(nt)}
+		n.addResume(msg, nt)
 		return msg, nil
 	case notifiers.KindDigest:
 		word := "alerts"

@@ -4,7 +4,8 @@
 // follows an Alertmanager group up: the group's first message is updated
 // with chat.update as the group changes (its ref, in the store, says which
 // message that is), and with a signing secret it carries Acknowledge and
-// Silence buttons whose clicks Interactions serves. It owns its
+// Silence buttons whose clicks Interactions serves (and the notice that
+// the fleet-wide breaker paused remediation carries Resume). It owns its
 // configuration block (integrations.slack), the message layout and the
 // classification of Slack's answers into retry or give up; backoff is the
 // pipeline's.
