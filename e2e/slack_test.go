@@ -4,9 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/alertmedic/alertmedic/notifiers/slack/slacktest"
 )
 
 const signingSecret = "e2e-slack-signing-secret"
@@ -119,16 +118,12 @@ func signedClick(t *testing.T, target, actionID, value, ts string) *http.Request
 		}},
 	})
 	body := "payload=" + url.QueryEscape(string(payload))
-	now := strconv.FormatInt(time.Now().Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(signingSecret))
-	mac.Write([]byte("v0:" + now + ":" + body))
 	req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Slack-Request-Timestamp", now)
-	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	slacktest.Sign(req.Header, signingSecret, body, time.Now())
 	return req
 }
 

@@ -2,9 +2,6 @@ package slack
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +21,8 @@ import (
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/secret"
 	"github.com/alertmedic/alertmedic/store/memory"
+
+	"github.com/alertmedic/alertmedic/notifiers/slack/slacktest"
 )
 
 const signingSecret = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -145,13 +144,7 @@ func clickBody(t *testing.T, trigger string, action map[string]any) string {
 }
 
 // sign sets Slack's v0 signature of body at ts.
-func sign(h http.Header, key, body string, ts time.Time) {
-	stamp := strconv.FormatInt(ts.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(key))
-	fmt.Fprintf(mac, "v0:%s:%s", stamp, body)
-	h.Set("X-Slack-Request-Timestamp", stamp)
-	h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
-}
+func sign(h http.Header, key, body string, ts time.Time) { slacktest.Sign(h, key, body, ts) }
 
 func (f *clickFixture) send(t *testing.T, body string, header http.Header) int {
 	t.Helper()
