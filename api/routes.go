@@ -24,11 +24,14 @@ type RouteAnswer struct {
 
 // RouteTarget is one target and its fate at that instant.
 type RouteTarget struct {
-	Receiver    string     `json:"receiver"`
-	Integration string     `json:"integration"`
-	Name        string     `json:"name"`
-	Route       string     `json:"route"`
-	Action      string     `json:"action"` // notify, drop or defer
-	MutedBy     string     `json:"muted_by,omitempty"`
-	Until       *time.Time `json:"until,omitempty"`
+	Receiver    string `json:"receiver"`
+	Integration string `json:"integration"`
+	Name        string `json:"name"`
+	Route       string `json:"route"`
+	Action      string `json:"action"` // notify, hold, drop or defer
+	// HeldFor names the remediation rule whose verdict a firing alert's
+	// page waits for here (hold_for_remediation).
+	HeldFor string     `json:"held_for_remediation,omitempty"`
+	MutedBy string     `json:"muted_by,omitempty"`
+	Until   *time.Time `json:"until,omitempty"`
 }

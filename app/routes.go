@@ -10,9 +10,12 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/model"
 
+	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/config"
 	"github.com/alertmedic/alertmedic/flapping"
+	"github.com/alertmedic/alertmedic/pipeline"
+	"github.com/alertmedic/alertmedic/remediation"
 	"github.com/alertmedic/alertmedic/routing"
 )
 
@@ -83,8 +86,18 @@ func RouteTest(cfg *config.Config, tree *routing.Tree, labels template.KV, at ti
 	for _, r := range res.Routes {
 		ans.Routes = append(ans.Routes, r.Path)
 	}
+	rule, within := remediation.HoldFor(cfg.Remediation, template.Alert{Labels: labels, Status: alert.StatusFiring})
+	var held []string
+	asks := false
 	for _, t := range res.Targets {
 		rt := api.RouteTarget{Receiver: t.Receiver, Integration: t.Integration, Name: t.Name, Route: t.RoutePath, Action: "notify"}
+		if t.Hold && !t.Muted {
+			asks = true
+			if rule != "" {
+				rt.Action, rt.HeldFor = "hold", rule
+				held = append(held, t.Key())
+			}
+		}
 		if t.Muted {
 			rt.Action, rt.MutedBy = string(t.Action), t.MutedBy
 			if !t.Until.IsZero() {
@@ -95,6 +108,13 @@ func RouteTest(cfg *config.Config, tree *routing.Tree, labels template.KV, at ti
 			notified[t.Receiver] = true
 		}
 		ans.Targets = append(ans.Targets, rt)
+	}
+	switch {
+	case len(held) > 0:
+		ans.Explanation += fmt.Sprintf("hold_for_remediation: rule %q acts on this alert when it fires and verifies within %s; the pages to %s wait for its verdict: dropped if the alert resolves in time (notify_receiver is told \"auto-remediated\"), sent at once if the action does not run or does not help, and sent %s after the alert arrives at the latest\n",
+			rule, model.Duration(within), strings.Join(held, ", "), model.Duration(within+pipeline.HoldGrace))
+	case asks:
+		ans.Explanation += "hold_for_remediation: no enabled remediation rule that verifies (and is not a dry run) acts on this alert, so nothing is held\n"
 	}
 	for r := range notified {
 		ans.Notified = append(ans.Notified, r)

@@ -43,6 +43,11 @@ type Notification struct {
 	// digest past its cap): a message that shows a count ("and N more")
 	// adds them to it.
 	More int `json:"more,omitempty"`
+	// Tried says, by fingerprint, what remediation did before this alert's
+	// page went out: set on a page held for remediation
+	// (hold_for_remediation) and released because the action did not help
+	// or did not run. Integrations show it with the alert.
+	Tried map[string]string `json:"tried,omitempty"`
 }
 
 // PerMessage is implemented by notifiers whose messages carry a bounded

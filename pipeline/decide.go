@@ -59,6 +59,7 @@ type plan struct {
 	remedy  bool     // something was put in the remediation queue
 	// For the log and the metrics once committed.
 	held     int
+	holds    int // pages (and their resolves) held for remediation
 	muted    map[routing.MuteAction]int
 	events   []flapEvent
 	deferred []deferral
@@ -185,19 +186,31 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 
 		// Remediation runs off the notification path, from the store, so a
 		// slow action delays no notification and a crash loses none; only
-		// alerts a rule matches get a task.
+		// alerts a rule matches get a task. A rule that verifies may hold
+		// the alert's pages (hold.go) until its verdict.
+		var task *remedyTask
+		var within time.Duration
 		if rm := pl.p.o.Remediator; rm != nil && rm.Matches(a) {
-			flappingNow := d.Flapping && !ov.RemediateWhileFlapping()
-			b, _ := json.Marshal(remedyTask{Alert: a, Flapping: flappingNow})
-			pl.txn.Put = append(pl.txn.Put, store.Put{Queue: store.QueueRemedy, Item: store.Item{
-				ID: e.ID + ":" + a.Fingerprint, Due: pl.now, Alerts: 1, Payload: b}})
-			pl.remedy = true
-		}
-		if held {
-			continue
+			task = &remedyTask{Alert: a, Flapping: d.Flapping && !ov.RemediateWhileFlapping()}
+			if !held && !task.Flapping {
+				if rule, w := rm.HoldFor(a); rule != "" {
+					task.Hold, within = &holdTask{Rule: rule}, w
+				}
+			}
 		}
 		for _, t := range res.Targets {
+			if held {
+				break
+			}
 			if !pl.admit(rec, t, a) {
+				continue
+			}
+			if t.Hold && task != nil && task.Hold != nil {
+				pl.holdPage(rec, task.Hold, within, t, a, e.Message.GroupKey, e.Message.ExternalURL)
+				continue
+			}
+			if until, ok := rec.holding(t.Key(), pl.now); ok && a.Status == alert.StatusResolved {
+				pl.holdResolve(t, a, until, e.Message.GroupKey, e.Message.ExternalURL)
 				continue
 			}
 			g := groups[t.Key()]
@@ -207,6 +220,15 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 				order = append(order, t.Key())
 			}
 			g.alerts = append(g.alerts, a)
+		}
+		if task != nil {
+			if task.Hold != nil && len(task.Hold.Pages) == 0 {
+				task.Hold = nil // no target of this alert holds
+			}
+			b, _ := json.Marshal(task)
+			pl.txn.Put = append(pl.txn.Put, store.Put{Queue: store.QueueRemedy, Item: store.Item{
+				ID: e.ID + ":" + a.Fingerprint, Due: pl.now, Alerts: 1, Payload: b}})
+			pl.remedy = true
 		}
 	}
 	// Alerts bound for the same target go out together, as Alertmanager
@@ -267,10 +289,13 @@ func (pl *plan) putAlerts(id string, t routing.Routed, as template.Alerts, group
 	pl.putNotification(n, len(as))
 }
 
-func (pl *plan) putNotification(n notifiers.Notification, alerts int) {
+func (pl *plan) putNotification(n notifiers.Notification, alerts int) { pl.putDue(n, alerts, pl.now) }
+
+// putDue puts n in the outbox, due at due.
+func (pl *plan) putDue(n notifiers.Notification, alerts int, due time.Time) {
 	b, _ := json.Marshal(n)
 	pl.txn.Put = append(pl.txn.Put, store.Put{Queue: store.QueueOutbox, Item: store.Item{
-		ID: n.Key, Group: n.Target.Key(), Class: n.Target.Integration, Alerts: alerts, Due: pl.now, Payload: b}})
+		ID: n.Key, Group: n.Target.Key(), Class: n.Target.Integration, Alerts: alerts, Due: due, Payload: b}})
 	pl.outbox = append(pl.outbox, n.Target.Key())
 }
 

@@ -815,7 +815,14 @@ func merge(items []store.Item, ns []*notifiers.Notification) *notifiers.Notifica
 	// A message that follows its group (a Slack message updated in place,
 	// an email thread) must carry that group's alerts only: alerts of
 	// several groups merged under a rate limit make a message of no group.
+	out.Tried = nil
 	for _, n := range ns {
+		for fp, s := range n.Tried {
+			if out.Tried == nil {
+				out.Tried = map[string]string{}
+			}
+			out.Tried[fp] = s
+		}
 		if n.GroupKey != out.GroupKey {
 			out.GroupKey = ""
 		}

@@ -32,6 +32,7 @@ type Store interface {
 	Depth(ctx context.Context) (int64, error)
 	Get(ctx context.Context, shard int, keys ...string) ([][]byte, error)
 	Commit(ctx context.Context, shard int, t store.Txn) error
+	CommitMoves(ctx context.Context, shard int, t store.Txn) ([]bool, error)
 	CommitAll(ctx context.Context, shard int, ts []store.Txn) []error
 	Claim(ctx context.Context, shard int, queue string, o store.ClaimOptions) (store.Claimed, error)
 	Settle(ctx context.Context, shard int, queue string, s store.Settlement) (store.Settled, error)

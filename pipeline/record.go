@@ -34,6 +34,9 @@ type alertRecord struct {
 	// above (flapping.FromSeen), and most alerts never change, so most
 	// records are a third of the size.
 	Flap *flapRecord `json:"f,omitempty"`
+	// Holds maps a target key to when (unix ms) the page held from it for
+	// remediation goes out at the latest (hold.go).
+	Holds map[string]int64 `json:"h,omitempty"`
 }
 
 // flapRecord is one flap key's state: under alert:<fp> within the alert's

@@ -21,6 +21,10 @@ type Remediator interface {
 	Matches(a template.Alert) bool
 	Handle(ctx context.Context, a template.Alert, flapping bool) []remediation.Record
 	MaxRunTime() time.Duration
+	// HoldFor names the rule whose verdict a firing alert's pages wait
+	// for on targets with hold_for_remediation, and how long it may take;
+	// "" holds nothing (hold.go).
+	HoldFor(a template.Alert) (rule string, within time.Duration)
 	// Conclude records the verdict on a verified action (and rolls it
 	// back when the rule says so); see verify.go.
 	Conclude(ctx context.Context, d remediation.Verdict) ([]remediation.Record, remediation.Verdict, error)
@@ -30,6 +34,8 @@ type Remediator interface {
 type remedyTask struct {
 	Alert    template.Alert `json:"alert"`
 	Flapping bool           `json:"flapping"`
+	// Hold holds the alert's pages until the verdict of its rule.
+	Hold *holdTask `json:"hold,omitempty"`
 }
 
 // remedies runs waiting remediation tasks, at most RemedyWorkers at once,
@@ -107,13 +113,22 @@ func (p *Pipeline) remedy(ctx context.Context, shard int, it store.Item) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.Remediator.MaxRunTime())
 		recs := p.o.Remediator.Handle(rctx, task.Alert, task.Flapping)
 		cancel()
+		hold := task.Hold
 		for _, rec := range recs {
 			if rec.Verify != nil {
-				p.awaitOutcome(ctx, shard, rec.Verify)
+				vt := verifyTask{Verification: *rec.Verify}
+				if hold != nil && rec.Rule == hold.Rule {
+					vt.Hold, hold = hold, nil
+				}
+				p.awaitOutcome(ctx, shard, vt)
 			}
 			if rec.Notice != nil {
 				p.RemediationNotice(context.WithoutCancel(ctx), rec.Notice)
 			}
+		}
+		if hold != nil {
+			// The rule that holds the pages did not act: they go now.
+			p.releaseHeld(ctx, task.Alert.Fingerprint, hold, triedText(hold.Rule, recs), false)
 		}
 	} else {
 		p.o.Logger.Error().Err(err).Str("task", it.ID).Msg("undecodable remediation task; dropped")

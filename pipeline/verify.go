@@ -77,19 +77,26 @@ func (v *verifyNext) put(shard int, due time.Time) {
 	}
 }
 
+// verifyTask is a verify item's payload: the verification, and the pages
+// held for its verdict.
+type verifyTask struct {
+	remediation.Verification
+	Hold *holdTask `json:"hold,omitempty"`
+}
+
 // verifyItemID names a verification's item: one per run, so a remedy task
 // handed out again after a crash puts nothing twice.
-func verifyItemID(v *remediation.Verification) string { return "verify:" + v.Key() }
+func verifyItemID(v remediation.Verification) string { return "verify:" + v.Key() }
 
 // awaitOutcome puts the wait for a ran action's outcome in shard's verify
 // queue, due at the end of its window. A failure is logged: the action
 // stands, unjudged.
-func (p *Pipeline) awaitOutcome(ctx context.Context, shard int, v *remediation.Verification) {
+func (p *Pipeline) awaitOutcome(ctx context.Context, shard int, v verifyTask) {
 	b, err := json.Marshal(v)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		put := store.Txn{Put: []store.Put{{Queue: store.QueueVerify, Item: store.Item{ID: verifyItemID(v), Due: v.Due, Alerts: 1, Payload: b}}}}
+		put := store.Txn{Put: []store.Put{{Queue: store.QueueVerify, Item: store.Item{ID: verifyItemID(v.Verification), Due: v.Due, Alerts: 1, Payload: b}}}}
 		backoff := newBackoff(200*time.Millisecond, 2*time.Second)
 		for attempt := 0; attempt < 3; attempt++ {
 			if err = p.o.Store.Commit(ctx, shard, put); err == nil {
@@ -101,7 +108,7 @@ func (p *Pipeline) awaitOutcome(ctx context.Context, shard int, v *remediation.V
 	}
 	p.m.storeErrors.WithLabelValues("verify").Inc()
 	p.o.Logger.Error().Err(err).Str("rule", v.Rule).Str("fingerprint", alert.LogValue(v.Fingerprint)).
-		Msg("queueing a remediation verification failed; the action's outcome will not be judged")
+		Msg("queueing a remediation verification failed; the action's outcome will not be judged (held pages go out when their hold ends)")
 }
 
 // verifies runs due verifications until ctx is done; the sweep finds them
@@ -156,7 +163,7 @@ func (p *Pipeline) verify(ctx context.Context, shard int, it store.Item) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.Remediator.MaxRunTime()+20*time.Second)
 	defer cancel()
 	st := store.Settlement{Now: p.o.Now()}
-	var v remediation.Verification
+	var v verifyTask
 	err := json.Unmarshal(it.Payload, &v)
 	if err == nil && (v.Rule == "" || v.Fingerprint == "") {
 		err = fmt.Errorf("no rule or fingerprint")
@@ -187,21 +194,21 @@ func (p *Pipeline) verify(ctx context.Context, shard int, it store.Item) {
 
 // conclude reads the alert's record, judges, and has the remediator record
 // the verdict; the notices its records carry go to notify_receiver.
-func (p *Pipeline) conclude(ctx context.Context, shard int, v remediation.Verification) error {
+func (p *Pipeline) conclude(ctx context.Context, shard int, v verifyTask) error {
 	vals, err := p.o.Store.Get(ctx, shard, recordKeyOf(v.Fingerprint))
 	if err != nil {
 		return fmt.Errorf("read the alert's record: %w", err)
 	}
-	recs, d, err := p.o.Remediator.Conclude(ctx, judge(v, vals[0]))
+	recs, d, err := p.o.Remediator.Conclude(ctx, judge(v.Verification, vals[0]))
+	if err == nil && v.Hold != nil {
+		p.verdictReached(ctx, d, v.Hold, recs)
+	}
 	for _, rec := range recs {
 		if rec.Notice != nil {
 			p.RemediationNotice(ctx, rec.Notice)
 		}
 	}
-	if err != nil {
-		return err
-	}
-	return p.verdictReached(ctx, shard, d)
+	return err
 }
 
 // judge decides a verification on the alert's record (b; nil: none) at
@@ -233,16 +240,24 @@ func judge(v remediation.Verification, b []byte) remediation.Verdict {
 	return d
 }
 
-// verdictReached is the hook for held pages (issue 16, item 2), called once
-// the verdict on d stands (Conclude returns the first verdict reached,
-// whichever replica reached it). A page held from a target while its
-// alert's action is verified is to be an outbox item in the alert's shard
-// (this one), named after d.Key() (the rule, the fingerprint and the run's
-// time), due at d.Due plus a minute, so that it goes out even if no verdict
-// ever comes. Here effective cancels it (one "auto-remediated" line instead,
-// d.Did) and ineffective makes it due now, carrying what was tried (d.Did,
-// d.Why). An error has the verify item tried again; the verdict and the
-// rollback are not repeated. Until item 2, nothing is held.
-func (p *Pipeline) verdictReached(ctx context.Context, shard int, d remediation.Verdict) error {
-	return nil
+// verdictReached acts on the pages held for d (hold.go), once the verdict
+// stands (Conclude returns the first verdict reached, whichever replica
+// reached it): effective drops them, and the verdict's notice, when it is
+// announced now, becomes the one "auto-remediated" line that stands for
+// them; ineffective sends them now, saying what was tried. Acting twice
+// (the item taken over after a lapsed lease) finds them gone.
+func (p *Pipeline) verdictReached(ctx context.Context, d remediation.Verdict, h *holdTask, recs []remediation.Record) {
+	if d.Outcome != remediation.OutcomeEffective {
+		p.releaseHeld(ctx, d.Fingerprint, h, verdictTried(d, recs), false)
+		return
+	}
+	reached := p.releaseHeld(ctx, d.Fingerprint, h, "", true)
+	if len(reached) == 0 {
+		return
+	}
+	for i := range recs {
+		if n := recs[i].Notice; n != nil && recs[i].Reason == remediation.ReasonVerify {
+			autoRemediated(n, reached)
+		}
+	}
 }

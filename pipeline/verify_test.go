@@ -86,6 +86,13 @@ const verifyWithin = 10 * time.Minute
 // and verifies it, rolling back when ineffective.
 func newReplica(t *testing.T, st sharedStore, clk *clock, orch *orchestrator, reg prometheus.Registerer, name string) *replica {
 	t.Helper()
+	return newReplicaWith(t, st, clk, orch, reg, name, example(t), nil)
+}
+
+// newReplicaWith is newReplica routing by rules, delivering through nf
+// as well as to the recorder (nf nil: the recorder only).
+func newReplicaWith(t *testing.T, st sharedStore, clk *clock, orch *orchestrator, reg prometheus.Registerer, name string, rules *Rules, nf notifiers.Notifier) *replica {
+	t.Helper()
 	c := remediation.DefaultConfig()
 	c.OrchestratorURL = orch.URL
 	c.Rules = []remediation.Rule{{
@@ -100,10 +107,13 @@ func newReplica(t *testing.T, st sharedStore, clk *clock, orch *orchestrator, re
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules := example(t)
 	rules.RemediationReceiver = "ops"
 	rec := &recorder{}
-	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: name, Notifier: rec, Rules: rules, Now: clk.Now, Remediator: eng})
+	var out notifiers.Notifier = rec
+	if nf != nil {
+		out = tee{rec, nf}
+	}
+	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: name, Notifier: out, Rules: rules, Now: clk.Now, Remediator: eng})
 	return &replica{rig: &rig{p: p, st: st, clk: clk, rec: rec}, eng: eng}
 }
 

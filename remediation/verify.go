@@ -360,3 +360,34 @@ func (e *Engine) outcomeRecord(ctx context.Context, c *compiled, d Verdict, roll
 	}}
 	return rec
 }
+
+// HoldFor names the rule a firing alert's held pages wait for
+// (hold_for_remediation) and how long its verdict may take: the first rule,
+// in configuration order, that acts on the alert and verifies, when
+// remediation is enabled and neither it nor the rule is a dry run (a dry
+// run never acts, so it holds nothing). "" when no rule would.
+func (e *Engine) HoldFor(a template.Alert) (rule string, within time.Duration) {
+	return e.cur.Load().holdFor(a)
+}
+
+// HoldFor is Engine.HoldFor for a configuration that is not running (the
+// routes test): "" when c does not compile.
+func HoldFor(c Config, a template.Alert) (rule string, within time.Duration) {
+	cc, errs := compile(c)
+	if len(errs) > 0 || cc == nil {
+		return "", 0
+	}
+	return cc.holdFor(a)
+}
+
+func (c *compiled) holdFor(a template.Alert) (string, time.Duration) {
+	if !c.cfg.Enabled || c.cfg.DryRun || a.Status == alert.StatusResolved {
+		return "", 0
+	}
+	for _, r := range c.rules {
+		if r.fire != nil && r.Verify != nil && !r.DryRun && r.matches(a.Labels) {
+			return r.Name, time.Duration(r.Verify.Within)
+		}
+	}
+	return "", 0
+}

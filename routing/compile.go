@@ -43,6 +43,7 @@ type node struct {
 	action   MuteAction
 	bypass   labels.Matchers // nil: nothing bypasses
 	flapping FlappingOverride
+	hold     bool
 	routes   []*node
 }
 
@@ -60,6 +61,7 @@ type integration struct {
 	mute     []string
 	action   MuteAction // "" takes the route's
 	bypass   labels.Matchers
+	hold     *bool // nil takes the route's
 }
 
 type compiler struct {
@@ -306,6 +308,7 @@ func (c *compiler) receiverList(rs []Receiver) {
 				mute:     c.intervalRefs(in.MuteTimeIntervals, ip+".mute_time_intervals"),
 				action:   c.action(in.MuteAction, ip+".mute_action"),
 				bypass:   c.matchers(in.BypassMuteMatchers, ip+".bypass_mute_matchers"),
+				hold:     in.HoldForRemediation,
 			})
 		}
 		if _, known := c.receivers[r.Name]; r.Name != "" && !known {
@@ -392,6 +395,10 @@ func (c *compiler) route(r *Route, path string, parent *node) *node {
 	// The flapping settings' values are checked by the flapping package,
 	// which knows their defaults and limits (see Config.FlappingOverrides).
 	n.flapping = r.Flapping.merge(parent.flapping)
+	n.hold = parent.hold
+	if r.HoldForRemediation != nil {
+		n.hold = *r.HoldForRemediation
+	}
 	for i, cr := range r.Routes {
 		cp := fmt.Sprintf("%s.routes[%d]", path, i)
 		if cr == nil {

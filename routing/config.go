@@ -68,7 +68,8 @@ const (
 )
 
 // Route is a node of the routing tree, as in Alertmanager's route. Receiver,
-// MuteTimeIntervals, MuteAction, BypassMuteMatchers and Flapping are inherited
+// MuteTimeIntervals, MuteAction, BypassMuteMatchers, Flapping and
+// HoldForRemediation are inherited
 // from the parent route where they are left out. A list given as [] is set
 // (to nothing) and is not inherited.
 type Route struct {
@@ -86,7 +87,11 @@ type Route struct {
 	// BypassMuteMatchers: an alert matching all of them is never muted.
 	BypassMuteMatchers []string          `yaml:"bypass_mute_matchers"`
 	Flapping           *FlappingOverride `yaml:"flapping"`
-	Routes             []*Route          `yaml:"routes"`
+	// HoldForRemediation holds a firing alert's notifications on this
+	// route's targets while a remediation rule that verifies acts on it:
+	// they go out only if the action did not help (see Routed.Hold).
+	HoldForRemediation *bool    `yaml:"hold_for_remediation"`
+	Routes             []*Route `yaml:"routes"`
 }
 
 // FlappingOverride overrides the flap detection settings for the alerts of a
@@ -196,4 +201,7 @@ type Integration struct {
 	// BypassMuteMatchers: an alert matching all of them is never muted on
 	// this integration, whatever muted it (the route's intervals or its own).
 	BypassMuteMatchers []string `yaml:"bypass_mute_matchers"`
+	// HoldForRemediation overrides the route's for this integration
+	// (hold the pager, not the Slack channel).
+	HoldForRemediation *bool `yaml:"hold_for_remediation"`
 }

@@ -55,9 +55,16 @@ func fate(t Routed) string {
 	case t.Muted:
 		return fmt.Sprintf("muted by time interval %q, dropped (muted until %s)", t.MutedBy, t.Until.UTC().Format(time.RFC3339))
 	case t.Bypassed:
-		return fmt.Sprintf("notify (bypass_mute_matchers match: never muted by %s)", strings.Join(t.MuteTimeIntervals, ", "))
+		return fmt.Sprintf("notify (bypass_mute_matchers match: never muted by %s)%s", strings.Join(t.MuteTimeIntervals, ", "), holdNote(t))
 	}
-	return "notify"
+	return "notify" + holdNote(t)
+}
+
+func holdNote(t Routed) string {
+	if !t.Hold {
+		return ""
+	}
+	return ", hold_for_remediation"
 }
 
 // secretish are parts of setting names whose values are not printed.

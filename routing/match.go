@@ -81,6 +81,11 @@ type Routed struct {
 	// Flapping is in effect on RoutePath. Its pointers are shared with the
 	// tree: read them, do not write through them.
 	Flapping FlappingOverride
+	// Hold: hold_for_remediation is in effect on this target (the
+	// integration's, else its route's). Whether anything is held depends
+	// on remediation: a firing alert that an enabled rule with verify acts
+	// on is held from the target until the action's verdict.
+	Hold bool
 }
 
 // Key names the target uniquely within a configuration: receiver/name. It
@@ -169,6 +174,10 @@ func (t *Tree) target(n *node, r *receiver, in integration, lbls template.KV, no
 		RoutePath: n.path,
 		Action:    in.action,
 		Flapping:  n.flapping,
+		Hold:      n.hold,
+	}
+	if in.hold != nil {
+		tg.Hold = *in.hold
 	}
 	if tg.Action == "" {
 		tg.Action = n.action

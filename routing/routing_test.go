@@ -841,3 +841,46 @@ func TestConcurrentMatch(t *testing.T) {
 		t.Error("a caller's change to Settings reached the tree")
 	}
 }
+
+// hold_for_remediation is inherited down the tree, a child may turn it off,
+// and an integration's own setting wins over its route's.
+func TestHoldForRemediation(t *testing.T) {
+	tree := compile(t, parse(t, `
+route:
+  receiver: chat
+  hold_for_remediation: true
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: pager
+    - matchers: ['severity="info"']
+      receiver: chat
+      hold_for_remediation: false
+receivers:
+  - name: chat
+    integrations: [{type: slack, settings: {channel: "#c"}}]
+  - name: pager
+    integrations:
+      - {type: pagerduty}
+      - {type: slack, settings: {channel: "#p"}, hold_for_remediation: false}
+`))
+	holds := func(labels template.KV) string {
+		var out []string
+		for _, tg := range tree.Match(labels, at(t, "2026-03-04T12:00:00Z")).Targets {
+			out = append(out, fmt.Sprintf("%s=%v", tg.Key(), tg.Hold))
+		}
+		return strings.Join(out, " ")
+	}
+	for labels, want := range map[string]string{
+		"critical": "pager/pagerduty[0]=true pager/slack[1]=false",
+		"info":     "chat/slack[0]=false",
+		"warning":  "chat/slack[0]=true",
+	} {
+		if got := holds(kv("severity", labels)); got != want {
+			t.Errorf("%s: %s, want %s", labels, got, want)
+		}
+	}
+	got := routing.Explain(tree.Match(kv("severity", "critical"), at(t, "2026-03-04T12:00:00Z")))
+	if !strings.Contains(got, "  pager/pagerduty[0] (pagerduty): notify, hold_for_remediation\n  pager/slack[1] (slack channel=#p): notify\n") {
+		t.Errorf("explain:\n%s", got)
+	}
+}

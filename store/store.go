@@ -427,6 +427,9 @@ type Move struct {
 	// moved away from.
 	Due  time.Time
 	Drop bool
+	// Payload, when not nil, replaces the moved item's payload (a held
+	// page released with what was tried).
+	Payload []byte
 }
 
 // Field is one collected value.

@@ -90,3 +90,25 @@ func TestRenderUnconfigured(t *testing.T) {
 		t.Error("a target without settings.to rendered")
 	}
 }
+
+// A page held for remediation says in its mail what was tried, as text
+// and escaped in the HTML part.
+func TestRenderSaysWhatWasTried(t *testing.T) {
+	n := alertsNotification()
+	fp := n.Alerts[0].Fingerprint
+	n.Tried = map[string]string{fp: "rule scale-api at 2026-03-04T12:00:00Z: scaled api from 2 to 5 replicas; the alert was still <firing>"}
+	got, err := Render(Config{From: "alertmedic@example.com"}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(got, []byte("Remediation tried first: rule scale-api at 2026-03-04T12:00:00Z: scaled api from 2 to 5 replicas; the alert was still <firing>")) {
+		t.Errorf("the text part does not say what was tried:\n%s", got)
+	}
+	html, err := render(DefaultHTML, n, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html, "still &lt;firing&gt;") || strings.Contains(html, "<firing>") {
+		t.Errorf("the HTML part does not escape it:\n%s", html)
+	}
+}

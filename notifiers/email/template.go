@@ -2,6 +2,7 @@ package email
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/prometheus/alertmanager/template"
 
@@ -35,6 +36,17 @@ func data(nt *notifiers.Notification) *Data {
 		}
 		if nt.Text != "" {
 			d.Intro = nt.Text
+		}
+	case notifiers.KindAlerts:
+		// A page held while remediation tried says what it did.
+		var tried []string
+		for _, a := range nt.Alerts {
+			if s := nt.Tried[a.Fingerprint]; s != "" {
+				tried = append(tried, s)
+			}
+		}
+		if len(tried) > 0 {
+			d.Intro = "Remediation tried first: " + strings.Join(tried, "; ")
 		}
 	}
 	return d

@@ -232,6 +232,10 @@ func (n *Notifier) event(nt *notifiers.Notification, a template.Alert) (*pd.V2Ev
 	if action == actionResolve && !a.EndsAt.IsZero() {
 		details["endsAt"] = a.EndsAt.UTC().Format(time.RFC3339Nano)
 	}
+	if tried := nt.Tried[fp]; tried != "" {
+		// The page was held while remediation tried: what it did.
+		details["remediation"] = tried
+	}
 
 	var links []any
 	if u := a.Annotations["runbook_url"]; u != "" {

@@ -107,6 +107,10 @@ func (n *Notifier) attachment(nt *notifiers.Notification, i int) (slack.Attachme
 		},
 		Footer: n.cfg.Footer,
 	}
+	if tried := nt.Tried[a.Fingerprint]; tried != "" {
+		// The page was held while remediation tried: what it did.
+		att.Fields = append(att.Fields, slack.AttachmentField{Title: "Remediation tried", Value: tried})
+	}
 	if !a.StartsAt.IsZero() {
 		att.Ts = json.Number(strconv.FormatInt(a.StartsAt.Unix(), 10))
 	}

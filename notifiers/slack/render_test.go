@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/alertmanager/template"
@@ -87,5 +88,38 @@ func TestRenderToken(t *testing.T) {
 	}
 	if bytes.Contains(got, []byte(testToken)) {
 		t.Error("the rendering carries the token")
+	}
+}
+
+// A page held for remediation carries what was tried as a field of its
+// alert, and only of its alert.
+func TestRenderSaysWhatWasTried(t *testing.T) {
+	a := mkAlert(alert.StatusFiring, "ExtractionServiceOverloaded", "critical", nil, t0)
+	b := mkAlert(alert.StatusFiring, "HighLatency", "warning", nil, t0)
+	n := &notifiers.Notification{Kind: notifiers.KindAlerts, Target: target("#alerts-critical"), Alerts: template.Alerts{a, b},
+		Tried: map[string]string{a.Fingerprint: "rule scale-extraction did not act (paused): remediation was paused by alice"}}
+	raw, err := Render(Config{}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg struct {
+		Attachments []struct {
+			Title  string `json:"title"`
+			Fields []struct{ Title, Value string }
+		} `json:"attachments"`
+	}
+	if err := json.Unmarshal(raw, &msg); err != nil {
+		t.Fatalf("%v in %s", err, raw)
+	}
+	var tried []string
+	for _, att := range msg.Attachments {
+		for _, f := range att.Fields {
+			if f.Title == "Remediation tried" {
+				tried = append(tried, att.Title+": "+f.Value)
+			}
+		}
+	}
+	if len(tried) != 1 || !strings.Contains(tried[0], "ExtractionServiceOverloaded") || !strings.HasSuffix(tried[0], ": rule scale-extraction did not act (paused): remediation was paused by alice") {
+		t.Errorf("fields %q in %s", tried, raw)
 	}
 }

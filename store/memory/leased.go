@@ -127,6 +127,9 @@ func (q *leased) move(m store.Move, now time.Time) bool {
 		x.it.Since = due // not yet due: it first becomes due at its new time
 	}
 	x.it.Due = due
+	if m.Payload != nil {
+		x.it.Payload = slices.Clone(m.Payload)
+	}
 	x.score = due.UnixNano()
 	heap.Fix(&q.due, x.idx)
 	return true

@@ -185,6 +185,7 @@ while a <= #ARGV do
     local ck, ok2, pk = KEYS[tonumber(ARGV[a + 2])], KEYS[tonumber(ARGV[a + 3])], KEYS[tonumber(ARGV[a + 4])]
     local pat, id, drop = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7] == '1'
     local sc, now = tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9])
+    local haspay, pay = ARGV[a + 10] == '1', ARGV[a + 11]
     local found, seen = {}, {}
     local cur = '0'
     repeat
@@ -210,10 +211,21 @@ while a <= #ARGV do
         if f[10] == '1' then redis.call('HDEL', pk, id) end
         if f[8] == '1' then redis.call('DEL', ck, ok2) end
       else
+        local nm = m
         if tonumber(f[6]) > now then
           f[6] = string.format('%d', sc)
+          nm = table.concat(f, '\t') .. string.sub(m, nl)
+        end
+        if haspay then
+          if f[10] == '1' then
+            redis.call('HSET', pk, id, pay)
+          else
+            nm = string.sub(nm, 1, string.find(nm, '\n', 1, true)) .. pay
+          end
+        end
+        if nm ~= m then
           redis.call('ZREM', q, m)
-          m = table.concat(f, '\t') .. string.sub(m, nl)
+          m = nm
         end
         redis.call('ZADD', q, sc, m)
         if f[8] == '1' and sc > old then
@@ -225,7 +237,7 @@ while a <= #ARGV do
       end
     end
     if #found > 0 then applied[#applied + 1] = 1 else applied[#applied + 1] = 0 end
-    a = a + 10
+    a = a + 12
   elseif op == 'M' then
     redis.call('ZADD', KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + 3])
     a = a + 4
@@ -402,10 +414,14 @@ func (s *shard) txnArgs(t store.Txn) (*txnArgs, error) {
 		if m.Drop {
 			drop = "1"
 		}
+		haspay := "0"
+		if m.Payload != nil {
+			haspay = "1"
+		}
 		id := escape(m.ID)
 		ta.args = append(ta.args, "V", ta.key(s.queueKey(m.Queue)),
 			ta.key(s.collectKey(m.Queue, "c", m.ID)), ta.key(s.collectKey(m.Queue, "o", m.ID)), ta.key(s.queueKey(m.Queue)+":p"),
-			"\t"+globEscape(id)+"\t*", id, drop, due.UnixMilli(), now.UnixMilli())
+			"\t"+globEscape(id)+"\t*", id, drop, due.UnixMilli(), now.UnixMilli(), haspay, m.Payload)
 	}
 	for _, m := range t.Mark {
 		ta.args = append(ta.args, "M", ta.key(s.key("index", m.Index)), m.Score, m.Member)

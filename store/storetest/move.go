@@ -286,3 +286,36 @@ func testLeasedMoveCollecting(t *testing.T, open func(t *testing.T, o Options) O
 		t.Fatalf("after the settle: %+v", got)
 	}
 }
+
+// A move with a payload replaces the item's, whether it is in the member
+// or (Redis, an item that waited) moved out of it; its header stays.
+func testLeasedMovePayload(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	now := base()
+	big := []byte(fmt.Sprintf("%0600d", 7))
+	put(t, a, store.Item{ID: "p1", Group: "g1", Alerts: 1, Due: now.Add(time.Hour), Payload: []byte("held")},
+		store.Item{ID: "p2", Group: "busy", Alerts: 2, Due: now, Payload: big})
+	// p2 waits for its group: its payload moves out of the member (Redis).
+	if c := claim(t, a, store.ClaimOptions{Now: now, Held: map[string]time.Time{"busy": now.Add(time.Hour)}}); len(c.Batches) != 0 {
+		t.Fatalf("claimed %s", shape(c))
+	}
+	got := moves(t, b, move(store.Move{Queue: q, ID: "p1", Due: now, Payload: []byte("released")},
+		store.Move{Queue: q, ID: "p2", Due: now, Payload: []byte("small now")}))
+	if fmt.Sprint(got) != "[true true]" {
+		t.Fatalf("applied %v", got)
+	}
+	byID := map[string]store.Item{}
+	for _, it := range items(claim(t, a, store.ClaimOptions{Now: now})) {
+		byID[it.ID] = it
+	}
+	if it := byID["p1"]; string(it.Payload) != "released" || it.Group != "g1" || it.Alerts != 1 || !it.Since.Equal(now) {
+		t.Errorf("p1 after the move: %+v", it)
+	}
+	if it := byID["p2"]; string(it.Payload) != "small now" || it.Group != "busy" || it.Alerts != 2 {
+		t.Errorf("p2 after the move: %+v", it)
+	}
+	if n := queueLen(t, a, q); n != 2 {
+		t.Errorf("%d items, want the 2 moved (under lease)", n)
+	}
+}

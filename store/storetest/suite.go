@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T, o Options) Opener) {
 		{"LeasedWaitingKeepsPayload", testLeasedWaitingKeepsPayload},
 		{"LeasedMoveDue", testLeasedMoveDue},
 		{"LeasedMoveDrop", testLeasedMoveDrop},
+		{"LeasedMovePayload", testLeasedMovePayload},
 		{"LeasedMoveLeavesClaimed", testLeasedMoveLeavesClaimed},
 		{"LeasedMoveRefusedTxn", testLeasedMoveRefusedTxn},
 		{"LeasedMoveCollecting", testLeasedMoveCollecting},
