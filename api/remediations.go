@@ -47,6 +47,13 @@ type RemediationRecord struct {
 	// reason verify) and a rollback's (reason rollback), the ID of the
 	// action's record.
 	ActionID string `json:"action_id,omitempty"`
+	// Proposal is the ID of the proposal of a rule with approval: on the
+	// proposal's record (result proposed), on its answer's (approved,
+	// denied, expired) and on the run it led to. Approve it with POST
+	// /api/v1/remediations/{proposal}/approve.
+	Proposal string `json:"proposal,omitempty"`
+	// ApprovedBy is who answered the proposal.
+	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
 // RemediationRequest summarises an HTTP call without anything secret in

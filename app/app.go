@@ -581,6 +581,30 @@ func (r remediationAPI) announce(ctx context.Context) func(*remediation.Notice, 
 }
 func (r remediationAPI) Paused(ctx context.Context) (bool, error) { return r.e.Paused(ctx) }
 
+// Answer approves or denies a proposal for the API (admin credentials: any
+// rule's).
+func (r remediationAPI) Answer(ctx context.Context, id string, approve bool, by string) (api.RemediationRecord, error) {
+	rec, err := r.answer(ctx, id, approve, remediation.Approver{By: by})
+	switch {
+	case errors.Is(err, remediation.ErrNoProposal):
+		return api.RemediationRecord{}, receiver.ErrNoProposal
+	case errors.Is(err, remediation.ErrDecided):
+		return api.RemediationRecord{}, fmt.Errorf("%w: %v", receiver.ErrAnswered, err)
+	}
+	return rec.RemediationRecord, err
+}
+
+// answer records an answer, announces it, and has the pipeline carry the
+// proposal at once.
+func (r remediationAPI) answer(ctx context.Context, id string, approve bool, who remediation.Approver) (remediation.Record, error) {
+	rec, err := r.e.Decide(ctx, id, approve, who)
+	if err != nil {
+		return rec, err
+	}
+	r.pl.Answered(context.WithoutCancel(ctx), id, rec.Notice)
+	return rec, nil
+}
+
 // memoryCollector exports what the memory store's caps did: the sizes of
 // each kind of state, the finished state evicted at a cap, and the work
 // refused because still-needed state was at its cap.

@@ -14,6 +14,7 @@ import (
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/notifiers/pagerduty"
 	"github.com/alertmedic/alertmedic/oncall"
+	"github.com/alertmedic/alertmedic/remediation"
 	"github.com/alertmedic/alertmedic/routing"
 )
 
@@ -51,6 +52,13 @@ func (a *App) newOncall(reg prometheus.Registerer) *oncall.Actions {
 				return errors.New("resume remediation: not started yet")
 			}
 			return remediationAPI{a.eng, a.pl}.Resume(ctx, by)
+		},
+		Answer: func(ctx context.Context, id string, approve bool, by string, ids []string) error {
+			if a.eng == nil || a.pl == nil {
+				return errors.New("approval: not started yet")
+			}
+			_, err := remediationAPI{a.eng, a.pl}.answer(ctx, id, approve, remediation.Approver{By: by, IDs: ids})
+			return err
 		},
 		Logger:     a.log.With().Str("component", "oncall").Logger(),
 		Registerer: reg,

@@ -56,7 +56,11 @@ type Options struct {
 	// Resume resumes remediation, as POST /api/v1/remediation/resume does
 	// (audited, its notice sent), by whom it names; nil when it cannot be
 	// resumed from a message.
-	Resume     func(ctx context.Context, by string) error
+	Resume func(ctx context.Context, by string) error
+	// Answer approves or denies proposal id for by, if one of ids (the
+	// clicker's Slack user ID and name) is among the rule's approvers; its
+	// error is shown in the message.
+	Answer     func(ctx context.Context, id string, approve bool, by string, ids []string) error
 	Logger     zerolog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -102,7 +106,8 @@ type Audit struct {
 }
 
 // actions are the clicks Act knows, the label values of the clicks metric.
-var actions = map[string]bool{slack.ActionAcknowledge: true, slack.ActionSilence: true, slack.ActionResume: true}
+var actions = map[string]bool{slack.ActionAcknowledge: true, slack.ActionSilence: true, slack.ActionResume: true,
+	slack.ActionApprove: true, slack.ActionDeny: true}
 
 // RemediationAudit is the group key under which clicks on remediation
 // notices (Resume) are audited: they have no group. Alertmanager's group
@@ -123,6 +128,9 @@ func (a *Actions) Act(ctx context.Context, c slack.Click) (string, error) {
 	case slack.ActionResume:
 		auditKey = RemediationAudit
 		line, err = a.resume(ctx, c, now)
+	case slack.ActionApprove, slack.ActionDeny:
+		auditKey = RemediationAudit
+		line, err = a.answer(ctx, c, now)
 	default:
 		err = fmt.Errorf("unknown action %q", c.Action)
 	}
@@ -149,6 +157,25 @@ func (a *Actions) resume(ctx context.Context, c slack.Click, now time.Time) (str
 		return "", err // the engine's: "resume remediation: …"
 	}
 	return fmt.Sprintf("Resumed by %s at %s", userMention(c.UserID), now.UTC().Format("15:04 MST")), nil
+}
+
+// answer approves or denies the proposal the notice is about. Only the
+// rule's approvers may: the clicker's Slack user ID and name are checked
+// against them. The engine audits the answer by "slack:<name>", and
+// Options.Answer sends its notice and has the proposal carried.
+func (a *Actions) answer(ctx context.Context, c slack.Click, now time.Time) (string, error) {
+	if a.o.Answer == nil {
+		return "", errors.New("approval: proposals cannot be answered from Slack here (use POST /api/v1/remediations/{id}/approve)")
+	}
+	approve := c.Action == slack.ActionApprove
+	if err := a.o.Answer(ctx, c.Remediation, approve, "slack:"+cmp.Or(c.UserName, c.UserID), []string{c.UserID, c.UserName}); err != nil {
+		return "", err
+	}
+	verb := "Denied"
+	if approve {
+		verb = "Approved"
+	}
+	return fmt.Sprintf("%s by %s at %s", verb, userMention(c.UserID), now.UTC().Format("15:04 MST")), nil
 }
 
 // userMention is Slack's mention of a user ID, or plain text when the ID

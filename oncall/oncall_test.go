@@ -238,6 +238,10 @@ func wantClicks(t *testing.T, reg *prometheus.Registry, ok, failed int) {
 # TYPE alertmedic_slack_clicks_total counter
 alertmedic_slack_clicks_total{action="acknowledge",result="failed"} 0
 alertmedic_slack_clicks_total{action="acknowledge",result="ok"} 0
+alertmedic_slack_clicks_total{action="approve",result="failed"} 0
+alertmedic_slack_clicks_total{action="approve",result="ok"} 0
+alertmedic_slack_clicks_total{action="deny",result="failed"} 0
+alertmedic_slack_clicks_total{action="deny",result="ok"} 0
 alertmedic_slack_clicks_total{action="resume",result="failed"} %d
 alertmedic_slack_clicks_total{action="resume",result="ok"} %d
 alertmedic_slack_clicks_total{action="silence",result="failed"} 0
@@ -298,5 +302,41 @@ func TestResume(t *testing.T) {
 	}
 	if clicks, _ := oncall.Clicks(ctx, refs, oncall.RemediationAudit); len(clicks) != 3 || clicks[2].Result != "failed" {
 		t.Errorf("audit without Resume: %+v", clicks)
+	}
+}
+
+// Approve and Deny answer the notice's proposal for "slack:<name>", with
+// the clicker's ID and name for the approvers check; the engine's refusal
+// is shown as it is; both are audited under the remediation key.
+func TestAnswer(t *testing.T) {
+	ctx := context.Background()
+	refs := notifiers.StoreRefs(memory.New(memory.Options{}))
+	var got []string
+	acts := oncall.New(oncall.Options{
+		Refs: refs,
+		Answer: func(_ context.Context, id string, approve bool, by string, ids []string) error {
+			got = append(got, fmt.Sprintf("%s %v %s %v", id, approve, by, ids))
+			if by == "slack:mallory" {
+				return errors.New("not an approver of this rule")
+			}
+			return nil
+		},
+		Logger: zerolog.Nop(), Now: func() time.Time { return at },
+	})
+	click := slack.Click{Action: slack.ActionApprove, UserID: "U123", UserName: "alice", Channel: "C1", TS: "1.2", Remediation: "0123abcd"}
+	if line, err := acts.Act(ctx, click); err != nil || line != "Approved by <@U123> at 14:02 UTC" {
+		t.Fatalf("approve: %q, %v", line, err)
+	}
+	deny := click
+	deny.Action, deny.UserID, deny.UserName = slack.ActionDeny, "U666", "mallory"
+	if _, err := acts.Act(ctx, deny); err == nil || err.Error() != "not an approver of this rule" {
+		t.Fatalf("deny by a non-approver: %v", err)
+	}
+	if want := "[0123abcd true slack:alice [U123 alice] 0123abcd false slack:mallory [U666 mallory]]"; fmt.Sprint(got) != want {
+		t.Errorf("Answer calls %v, want %s", got, want)
+	}
+	clicks, err := oncall.Clicks(ctx, refs, oncall.RemediationAudit)
+	if err != nil || len(clicks) != 2 || clicks[0].Action != "approve" || clicks[0].Result != "ok" || clicks[1].Action != "deny" || clicks[1].Result != "failed" {
+		t.Errorf("audit: %+v, %v", clicks, err)
 	}
 }

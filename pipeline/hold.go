@@ -112,21 +112,23 @@ func (pl *plan) holdResolve(t routing.Routed, a template.Alert, until time.Time,
 // waits with them); otherwise they are due now and say tried. It returns
 // the pages it reached (a page that went out at its due time, or is being
 // sent, is not). A failure is logged: the pages go out at their due time.
-func (p *Pipeline) releaseHeld(ctx context.Context, fp string, h *holdTask, tried string, drop bool) []string {
+func (p *Pipeline) releaseHeld(ctx context.Context, h *holdTask, tried string, drop bool) []string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	byShard := map[int][]store.Move{}
 	var order []int
 	now := p.o.Now()
+	var fp string
 	for _, n := range h.Pages {
+		if len(n.Alerts) != 1 {
+			continue // not a held page: each holds its one alert
+		}
+		fp = n.Alerts[0].Fingerprint
+		start := n.Alerts[0].StartsAt
 		m := store.Move{Queue: store.QueueOutbox, ID: n.Key, Due: now, Drop: drop}
 		if !drop {
 			n.Tried = map[string]string{fp: tried}
 			m.Payload, _ = json.Marshal(n)
-		}
-		start := time.Time{}
-		if len(n.Alerts) > 0 {
-			start = n.Alerts[0].StartsAt
 		}
 		shard := p.targetShard(n.Target.Key())
 		if _, ok := byShard[shard]; !ok {
@@ -182,6 +184,8 @@ func triedText(rule string, recs []remediation.Record) string {
 			return fmt.Sprintf("rule %s only rehearsed (dry run): %s", rule, r.Detail)
 		case remediation.ResultRan:
 			return fmt.Sprintf("rule %s: %s; it is not verified", rule, r.Detail)
+		case remediation.ResultProposed, remediation.ResultDenied, remediation.ResultExpired:
+			return fmt.Sprintf("rule %s asked for approval: %s", rule, r.Detail)
 		}
 		return fmt.Sprintf("rule %s did not act (%s): %s", rule, r.Reason, r.Detail)
 	}

@@ -105,7 +105,7 @@ func heldRules(t *testing.T) *Rules {
 func held(t *testing.T, st sharedStore, clk *clock, orch *orchestrator, pd *pdStandIn, name string) *replica {
 	t.Helper()
 	nf := pagerduty.New(pagerduty.Config{RoutingKey: "routing-key-secret", URL: pd.URL + "/v2/enqueue"}, nil)
-	return newReplicaWith(t, st, clk, orch, prometheus.NewRegistry(), name, heldRules(t), nf)
+	return newReplicaWith(t, st, clk, orch, prometheus.NewRegistry(), name, heldRules(t), nf, nil)
 }
 
 // An effective scale never pages: the firing is held from PagerDuty (the

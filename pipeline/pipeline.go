@@ -90,6 +90,7 @@ type Pipeline struct {
 	remedySlots chan struct{}
 	// verifyNext is, per shard, when its verify queue next needs a look.
 	verifyNext verifyNext
+	verifyWake *shardWake
 }
 
 // New builds a pipeline and registers its metrics.
@@ -116,7 +117,7 @@ func New(o Options) *Pipeline {
 		o.RecordTTL = 24 * time.Hour
 	}
 	p := &Pipeline{o: o, m: newMetrics(o.Registerer, o.Store),
-		remedyWake: newShardWake(), forwardWake: newShardWake(), remedySlots: make(chan struct{}, o.RemedyWorkers)}
+		remedyWake: newShardWake(), verifyWake: newShardWake(), forwardWake: newShardWake(), remedySlots: make(chan struct{}, o.RemedyWorkers)}
 	p.disp = newDispatcher(p)
 	if o.Rules != nil {
 		p.rules.Store(o.Rules)

@@ -28,6 +28,10 @@ type Remediator interface {
 	// Conclude records the verdict on a verified action (and rolls it
 	// back when the rule says so); see verify.go.
 	Conclude(ctx context.Context, d remediation.Verdict) ([]remediation.Record, remediation.Verdict, error)
+	// Carry takes an answered, or expired, proposal on (a rule with
+	// approval): it returns the records, what happened
+	// (remediation.Carry*) and the rule.
+	Carry(ctx context.Context, id string) ([]remediation.Record, string, string, error)
 }
 
 // remedyTask is an alert observation waiting for its remediation.
@@ -113,23 +117,7 @@ func (p *Pipeline) remedy(ctx context.Context, shard int, it store.Item) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.Remediator.MaxRunTime())
 		recs := p.o.Remediator.Handle(rctx, task.Alert, task.Flapping)
 		cancel()
-		hold := task.Hold
-		for _, rec := range recs {
-			if rec.Verify != nil {
-				vt := verifyTask{Verification: *rec.Verify}
-				if hold != nil && rec.Rule == hold.Rule {
-					vt.Hold, hold = hold, nil
-				}
-				p.awaitOutcome(ctx, shard, vt)
-			}
-			if rec.Notice != nil {
-				p.RemediationNotice(context.WithoutCancel(ctx), rec.Notice)
-			}
-		}
-		if hold != nil {
-			// The rule that holds the pages did not act: they go now.
-			p.releaseHeld(ctx, task.Alert.Fingerprint, hold, triedText(hold.Rule, recs), false)
-		}
+		p.ran(ctx, shard, task.Hold, recs)
 	} else {
 		p.o.Logger.Error().Err(err).Str("task", it.ID).Msg("undecodable remediation task; dropped")
 	}
@@ -138,6 +126,79 @@ func (p *Pipeline) remedy(ctx context.Context, shard int, it store.Item) {
 	if _, err := p.o.Store.Settle(sctx, shard, store.QueueRemedy, store.Settlement{Done: []store.Item{it}, Now: p.o.Now()}); err != nil {
 		p.m.storeErrors.WithLabelValues("remedy").Inc()
 		p.o.Logger.Error().Err(err).Str("task", it.ID).Msg("settling a remediation failed; the lease will hand it out again, and its cooldown stops a repeat")
+	}
+}
+
+// ran follows up what Handle (or Carry) decided: the wait for each action's
+// outcome, and for each proposal's answer, goes in the store, with the
+// pages its rule holds; the records' notices go to notify_receiver; pages
+// held for a rule that neither ran (with verify) nor proposed go now.
+func (p *Pipeline) ran(ctx context.Context, shard int, hold *holdTask, recs []remediation.Record) {
+	for _, rec := range recs {
+		var vt *verifyTask
+		switch {
+		case rec.Verify != nil:
+			vt = &verifyTask{Verification: *rec.Verify}
+		case rec.Proposed != nil:
+			vt = &verifyTask{Approval: rec.Proposed.ID, Expires: rec.Proposed.Expires}
+		}
+		if vt != nil {
+			if hold != nil && rec.Rule == hold.Rule {
+				vt.Hold, hold = hold, nil
+			}
+			p.awaitOutcome(ctx, shard, *vt)
+		}
+		if rec.Notice != nil {
+			p.RemediationNotice(context.WithoutCancel(ctx), rec.Notice)
+		}
+	}
+	if hold != nil {
+		// The rule that holds the pages did not act: they go now.
+		p.releaseHeld(ctx, hold, triedText(hold.Rule, recs), false)
+	}
+}
+
+// carry takes a proposal's wait on when it is due (its timeout) or was
+// made due by an answer (Answered): an approved action runs, and its
+// outcome is waited for as any other's; denied or expired, the held pages
+// go. A zero time means done; otherwise look again then.
+func (p *Pipeline) carry(ctx context.Context, shard int, v verifyTask) (time.Time, error) {
+	recs, outcome, _, err := p.o.Remediator.Carry(ctx, v.Approval)
+	if err != nil {
+		return time.Time{}, err
+	}
+	switch outcome {
+	case remediation.CarryPending:
+		return v.Expires, nil
+	case remediation.CarryDone:
+		return time.Time{}, nil
+	}
+	p.ran(ctx, shard, v.Hold, recs)
+	return time.Time{}, nil
+}
+
+// Answered follows an answer to a proposal (remediation.Engine.Decide):
+// its notice goes to notify_receiver, and the proposal's wait is made due
+// now, so that the answer is carried at once rather than at the timeout.
+// The wait is in its alert's shard, which the answer does not know: each
+// is tried. A failure is logged: the wait is carried at its timeout.
+func (p *Pipeline) Answered(ctx context.Context, id string, n *remediation.Notice) {
+	if n != nil {
+		p.RemediationNotice(ctx, n)
+	}
+	now := p.o.Now()
+	for shard := 0; shard < p.o.Store.Shards(); shard++ {
+		applied, err := p.o.Store.CommitMoves(ctx, shard, store.Txn{Move: []store.Move{{Queue: store.QueueVerify, ID: approvalItemID(id), Due: now}}})
+		if err != nil {
+			p.m.storeErrors.WithLabelValues("verify").Inc()
+			p.o.Logger.Error().Err(err).Str("proposal", id).Msg("making an answered proposal due failed; it is carried at its timeout")
+			continue
+		}
+		if applied[0] {
+			p.verifyNext.put(shard, now)
+			p.verifyWake.mark(shard)
+			return
+		}
 	}
 }
 

@@ -77,12 +77,18 @@ func (v *verifyNext) put(shard int, due time.Time) {
 	}
 }
 
-// verifyTask is a verify item's payload: the verification, and the pages
-// held for its verdict.
+// verifyTask is a verify item's payload: the verification, or the
+// proposal waiting for its answer (Approval, its ID, and when it expires),
+// and the pages held for them.
 type verifyTask struct {
 	remediation.Verification
-	Hold *holdTask `json:"hold,omitempty"`
+	Approval string    `json:"approval,omitempty"`
+	Expires  time.Time `json:"expires,omitzero"`
+	Hold     *holdTask `json:"hold,omitempty"`
 }
+
+// approvalItemID names a proposal's wait.
+func approvalItemID(id string) string { return "approval:" + id }
 
 // verifyItemID names a verification's item: one per run, so a remedy task
 // handed out again after a crash puts nothing twice.
@@ -92,15 +98,19 @@ func verifyItemID(v remediation.Verification) string { return "verify:" + v.Key(
 // queue, due at the end of its window. A failure is logged: the action
 // stands, unjudged.
 func (p *Pipeline) awaitOutcome(ctx context.Context, shard int, v verifyTask) {
+	id, due := verifyItemID(v.Verification), v.Due
+	if v.Approval != "" {
+		id, due = approvalItemID(v.Approval), v.Expires
+	}
 	b, err := json.Marshal(v)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		put := store.Txn{Put: []store.Put{{Queue: store.QueueVerify, Item: store.Item{ID: verifyItemID(v.Verification), Due: v.Due, Alerts: 1, Payload: b}}}}
+		put := store.Txn{Put: []store.Put{{Queue: store.QueueVerify, Item: store.Item{ID: id, Due: due, Alerts: 1, Payload: b}}}}
 		backoff := newBackoff(200*time.Millisecond, 2*time.Second)
 		for attempt := 0; attempt < 3; attempt++ {
 			if err = p.o.Store.Commit(ctx, shard, put); err == nil {
-				p.verifyNext.put(shard, v.Due)
+				p.verifyNext.put(shard, due)
 				return
 			}
 			sleep(ctx, backoff.next())
@@ -117,7 +127,7 @@ func (p *Pipeline) verifies(ctx context.Context) {
 	if p.o.Remediator == nil {
 		return
 	}
-	p.shardLoop(ctx, newShardWake(), "verify", "verification queue failed; trying again shortly", p.runVerifies)
+	p.shardLoop(ctx, p.verifyWake, "verify", "verification queue failed; trying again shortly", p.runVerifies)
 }
 
 // runVerifies judges every verification due now in shards, and waits for
@@ -165,13 +175,24 @@ func (p *Pipeline) verify(ctx context.Context, shard int, it store.Item) {
 	st := store.Settlement{Now: p.o.Now()}
 	var v verifyTask
 	err := json.Unmarshal(it.Payload, &v)
-	if err == nil && (v.Rule == "" || v.Fingerprint == "") {
+	if err == nil && v.Approval == "" && (v.Rule == "" || v.Fingerprint == "") {
 		err = fmt.Errorf("no rule or fingerprint")
 	}
+	var later time.Time
 	if err != nil {
 		it.LastErr = "undecodable verification: " + err.Error()
 		st.Dead = []store.Item{it}
-	} else if err = p.conclude(ctx, shard, v); err != nil {
+	} else if v.Approval != "" {
+		if later, err = p.carry(ctx, shard, v); err == nil && !later.IsZero() {
+			it.Due = later // not answered yet: look again at its timeout
+			st.Retry = []store.Item{it}
+		}
+	} else {
+		err = p.conclude(ctx, shard, v)
+	}
+	switch {
+	case st.Dead != nil || st.Retry != nil: // decided above
+	case err != nil:
 		p.m.storeErrors.WithLabelValues("verify").Inc()
 		it.Attempts++
 		it.LastErr = err.Error()
@@ -183,7 +204,7 @@ func (p *Pipeline) verify(ctx context.Context, shard int, it store.Item) {
 		}
 		p.o.Logger.Warn().Err(err).Str("rule", v.Rule).Str("fingerprint", alert.LogValue(v.Fingerprint)).Int("attempts", it.Attempts).
 			Msg("judging a remediation's outcome failed; it is tried again")
-	} else {
+	default:
 		st.Done = []store.Item{it}
 	}
 	if _, err := p.o.Store.Settle(ctx, shard, store.QueueVerify, st); err != nil {
@@ -248,10 +269,10 @@ func judge(v remediation.Verification, b []byte) remediation.Verdict {
 // (the item taken over after a lapsed lease) finds them gone.
 func (p *Pipeline) verdictReached(ctx context.Context, d remediation.Verdict, h *holdTask, recs []remediation.Record) {
 	if d.Outcome != remediation.OutcomeEffective {
-		p.releaseHeld(ctx, d.Fingerprint, h, verdictTried(d, recs), false)
+		p.releaseHeld(ctx, h, verdictTried(d, recs), false)
 		return
 	}
-	reached := p.releaseHeld(ctx, d.Fingerprint, h, "", true)
+	reached := p.releaseHeld(ctx, h, "", true)
 	if len(reached) == 0 {
 		return
 	}

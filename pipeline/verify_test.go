@@ -86,12 +86,12 @@ const verifyWithin = 10 * time.Minute
 // and verifies it, rolling back when ineffective.
 func newReplica(t *testing.T, st sharedStore, clk *clock, orch *orchestrator, reg prometheus.Registerer, name string) *replica {
 	t.Helper()
-	return newReplicaWith(t, st, clk, orch, reg, name, example(t), nil)
+	return newReplicaWith(t, st, clk, orch, reg, name, example(t), nil, nil)
 }
 
 // newReplicaWith is newReplica routing by rules, delivering through nf
 // as well as to the recorder (nf nil: the recorder only).
-func newReplicaWith(t *testing.T, st sharedStore, clk *clock, orch *orchestrator, reg prometheus.Registerer, name string, rules *Rules, nf notifiers.Notifier) *replica {
+func newReplicaWith(t *testing.T, st sharedStore, clk *clock, orch *orchestrator, reg prometheus.Registerer, name string, rules *Rules, nf notifiers.Notifier, mod func(*remediation.Rule)) *replica {
 	t.Helper()
 	c := remediation.DefaultConfig()
 	c.OrchestratorURL = orch.URL
@@ -100,6 +100,9 @@ func newReplicaWith(t *testing.T, st sharedStore, clk *clock, orch *orchestrator
 		Params: map[string]string{"service": "company-extraction-api", "replicas": "5"}, Min: 1, Max: 10,
 		Verify: &remediation.VerifyConfig{Within: model.Duration(verifyWithin)}, RollbackOn: remediation.RollbackOnIneffective,
 	}}
+	if mod != nil {
+		mod(&c.Rules[0])
+	}
 	if errs := c.Load(""); len(errs) > 0 {
 		t.Fatal(errs)
 	}

@@ -35,6 +35,46 @@ func (a *auditRecorder) Pause(_ context.Context, by string) error {
 }
 func (a *auditRecorder) Resume(ctx context.Context, by string) error { return a.Pause(ctx, by) }
 
+// Answer knows one proposal, which may be answered once.
+func (a *auditRecorder) Answer(ctx context.Context, id string, approve bool, by string) (api.RemediationRecord, error) {
+	if id != strings.Repeat("ab", 12) {
+		return api.RemediationRecord{}, ErrNoProposal
+	}
+	if a.last() != "" {
+		return api.RemediationRecord{}, fmt.Errorf("%w: approved by %s", ErrAnswered, a.last())
+	}
+	_ = a.Pause(ctx, by)
+	return api.RemediationRecord{Proposal: id, Result: map[bool]string{true: "approved", false: "denied"}[approve], ApprovedBy: by}, nil
+}
+
+// A proposal is answered over HTTP with the admin credentials only, once;
+// a malformed or unknown ID is refused.
+func TestAnswerProposal(t *testing.T) {
+	h := newHarness(t, nil, Settings{AdminAuth: Credentials{Username: "alice", Password: "pw"}})
+	rec := &auditRecorder{}
+	h.rcv.o.Remediation = rec
+	id := strings.Repeat("ab", 12)
+	admin := []string{"Authorization", "Basic YWxpY2U6cHc="}
+	for _, tc := range []struct {
+		path string
+		hdr  []string
+		code int
+		want string
+	}{
+		{"/api/v1/remediations/" + id + "/approve", nil, 401, ""},
+		{"/api/v1/remediations/" + id + "/approve", []string{"Authorization", "Basic YWxpY2U6d3Jvbmc="}, 401, ""},
+		{"/api/v1/remediations/not-an-id/approve", admin, 400, "24 hexadecimal digits"},
+		{"/api/v1/remediations/" + strings.Repeat("cd", 12) + "/deny", admin, 404, "no such proposal"},
+		{"/api/v1/remediations/" + id + "/deny", admin, 200, `"proposal":"` + id + `","approved_by":"alice@127.0.0.1"`},
+		{"/api/v1/remediations/" + id + "/approve", admin, 409, "answered already"},
+	} {
+		code, body := h.post(t, tc.path, "", nil, tc.hdr...)
+		if code != tc.code || !strings.Contains(body, tc.want) {
+			t.Errorf("POST %s: %d %s, want %d with %q", tc.path, code, body, tc.code, tc.want)
+		}
+	}
+}
+
 func (a *auditRecorder) last() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -142,6 +142,8 @@ func New(o Options) *Receiver {
 	e.GET("/api/v1/remediations", r.readAuth, r.remediations)
 	e.POST("/api/v1/remediation/pause", r.auth(true), r.pauseRemediation(true))
 	e.POST("/api/v1/remediation/resume", r.auth(true), r.pauseRemediation(false))
+	e.POST("/api/v1/remediations/:id/approve", r.auth(true), r.answerProposal(true))
+	e.POST("/api/v1/remediations/:id/deny", r.auth(true), r.answerProposal(false))
 	e.POST("/api/v1/slack/interactions", r.slackInteractions)
 	g := o.Gatherer
 	if g == nil {

@@ -2,7 +2,9 @@ package receiver
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -16,6 +18,45 @@ type RemediationAPI interface {
 	Pause(ctx context.Context, by string) error
 	Resume(ctx context.Context, by string) error
 	Paused(ctx context.Context) (bool, error)
+	// Answer approves or denies a proposal (a rule with approval) for by:
+	// ErrNoProposal, ErrNotApprover or ErrAnswered when it cannot.
+	Answer(ctx context.Context, id string, approve bool, by string) (api.RemediationRecord, error)
+}
+
+// Errors of RemediationAPI.Answer; others mean the store failed.
+var (
+	ErrNoProposal = errors.New("no such proposal")
+	ErrAnswered   = errors.New("the proposal was answered already, or expired")
+)
+
+var proposalIDPattern = regexp.MustCompile(`^[0-9a-f]{24}$`)
+
+// answerProposal approves or denies a proposal over HTTP, with the admin
+// credentials: who holds them may answer any rule's proposal.
+func (r *Receiver) answerProposal(approve bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if r.o.Remediation == nil {
+			fail(c, http.StatusNotImplemented, "remediation is not configured")
+			return
+		}
+		id := c.Param("id")
+		if !proposalIDPattern.MatchString(id) {
+			fail(c, http.StatusBadRequest, "a proposal ID is 24 hexadecimal digits (the record's proposal field)")
+			return
+		}
+		rec, err := r.o.Remediation.Answer(c.Request.Context(), id, approve, r.who(c))
+		switch {
+		case errors.Is(err, ErrNoProposal):
+			fail(c, http.StatusNotFound, "no such proposal (it may have expired long ago)")
+		case errors.Is(err, ErrAnswered):
+			fail(c, http.StatusConflict, err.Error())
+		case err != nil:
+			c.Header("Retry-After", "5")
+			fail(c, http.StatusServiceUnavailable, "store unavailable; retry later")
+		default:
+			c.JSON(http.StatusOK, rec)
+		}
+	}
 }
 
 // remediations lists the audit: every decision (ran, skipped and why,

@@ -141,6 +141,9 @@ type Rule struct {
 	// Rollback is the request that undoes an http action (its action, if
 	// given, is http).
 	Rollback *ActionConfig `yaml:"rollback" json:"rollback,omitempty"`
+	// Approval proposes the firing action instead of running it: it runs
+	// when an approver approves, within Timeout (approval.go).
+	Approval *ApprovalConfig `yaml:"approval" json:"approval,omitempty"`
 }
 
 // ActionConfig is a second action, for resolve. It shares the rule's
@@ -343,6 +346,7 @@ func compile(c Config) (*compiled, []error) {
 			kinds = append(kinds, r.OnResolve.Action)
 		}
 		cr.rollback = compileVerify(p, &r, bad)
+		checkApproval(p, &r, c.MaxAge, bad)
 		if (r.Min != 0 || r.Max != 0) && !slices.Contains(kinds, ActionScale) {
 			bad(p, "min and max are only used by scale")
 		}

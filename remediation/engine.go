@@ -60,7 +60,7 @@ const (
 )
 
 // Results lists every result, in the order metrics are initialised.
-var Results = []string{ResultRan, ResultFailed, ResultSkipped, ResultDryRun}
+var Results = []string{ResultRan, ResultFailed, ResultSkipped, ResultDryRun, ResultProposed, ResultApproved, ResultDenied, ResultExpired}
 
 // Reasons, in a record's Reason. The guards come first, in the order they
 // are checked.
@@ -233,6 +233,10 @@ type Record struct {
 	// action that ran, of a rule with verify): Handle's caller puts it in
 	// the store's verify queue, due at Verify.Due (verify.go).
 	Verify *Verification `json:"-"`
+	// Proposed, when set, is a proposal waiting for its answer (a rule
+	// with approval): Handle's caller puts its wait in the store, due at
+	// Proposed.Expires (approval.go).
+	Proposed *Proposal `json:"-"`
 }
 
 // Request summarises an HTTP call without anything secret in it.
@@ -279,7 +283,7 @@ func (e *Engine) Handle(ctx context.Context, a template.Alert, flapping bool) []
 			continue
 		}
 		start := time.Now()
-		rec, notice := e.run(ctx, c, r, act, a, status, flapping, pc)
+		rec, notice := e.run(ctx, c, r, act, a, status, flapping, pc, "")
 		rec.DurationSeconds = time.Since(start).Seconds()
 		e.finish(ctx, c, &rec, notice, a)
 		rec.Verify = e.verification(r, act, &rec, a)
@@ -345,9 +349,10 @@ func runBound(c Config, requests int) time.Duration {
 }
 
 // run takes one rule's action through the guards and, if they all pass,
-// runs it. It returns the record (without ID and duration) and the notice to
-// send, if any.
-func (e *Engine) run(ctx context.Context, c *compiled, r *compiledRule, act *compiledAction, a template.Alert, status string, flapping bool, pc *pauseCheck) (rec Record, notice string) {
+// runs it; a firing action of a rule with approval is proposed instead,
+// unless approvedBy answered its proposal. It returns the record (without
+// ID and duration) and the notice to send, if any.
+func (e *Engine) run(ctx context.Context, c *compiled, r *compiledRule, act *compiledAction, a template.Alert, status string, flapping bool, pc *pauseCheck, approvedBy string) (rec Record, notice string) {
 	now := e.now()
 	rec = Record{RemediationRecord: api.RemediationRecord{
 		Time:        now,
@@ -423,6 +428,16 @@ func (e *Engine) run(ctx context.Context, c *compiled, r *compiledRule, act *com
 			return skip(ReasonBudget, budgetDetail(r, used))
 		}
 	}
+	dry := c.cfg.DryRun || r.DryRun
+	if r.Approval != nil && act == r.fire && approvedBy == "" && !dry {
+		// Proposed, not run: the lock, the budget's slot and the breaker
+		// are taken when it is approved (Carry runs it through here again).
+		notice, err := e.propose(ctx, r, &rec, a, flapping, cl.would, now)
+		if err != nil {
+			return storeFailed(err)
+		}
+		return rec, notice
+	}
 	token := newToken()
 	decision, st, err := g.acquire(ctx, token)
 	if err != nil {
@@ -449,7 +464,6 @@ func (e *Engine) run(ctx context.Context, c *compiled, r *compiledRule, act *com
 	// stops (the same alert delivered to two replicas) is not an action
 	// and must not trip it. A dry run neither takes a slot nor is stopped:
 	// a rehearsal must not pause the fleet.
-	dry := c.cfg.DryRun || r.DryRun
 	if !dry {
 		if reason, detail := e.breakerTake(ctx, c, g, a, &rec, pc); reason != "" {
 			g.release(ctx, token, false)
@@ -552,6 +566,12 @@ func (e *Engine) finish(ctx context.Context, c *compiled, rec *Record, notice st
 	}
 	if rec.Reason != "" {
 		facts["reason"] = rec.Reason
+	}
+	if rec.Proposal != "" {
+		facts["proposal"] = rec.Proposal
+	}
+	if rec.ApprovedBy != "" {
+		facts["approved_by"] = rec.ApprovedBy
 	}
 	rec.Notice = &Notice{Text: notice, Facts: facts}
 }

@@ -386,7 +386,11 @@ func (c *compiled) holdFor(a template.Alert) (string, time.Duration) {
 	}
 	for _, r := range c.rules {
 		if r.fire != nil && r.Verify != nil && !r.DryRun && r.matches(a.Labels) {
-			return r.Name, time.Duration(r.Verify.Within)
+			within := time.Duration(r.Verify.Within)
+			if r.Approval != nil {
+				within += time.Duration(r.Approval.Timeout) // the answer may take that long
+			}
+			return r.Name, within
 		}
 	}
 	return "", 0

@@ -382,6 +382,19 @@ func TestVerifyConfigErrors(t *testing.T) {
 			"rules[0].rollback.params.body: not valid JSON",
 		}},
 		{"fine", func(r *Rule) { *r = verifiedScale() }, nil},
+		{"approval timeout zero", func(r *Rule) { r.Approval = &ApprovalConfig{Approvers: []string{"U0ALICE"}} },
+			[]string{"rules[0].approval.timeout: must be a positive duration of at most 1d, got 0s"}},
+		{"approval past max_age", func(r *Rule) {
+			r.Approval = &ApprovalConfig{Timeout: model.Duration(time.Hour), Approvers: []string{"U0ALICE"}}
+		}, []string{"rules[0].approval.timeout: must be below max_age (1h): an action approved later would be a stale replay"}},
+		{"approval without approvers", func(r *Rule) { r.Approval = &ApprovalConfig{Timeout: model.Duration(time.Minute)} },
+			[]string{"rules[0].approval.approvers: name at least one Slack user (ID or name) who may approve"}},
+		{"approval with a mention", func(r *Rule) {
+			r.Approval = &ApprovalConfig{Timeout: model.Duration(time.Minute), Approvers: []string{"<@U0ALICE>"}}
+		}, []string{`rules[0].approval.approvers[0]: must be a Slack user ID or name, got "<@U0ALICE>"`}},
+		{"approval fine", func(r *Rule) {
+			r.Approval = &ApprovalConfig{Timeout: model.Duration(15 * time.Minute), Approvers: []string{"U0ALICE", "bob"}}
+		}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,6 +32,10 @@ const (
 	// ActionResume is on the notice that remediation paused itself (the
 	// fleet-wide breaker): it resumes remediation (remediation.go).
 	ActionResume = "resume"
+	// ActionApprove and ActionDeny are on a proposal's notice (a rule with
+	// approval): they answer it (remediation.go).
+	ActionApprove = "approve"
+	ActionDeny    = "deny"
 )
 
 // Click is one click on a button, verified as Slack's: a group's
@@ -285,7 +289,7 @@ func (h *interactions) parse(body []byte) (*clickRequest, error) {
 				}
 				req.key, req.duration = key, time.Duration(md)
 			}
-		case ActionResume:
+		case ActionResume, ActionApprove, ActionDeny:
 			id, ok := remediationID(a.ActionID, a.Value)
 			if !ok {
 				return nil, errors.New("button value is not a remediation ref")
@@ -403,6 +407,10 @@ func (n *Notifier) outcomeLine(c Click) string {
 		return fmt.Sprintf("Silenced for %s by <@%s> until %s", model.Duration(c.Duration), c.UserID, at.Add(c.Duration).Format("15:04 UTC"))
 	case ActionResume:
 		return fmt.Sprintf("Resumed by <@%s> at %s", c.UserID, at.Format("15:04 UTC"))
+	case ActionApprove:
+		return fmt.Sprintf("Approved by <@%s> at %s", c.UserID, at.Format("15:04 UTC"))
+	case ActionDeny:
+		return fmt.Sprintf("Denied by <@%s> at %s", c.UserID, at.Format("15:04 UTC"))
 	}
 	return fmt.Sprintf("Acknowledged by <@%s> at %s", c.UserID, at.Format("15:04 UTC"))
 }
@@ -414,8 +422,8 @@ func (n *Notifier) failureLine(c Click, err error) string {
 	switch c.Action {
 	case ActionSilence:
 		what = "Silence for " + model.Duration(c.Duration).String()
-	case ActionResume:
-		what = "Resume"
+	case ActionResume, ActionApprove, ActionDeny:
+		what = remediationLabels[c.Action]
 	}
 	return fmt.Sprintf("%s by <@%s> failed at %s: %s", what, c.UserID, n.now().UTC().Format("15:04 UTC"),
 		escape(notifiers.Cut(n.scrub(err).Error(), maxErrorLen)))

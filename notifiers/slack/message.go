@@ -36,6 +36,7 @@ func (n *Notifier) message(nt *notifiers.Notification) (*slack.WebhookMessage, e
 	case notifiers.KindFlappingStarted, notifiers.KindFlappingStopped, notifiers.KindRemediation:
 		msg.Attachments = []slack.Attachment{n.notice(nt)}
 		n.addResume(msg, nt)
+		n.addApproval(msg, nt)
 		return msg, nil
 	case notifiers.KindDigest:
 		word := "alerts"

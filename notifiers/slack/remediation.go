@@ -34,7 +34,7 @@ const resumeText = "Remediation paused itself: the fleet-wide breaker tripped (r
 const maxSectionLen = 3000
 
 // remediationLabels are the buttons' labels, by action ID.
-var remediationLabels = map[string]string{ActionResume: "Resume"}
+var remediationLabels = map[string]string{ActionResume: "Resume", ActionApprove: "Approve", ActionDeny: "Deny"}
 
 // remediationValuePattern is a remediation button's value: the action, as
 // the button's action ID, and an opaque ID.
@@ -76,6 +76,28 @@ func (n *Notifier) addResume(msg *slack.WebhookMessage, nt *notifiers.Notificati
 	}}
 }
 
+// proposed says whether nt is a proposal's notice (a rule with approval),
+// and its ID: the one whose message offers Approve and Deny.
+func proposed(nt *notifiers.Notification) (string, bool) {
+	id := nt.Facts["proposal"]
+	return id, nt.Kind == notifiers.KindRemediation && nt.Facts["result"] == remediation.ResultProposed && remediationValuePattern.MatchString(remediationValue(ActionApprove, id))
+}
+
+// addApproval puts Approve and Deny on a proposal's notice, in app mode
+// with a signing secret; the button's ID is the proposal's.
+func (n *Notifier) addApproval(msg *slack.WebhookMessage, nt *notifiers.Notification) {
+	id, ok := proposed(nt)
+	if !n.buttons() || !ok {
+		return
+	}
+	text := notifiers.Cut(escape(nt.Text), maxSectionLen)
+	msg.Text = text
+	msg.Blocks = &slack.Blocks{BlockSet: []slack.Block{
+		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil),
+		remediationActions(id, ActionApprove, ActionDeny),
+	}}
+}
+
 // remediationActions is the actions block of a notice's buttons for id.
 func remediationActions(id string, actions ...string) slack.Block {
 	els := make([]slack.BlockElement, len(actions))
@@ -110,7 +132,11 @@ func (h *interactions) actRemediation(ctx context.Context, req *clickRequest) {
 	text = notifiers.Cut(text, maxSectionLen)
 	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil)}
 	if err != nil {
-		blocks = append(blocks, remediationActions(req.remediation, req.action))
+		actions := []string{req.action}
+		if req.action == ActionApprove || req.action == ActionDeny {
+			actions = []string{ActionApprove, ActionDeny}
+		}
+		blocks = append(blocks, remediationActions(req.remediation, actions...))
 	}
 	msg := &slack.WebhookMessage{Text: text, Blocks: &slack.Blocks{BlockSet: blocks}}
 	s := n.session()

@@ -234,3 +234,74 @@ func TestResumeClickRefused(t *testing.T) {
 		t.Errorf("actor called %d times, %d updates", n, u)
 	}
 }
+
+// proposalNotice is a proposal's notice (a rule with approval), as the
+// engine announces it; its text carries a label value with mrkdwn in it.
+func proposalNotice() *notifiers.Notification {
+	return &notifiers.Notification{
+		Key:  "notice:remediation:1714557600000000000:7a1b:ops/slack[0]",
+		Kind: notifiers.KindRemediation, Target: target("#ops"),
+		Text: "Approval needed: rule scale-api would scale <api> to 5 replicas because HighLoad fired. Approve or deny by 14:17 UTC.",
+		Facts: map[string]string{"action": "scale", "result": remediation.ResultProposed, "reason": remediation.ReasonApproval,
+			"rule": "scale-api", "proposal": "0123456789abcdef01234567"},
+	}
+}
+
+// A proposal's notice offers Approve and Deny with the proposal's ID; a
+// click hands it to the actor and the message shows who answered, without
+// the buttons; a failed answer keeps both.
+func TestApprovalButtons(t *testing.T) {
+	api := newWebAPI(t)
+	n, _ := appNotifier(t, api, func(c *Config) { c.SigningSecret = signingSecret })
+	n.now = func() time.Time { return clickTime }
+	f := &clickFixture{n: n, api: api, actor: &fakeActor{}}
+	f.srv = httptest.NewServer(n.Interactions(f.actor, zerolog.Nop()))
+	t.Cleanup(f.srv.Close)
+	notify(t, n, proposalNotice())
+	f.post = api.calledWith("chat.postMessage")[0]
+	els := elements(t, f.post)
+	if len(els) != 2 || els[0]["action_id"] != ActionApprove || els[0]["value"] != "rem:approve:0123456789abcdef01234567" ||
+		els[1]["action_id"] != ActionDeny || els[1]["value"] != "rem:deny:0123456789abcdef01234567" {
+		t.Fatalf("elements = %v", els)
+	}
+	if s := sectionText(t, f.post); !strings.Contains(s, "would scale &lt;api&gt; to 5 replicas") {
+		t.Errorf("section %q does not show the label escaped", s)
+	}
+
+	f.actor.err = errors.New("not an approver of this rule")
+	body := noticeClick(t, f, "t-1", map[string]any{"action_id": "approve", "type": "button", "value": els[0]["value"]})
+	f.send(t, body, signed(body))
+	u := f.api.calledWith("chat.update")
+	if len(u) != 1 || !strings.HasSuffix(u[0].Get("text"), "\nApprove by <@U123> failed at 14:02 UTC: not an approver of this rule") {
+		t.Fatalf("updates %v", u)
+	}
+	if els := elements(t, u[0]); len(els) != 2 {
+		t.Errorf("after a failure the buttons are %v, want both", els)
+	}
+
+	f.actor.err = nil
+	body = noticeClick(t, f, "t-2", map[string]any{"action_id": "deny", "type": "button", "value": els[1]["value"]})
+	f.send(t, body, signed(body))
+	clicks := f.actor.got()
+	if len(clicks) != 2 || clicks[1].Action != ActionDeny || clicks[1].Remediation != "0123456789abcdef01234567" || clicks[1].UserID != "U123" {
+		t.Fatalf("clicks %+v", clicks)
+	}
+	u = f.api.calledWith("chat.update")
+	if len(u) != 2 || !strings.HasSuffix(u[1].Get("text"), "\nDenied by <@U123> at 14:02 UTC") || len(elements(t, u[1])) != 0 {
+		t.Errorf("update after the denial: %v", u[len(u)-1])
+	}
+
+	// Other notices, and a proposal's without a signing secret: no buttons.
+	plain := newWebAPI(t)
+	pn, _ := appNotifier(t, plain, nil)
+	notify(t, pn, proposalNotice())
+	if p := plain.calledWith("chat.postMessage")[0]; p.Has("blocks") {
+		t.Errorf("without a signing secret: blocks %s", p.Get("blocks"))
+	}
+	ran := proposalNotice()
+	ran.Facts["result"] = remediation.ResultRan
+	notify(t, n, ran)
+	if posts := api.calledWith("chat.postMessage"); posts[len(posts)-1].Has("blocks") {
+		t.Errorf("a notice of a run got buttons: %s", posts[len(posts)-1].Get("blocks"))
+	}
+}
