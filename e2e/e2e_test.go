@@ -352,6 +352,9 @@ func alertmedicConfig(t *testing.T, root, redisURL, prefix, slackURL, pdURL, orc
 	rem = regexp.MustCompile(`(?m)^  dry_run: true`).ReplaceAllString(rem, "  dry_run: false")
 	rem = regexp.MustCompile(`(?m)^  orchestrator_url: .*$`).ReplaceAllString(rem, "  orchestrator_url: "+orchURL)
 	rem = regexp.MustCompile(`(?m)^  api_base_url: .*$`).ReplaceAllString(rem, "  api_base_url: "+orchURL)
+	// The warning route holds the scaled alert's message for the scale's
+	// verdict (hold_for_remediation): a window of seconds, not minutes.
+	rem = regexp.MustCompile(`(?m)^      verify: \{within: 10m\}$`).ReplaceAllString(rem, "      verify: {within: 5s}")
 	body["remediation"] = rem
 	for _, k := range []string{"integrations", "delivery", "web", "store", "pipeline"} {
 		found := false
@@ -475,10 +478,13 @@ scrape_configs:
 	tg.activeExtractions.Store(25)
 	tg.errorsOn.Store(true)
 
-	// 1. ExtractionServiceOverloaded: one scale call, #alerts-warning.
+	// 1. ExtractionServiceOverloaded: one scale call; its #alerts-warning
+	// message is held for the scale's verdict (the example's
+	// hold_for_remediation) and, the alert still firing when the 5s window
+	// ends, goes out saying what was tried.
 	eventually(t, stepTimeout, "POST /scale at the orchestrator", func() bool { return len(orchRec.all()) > 0 })
-	eventually(t, stepTimeout, "Slack #alerts-warning ExtractionServiceOverloaded", func() bool {
-		return slackRec.slackCount("#alerts-warning", "ExtractionServiceOverloaded") > 0
+	eventually(t, stepTimeout, "Slack #alerts-warning ExtractionServiceOverloaded, after the verdict", func() bool {
+		return slackRec.slackCount("#alerts-warning", "ExtractionServiceOverloaded", "Remediation tried", "the alert was still firing at the end of the 5s window") > 0
 	})
 
 	// 2. HighErrorRate: #alerts-critical, a PagerDuty trigger and an email
@@ -554,8 +560,12 @@ scrape_configs:
 	} else {
 		t.Logf("#alerts-warning messages for E2EFlap before it was held back: %d", n)
 	}
-	if n := slackRec.slackCount("#ops-alerts", "company-extraction-api"); n != 1 {
-		t.Errorf("%d remediation notices naming company-extraction-api in #ops-alerts, want 1", n)
+	// The scale's notice, and its verdict's.
+	if n := slackRec.slackCount("#ops-alerts", "company-extraction-api"); n != 2 {
+		t.Errorf("%d remediation notices naming company-extraction-api in #ops-alerts, want 2 (the scale, the verdict)", n)
+	}
+	if n := slackRec.slackCount("#ops-alerts", "ineffective: ExtractionServiceOverloaded was still firing"); n != 1 {
+		t.Errorf("%d verdicts in #ops-alerts, want 1 ineffective", n)
 	}
 	if n := slackRec.slackCount("#alerts-warning", "ExtractionServiceOverloaded"); n != 1 {
 		t.Errorf("%d #alerts-warning messages for ExtractionServiceOverloaded, want 1", n)
