@@ -221,18 +221,41 @@ func (a *App) wire(cfg *config.Config, reg *prometheus.Registry, capacity int, s
 		CheckInterval: time.Duration(cfg.Pipeline.CheckInterval),
 	})
 	a.rcv = receiver.New(receiver.Options{
-		Logger:            a.log.With().Str("component", "receiver").Logger(),
-		Registerer:        reg,
-		Gatherer:          reg,
-		Store:             a.st,
-		StoreType:         cfg.Store.Type,
-		StoreStats:        stats,
-		Capacity:          capacity,
-		Version:           Version,
-		Settings:          settings(cfg),
-		Reload:            a.reload,
-		FailedDeliveries:  a.pl.FailedDeliveries,
-		Remediation:       remediationAPI{eng, a.pl},
+		Logger:           a.log.With().Str("component", "receiver").Logger(),
+		Registerer:       reg,
+		Gatherer:         reg,
+		Store:            a.st,
+		StoreType:        cfg.Store.Type,
+		StoreStats:       stats,
+		Capacity:         capacity,
+		Version:          Version,
+		Settings:         settings(cfg),
+		Reload:           a.reload,
+		FailedDeliveries: a.pl.FailedDeliveries,
+		SendAgain:        a.pl.SendAgain,
+		Remediation:      remediationAPI{eng, a.pl},
+		Alerts: alertsAPI{pl: a.pl, eng: eng, refs: notifiers.StoreRefs(a.st), tree: func() *routing.Tree {
+			_, rules := a.current()
+			if rules == nil {
+				return nil
+			}
+			return rules.Tree
+		}},
+		Integrations: func() [][2]string {
+			ints := a.notifier.p.Load()
+			var out [][2]string
+			for _, typ := range routing.IntegrationTypes {
+				state := "no credentials: renders what it would send into the log"
+				if _, ok := ints.by[typ]; ok {
+					state = "delivers"
+				}
+				if typ == routing.Log {
+					state = "writes into the log"
+				}
+				out = append(out, [2]string{typ, state})
+			}
+			return out
+		},
 		SlackInteractions: a.notifier,
 		RouteTest: func(labels map[string]string, at time.Time) (*api.RouteAnswer, error) {
 			kv, err := checkLabels(labels)

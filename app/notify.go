@@ -43,9 +43,16 @@ func newIntegrations(c *config.Config, l zerolog.Logger, refs notifiers.Refs, ac
 	tr.MaxIdleConnsPerHost = 32
 	client := &http.Client{Transport: tr}
 	// The log shows the body each integration without credentials would send.
-	d := &integrations{by: map[string]notifiers.Notifier{}, log: lognotifier.New(l, logRenderers(c.Integrations))}
-	var live []string
 	in := c.Integrations
+	if ext := c.Web.ExternalURL; ext != "" {
+		// Messages link each alert to its timeline on the page.
+		in.Slack.AlertPageURL = ext + "/alerts/"
+		if in.PagerDuty.AlertPageURL == "" {
+			in.PagerDuty.AlertPageURL = ext + "/alerts/"
+		}
+	}
+	d := &integrations{by: map[string]notifiers.Notifier{}, log: lognotifier.New(l, logRenderers(in))}
+	var live []string
 	if in.Slack.Configured() {
 		d.slack = slack.New(in.Slack, client, refs)
 		d.by[routing.Slack] = d.slack

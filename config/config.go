@@ -136,6 +136,10 @@ type WebConfig struct {
 	// TrustedPrefixes are TrustedProxies as parsed when the file was
 	// checked; set by Parse, not read from the file.
 	TrustedPrefixes []netip.Prefix `yaml:"-"`
+	// ExternalURL is where people reach alertmedic (its page at /),
+	// behind whatever proxy: Slack messages and PagerDuty events link to
+	// each alert's timeline under it. Empty: no links.
+	ExternalURL string `yaml:"external_url"`
 }
 
 // parseTrustedProxy reads one web.trusted_proxies entry: an IP address
@@ -695,6 +699,13 @@ func validate(c *Config, dir string) error {
 	checkAuth("web.auth", &c.Web.Auth, dir, bad)
 	checkAuth("web.admin_auth", &c.Web.AdminAuth, dir, bad)
 	checkAuth("web.read_auth", &c.Web.ReadAuth, dir, bad)
+	if u := c.Web.ExternalURL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.User != nil || p.RawQuery != "" || p.Fragment != "" {
+			bad("web.external_url", "must be an http or https URL with a host, and no credentials, query or fragment")
+		} else {
+			c.Web.ExternalURL = strings.TrimSuffix(u, "/")
+		}
+	}
 	checkAuth("alertmanager.http_config", &c.Alertmanager.HTTPConfig, dir, bad)
 	if u := c.Alertmanager.URL; u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.User != nil {

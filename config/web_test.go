@@ -32,3 +32,17 @@ func TestWebTrustedProxiesAndInflightBytes(t *testing.T) {
 		}
 	}
 }
+
+// web.external_url is an http(s) URL with a host; its trailing slash goes.
+func TestWebExternalURL(t *testing.T) {
+	c, err := Parse([]byte("web:\n  external_url: https://alertmedic.example.com/oncall/\n"), "")
+	if err != nil || c.Web.ExternalURL != "https://alertmedic.example.com/oncall" {
+		t.Fatalf("%q %v", c.Web.ExternalURL, err)
+	}
+	for _, bad := range []string{"alertmedic.example.com", "ftp://x/", "https://u:p@x/", "https://x/?a=b"} {
+		_, err := Parse([]byte("web:\n  external_url: "+bad+"\n"), "")
+		if err == nil || !strings.Contains(err.Error(), "web.external_url: must be an http or https URL") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 
+	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/flapping"
 )
 
@@ -77,6 +78,9 @@ func (p *Pipeline) checkShard(ctx context.Context, r *Rules, shard int) error {
 			}
 			if labels["alertname"] == "" {
 				labels = template.KV{"alertname": key}
+			}
+			if d.Event == flapping.Stopped && !grouped(key) {
+				pl.record(key).note(pl.now, api.StageFlapping, "", "stopped flapping: "+d.Reason, "")
 			}
 			pl.flapped(key, cfg, fr, labels, d, was, "")
 			return true

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/flapping"
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/routing"
@@ -162,6 +163,12 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 	for i, a := range e.Message.Alerts {
 		rec := pl.record(a.Fingerprint)
 		rec.observe(a, e.ReceivedAt)
+		rec.Labels, rec.GroupKey = labelsOf(a.Labels), e.Message.GroupKey
+		from := e.Message.ExternalURL
+		if from == "" {
+			from = "an Alertmanager without an external URL"
+		}
+		rec.note(pl.now, api.StageReceived, "", fmt.Sprintf("%s, in request %s from %s", a.Status, e.ID, from), "")
 		if r == nil || r.Tree == nil {
 			continue
 		}
@@ -183,6 +190,22 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 			}
 		}
 		pl.flapped(key, cfg, fr, a.Labels, d, wasFlapping, a.Fingerprint)
+		switch {
+		case d.Event == flapping.Started:
+			rec.note(pl.now, api.StageFlapping, "", "started flapping: "+d.Reason, "")
+		case d.Event == flapping.Stopped:
+			rec.note(pl.now, api.StageFlapping, "", "stopped flapping: "+d.Reason, "")
+		case d.Flapping:
+			rec.note(pl.now, api.StageFlapping, "", "still flapping: "+d.Reason, "")
+		}
+		paths := make([]string, len(res.Routes))
+		for i, m := range res.Routes {
+			paths[i] = m.Path + " -> " + m.Receiver
+		}
+		rec.note(pl.now, api.StageRouted, "", strings.Join(paths, "; "), "")
+		if held {
+			rec.note(pl.now, api.StageSuppressed, "", "held back while it flaps; its latest state goes out when it is stable", "")
+		}
 
 		// Remediation runs off the notification path, from the store, so a
 		// slow action delays no notification and a crash loses none; only
@@ -211,8 +234,16 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 			}
 			if until, ok := rec.holding(t.Key(), pl.now); ok && a.Status == alert.StatusResolved {
 				pl.holdResolve(t, a, until, e.Message.GroupKey, e.Message.ExternalURL)
+				rec.note(pl.now, api.StageHeld, t.Key(), "the resolve waits with the page held for remediation", holdResolveID(a.Fingerprint, a.StartsAt, t.Key()))
 				continue
 			}
+			detail := ""
+			if t.Bypassed {
+				detail = "bypass_mute_matchers: never muted by " + strings.Join(t.MuteTimeIntervals, ", ")
+			} else if t.Muted {
+				detail = "a resolve: sent although muted by " + t.MutedBy
+			}
+			rec.note(pl.now, api.StageNotify, t.Key(), detail, "e:"+e.ID+":"+t.Key())
 			g := groups[t.Key()]
 			if g == nil {
 				g = &group{t: t}
@@ -235,7 +266,7 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 	// grouped them.
 	for _, k := range order {
 		g := groups[k]
-		pl.putAlerts("e:"+e.ID+":"+k, g.t, g.alerts, e.Message.GroupKey, e.Message.ExternalURL)
+		pl.putAlerts("e:"+e.ID+":"+k, g.t, g.alerts, e.Message.GroupKey, e.Message.ExternalURL) // named as its events say
 	}
 }
 
@@ -248,12 +279,19 @@ func (pl *plan) admit(rec *alertRecord, t routing.Routed, a template.Alert) bool
 		// This observation, or a newer one, was given to the target
 		// already: a resend after the dedup window, or a late replay.
 		pl.already++
+		rec.note(pl.now, api.StageAlready, t.Key(), "this observation, or a newer one, went to it already", "")
 		return false
 	}
 	resolved := a.Status == alert.StatusResolved
+	deferred := func() {
+		if rec != nil {
+			rec.note(pl.now, api.StageDeferred, t.Key(), fmt.Sprintf("muted by %s until %s: in its digest then", t.MutedBy, t.Until.UTC().Format(time.RFC3339)), digestID(t))
+		}
+	}
 	switch {
 	case !t.Muted:
 	case t.Action == routing.Defer && !t.Until.IsZero():
+		deferred()
 		pl.collect(t, a)
 		pl.muted[routing.Defer]++
 		pl.deferred = append(pl.deferred, deferral{target: t.Key(), interval: t.MutedBy, until: t.Until, alerts: 1})
@@ -266,8 +304,12 @@ func (pl *plan) admit(rec *alertRecord, t routing.Routed, a template.Alert) bool
 		// resolve: a page sent before the quiet hours must still be closed.
 		pl.muted[routing.Drop]++
 		pl.deferred = append(pl.deferred, deferral{target: t.Key(), interval: t.MutedBy, alerts: 1, drop: true})
+		if rec != nil {
+			rec.note(pl.now, api.StageMuted, t.Key(), "muted by "+t.MutedBy+": dropped (mute_action: drop)", "")
+		}
 		return false
 	case !t.Until.IsZero():
+		deferred()
 		pl.collect(t, a)
 		pl.muted[routing.Defer]++
 		if rec != nil {
@@ -302,7 +344,7 @@ func (pl *plan) putDue(n notifiers.Notification, alerts int, due time.Time) {
 // collect adds an alert to the target's digest, due when its mute ends;
 // the latest observation of each alert wins, and a resolve is always kept.
 func (pl *plan) collect(t routing.Routed, a template.Alert) {
-	id := fmt.Sprintf("digest:%s:%d", t.Key(), t.Until.UnixNano())
+	id := digestID(t)
 	n := notifiers.Notification{Key: id, Kind: notifiers.KindDigest, Target: t.Target}
 	hb, _ := json.Marshal(n)
 	ab, _ := json.Marshal(a)
@@ -329,6 +371,11 @@ func (pl *plan) collect(t routing.Routed, a template.Alert) {
 }
 
 const defaultDigestMax = 1000
+
+// digestID names the digest a muted target's alerts wait in.
+func digestID(t routing.Routed) string {
+	return fmt.Sprintf("digest:%s:%d", t.Key(), t.Until.UnixNano())
+}
 
 // flapped turns a flapping decision into what it calls for: the index
 // entry, a notice to the flapping receiver, and, when flapping stopped,
@@ -417,6 +464,9 @@ func (pl *plan) release(key string, d flapping.Decision, fr *flapRecord, skip st
 		for _, t := range res.Targets {
 			if pl.admit(rec, t, h.Alert) {
 				id := fmt.Sprintf("release:%s:%d:%s:%s", key, d.Since.UnixNano(), fp, t.Key())
+				if rec != nil {
+					rec.note(pl.now, api.StageNotify, t.Key(), "released: it stopped flapping", id)
+				}
 				pl.putAlerts(id, t, template.Alerts{h.Alert}, h.GroupKey, h.ExternalURL)
 			}
 		}

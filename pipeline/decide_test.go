@@ -96,8 +96,22 @@ func newRig(t *testing.T, st Store, r *Rules, clk *clock) *rig {
 func (g *rig) feed(t *testing.T, as ...template.Alert) {
 	t.Helper()
 	// Entry ids are unique across rigs, as the receiver's random ids are.
-	e := &alert.Entry{ID: fmt.Sprintf("e%d", entrySeq.Add(1)), ReceivedAt: g.clk.Now(),
-		Message: &alert.Message{Version: "4", GroupKey: "{}:{}", Data: &template.Data{Receiver: "alertmedic", Status: as[0].Status, Alerts: as}}}
+	g.feedID(t, fmt.Sprintf("e%d", entrySeq.Add(1)), as...)
+}
+
+// flush delivers what is due, as the dispatcher does in a daemon.
+func (g *rig) flush(t *testing.T) {
+	t.Helper()
+	if err := g.p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// feedID is feed with the entry's (the request's) id given.
+func (g *rig) feedID(t *testing.T, id string, as ...template.Alert) {
+	t.Helper()
+	e := &alert.Entry{ID: id, ReceivedAt: g.clk.Now(),
+		Message: &alert.Message{Version: "4", GroupKey: "{}:{}", Data: &template.Data{Receiver: "alertmedic", Status: as[0].Status, Alerts: as, ExternalURL: "http://alertmanager:9093"}}}
 	ctx := context.Background()
 	// Through the queue, as from the webhook; a 1ms dedup window keeps the
 	// same observation fed again (a resend) from being dropped here.

@@ -79,6 +79,15 @@ func newDispatcher(p *Pipeline) *Dispatcher {
 		woken: map[string]bool{}, held: map[string]time.Time{}, busy: map[string]int{}}
 }
 
+// sweepSoon has the next claim look at every shard: work was put where no
+// wake says (a dead letter sent again).
+func (d *Dispatcher) sweepSoon() {
+	d.mu.Lock()
+	d.lastSweep = time.Time{}
+	d.mu.Unlock()
+	d.wake()
+}
+
 func (d *Dispatcher) wake(targets ...string) {
 	d.mu.Lock()
 	for _, t := range targets {
@@ -599,8 +608,9 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 
 	// Retry-After counts from the answer, not from when the batch began.
 	now := p.o.Now()
+	partial := map[string]string{}
 	for _, u := range units {
-		if err := d.settleUnit(ctx, &st, b, u, retryErr, now); err != nil {
+		if err := d.settleUnit(ctx, &st, b, u, retryErr, now, partial); err != nil {
 			return err
 		}
 	}
@@ -620,6 +630,7 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 	}
 	st.Retry = keep
 	st.Now = p.o.Now()
+	p.deliveryNotes(&st, b.Group, retryErr, partial)
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
 	var res store.Settled
@@ -642,7 +653,7 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 // went; back in the queue, as they are, when none went; else a dead letter
 // for each part that failed for good and the alerts of the parts not sent
 // back as one item.
-func (d *Dispatcher) settleUnit(ctx context.Context, st *store.Settlement, b store.Batch, u *unit, retryErr error, now time.Time) error {
+func (d *Dispatcher) settleUnit(ctx context.Context, st *store.Settlement, b store.Batch, u *unit, retryErr error, now time.Time, partial map[string]string) error {
 	var sent, failed int
 	var rest template.Alerts
 	restMore := 0
@@ -707,6 +718,9 @@ func (d *Dispatcher) settleUnit(ctx context.Context, st *store.Settlement, b sto
 			// The digest's content is in the dead letters and the rest;
 			// the item itself is done.
 			it.Collected = nil
+		}
+		if len(rest) > 0 || restMore > 0 {
+			partial[it.ID] = b.ID + ":rest"
 		}
 		st.Done = append(st.Done, it)
 	}
@@ -895,4 +909,25 @@ func deadLetter(d store.Dead, full bool) api.DeadLetter {
 		dl.Notification, _ = json.Marshal(&n)
 	}
 	return dl
+}
+
+// SendAgain takes the dead letter with the key (its item ID, as
+// GET /api/v1/deliveries/failed lists it) back into the outbox, due now,
+// as a new delivery; the dispatcher sends it as any other. It reports
+// false when no shard holds that dead letter (sent again already, evicted
+// at the cap, or never one).
+func (p *Pipeline) SendAgain(ctx context.Context, key string) (bool, error) {
+	now := p.o.Now()
+	for shard := 0; shard < p.o.Store.Shards(); shard++ {
+		ok, err := p.o.Store.Revive(ctx, shard, store.QueueOutbox, key, now)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			p.o.Logger.Info().Str("item", key).Msg("dead letter sent again")
+			p.disp.sweepSoon()
+			return true, nil
+		}
+	}
+	return false, nil
 }

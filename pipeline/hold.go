@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/remediation"
 	"github.com/alertmedic/alertmedic/routing"
@@ -95,6 +96,7 @@ func (pl *plan) holdPage(rec *alertRecord, h *holdTask, within time.Duration, t 
 			h.Rule, model.Duration(within), until.UTC().Format(time.RFC3339))}}
 	pl.putDue(n, 1, until)
 	rec.hold(t.Key(), pl.now, until)
+	rec.note(pl.now, api.StageHeld, t.Key(), fmt.Sprintf("held while rule %s acts, to be verified; goes out by %s at the latest", h.Rule, until.UTC().Format(time.RFC3339)), n.Key)
 	h.Pages = append(h.Pages, n)
 	pl.holds++
 }

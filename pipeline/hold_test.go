@@ -21,16 +21,17 @@ import (
 	"github.com/alertmedic/alertmedic/store/memory"
 )
 
-// tee delivers to the recorder, then to the integrations the test runs
-// for real (PagerDuty, to its stand-in).
+// tee delivers to the recorder, then to the integration the test runs
+// for real (PagerDuty, Slack: to its stand-in).
 type tee struct {
-	rec *recorder
-	nf  notifiers.Notifier
+	rec         *recorder
+	nf          notifiers.Notifier
+	integration string
 }
 
 func (t tee) Notify(ctx context.Context, n *notifiers.Notification) (bool, error) {
 	_, _ = t.rec.Notify(ctx, n)
-	if n.Target.Integration == "pagerduty" {
+	if n.Target.Integration == t.integration {
 		return t.nf.Notify(ctx, n)
 	}
 	return false, nil

@@ -39,6 +39,13 @@ type Store interface {
 	// DeadLetters lists a queue's dead letters across every shard.
 	DeadLetters(ctx context.Context, queue string, page store.DeadPage) (store.DeadList, error)
 	MarkedIn(ctx context.Context, shard int, index string, max float64) ([]string, error)
+	// Keys lists a shard's value keys under a prefix (the alerts listing).
+	Keys(ctx context.Context, shard int, prefix string, max int) ([]string, bool, error)
+	// Revive takes a dead letter back into its queue, due at due (send
+	// again); false when the shard has none of that ID.
+	Revive(ctx context.Context, shard int, queue, id string, due time.Time) (bool, error)
+	// Fields reads fields of a notes record (the deliveries of a target's day).
+	Fields(ctx context.Context, shard int, key string, fields ...string) ([][]byte, error)
 	Shards() int
 	Maintain(ctx context.Context) error
 }

@@ -37,6 +37,14 @@ type alertRecord struct {
 	// Holds maps a target key to when (unix ms) the page held from it for
 	// remediation goes out at the latest (hold.go).
 	Holds map[string]int64 `json:"h,omitempty"`
+	// Labels are the alert's labels; GroupKey its last Alertmanager group
+	// (its Slack buttons' audit is kept under it).
+	Labels   map[string]string `json:"l,omitempty"`
+	GroupKey string            `json:"k,omitempty"`
+	// Events are the decisions about its latest observations, oldest
+	// first, at most maxEvents (timeline.go); Dropped counts those let go.
+	Events  []event `json:"v,omitempty"`
+	Dropped int     `json:"vd,omitempty"`
 }
 
 // flapRecord is one flap key's state: under alert:<fp> within the alert's

@@ -114,7 +114,7 @@ func newReplicaWith(t *testing.T, st sharedStore, clk *clock, orch *orchestrator
 	rec := &recorder{}
 	var out notifiers.Notifier = rec
 	if nf != nil {
-		out = tee{rec, nf}
+		out = tee{rec, nf, "pagerduty"}
 	}
 	p := New(Options{Store: st, Logger: zerolog.Nop(), Workers: 1, Consumer: name, Notifier: out, Rules: rules, Now: clk.Now, Remediator: eng})
 	return &replica{rig: &rig{p: p, st: st, clk: clk, rec: rec}, eng: eng}
@@ -136,13 +136,6 @@ func (g *replica) verify(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.flush(t)
-}
-
-func (g *replica) flush(t *testing.T) {
-	t.Helper()
-	if err := g.p.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // notices are the remediation notices delivered to ops since the last

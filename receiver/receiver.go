@@ -86,8 +86,16 @@ type Options struct {
 	// limit dead letters from cursor; an error wrapping alert.ErrBadCursor
 	// is the caller's (400).
 	FailedDeliveries func(ctx context.Context, cursor string, limit int, full bool) (api.DeadLetters, error)
+	// SendAgain puts a dead letter, by its key, back in the outbox; false
+	// when there is none of that key.
+	SendAgain func(ctx context.Context, key string) (bool, error)
 	// Remediation is the remediation engine's API; nil disables it.
 	Remediation RemediationAPI
+	// Alerts lists the alerts and tells their timelines; nil lists none.
+	Alerts AlertsAPI
+	// Integrations says, for the health page, each integration and
+	// whether it delivers or renders into the log.
+	Integrations func() [][2]string
 	// SlackInteractions serves POST /api/v1/slack/interactions, the
 	// clicks Slack posts. It is authenticated by Slack's signature, which
 	// it checks itself, not by web.auth; nil answers 404.
@@ -139,7 +147,10 @@ func New(o Options) *Receiver {
 	e.GET("/api/v1/health/detailed", r.readAuth, r.healthDetailed)
 	e.GET("/api/v1/routes/test", r.readAuth, r.routeTest)
 	e.GET("/api/v1/deliveries/failed", r.readAuth, r.failedDeliveries)
+	e.POST("/api/v1/deliveries/failed/retry", r.auth(true), r.sendAgain(false))
 	e.GET("/api/v1/remediations", r.readAuth, r.remediations)
+	e.GET("/api/v1/alerts", r.readAuth, r.listAlerts)
+	e.GET("/api/v1/alerts/:fp/timeline", r.readAuth, r.timeline)
 	e.POST("/api/v1/remediation/pause", r.auth(true), r.pauseRemediation(true))
 	e.POST("/api/v1/remediation/resume", r.auth(true), r.pauseRemediation(false))
 	e.POST("/api/v1/remediations/:id/approve", r.auth(true), r.answerProposal(true))
@@ -150,6 +161,7 @@ func New(o Options) *Receiver {
 		g = prometheus.DefaultGatherer
 	}
 	e.GET("/metrics", r.readAuth, gin.WrapH(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
+	r.pageRoutes(e)
 	r.debugRoutes(e)
 	r.engine = e
 	return r

@@ -27,7 +27,8 @@
 //	dedup:<obs key>       one per observation seen (alert.ObservationKey), TTL the dedup window
 //	state:<key>           a value; the users' key families are:
 //	    alert:<fp>          pipeline: an alert's record (last observation, per-target
-//	                        watermark, flap state when it flaps on its own), TTL history retention
+//	                        watermark, flap state when it flaps on its own, labels, the
+//	                        events of its timeline, holds), TTL history retention
 //	    flap:<key>          pipeline: flap state of alerts grouped by flapping.by
 //	    rem:guard:<r>:<fp>  remediation: lock and cooldowns of rule r for one alert
 //	    rem:budget:<r>      remediation: run times of rule r in the last hour
@@ -35,6 +36,8 @@
 //	    rem:fleet           remediation: run times of every action, all rules and replicas,
 //	                        within max_actions.per (the fleet-wide breaker)
 //	    rem:audit:<id>      remediation: one audit record, TTL audit retention
+//	    rem:proposal:<id>   remediation: a rule's proposal (approval), its answer, and
+//	                        whether it was carried; TTL its timeout + 48h
 //	    rem:verdict:<r>:<fp>:<ran>  remediation: the verdict on rule r's run at <ran>
 //	                        (unix ns) for one alert, and its rollback's lock and end; TTL 48h
 //	    ref:<kind>:<hash>   notifiers: what a group's later messages need of its first
@@ -42,6 +45,10 @@
 //	                        target and group, TTL a day; ref:clicks:<hash>, a group's
 //	                        audited clicks (oncall), TTL a week
 //	    ref:click:<id>      the replay guard of one Slack click, TTL an hour
+//	notes:<key>           a hash written by Settlement.Notes; the pipeline's:
+//	    dl:<target>:<day>   what became of each outbox item of a target settled that UTC
+//	                        day (one field per item, a line per attempt), TTL history
+//	                        retention + a day, set when the hash is created
 //	index:<name>          a sorted set: flapping (flap keys flapping), rem:audit (audit ids by time)
 //	q:<queue>             a leased queue's items, scored by due time (a claimed item by its lease's end)
 //	q:<queue>:dead        its dead letters, scored by when they died, capped
@@ -216,6 +223,26 @@ type Settlement struct {
 	// that failed for good while the rest went).
 	Dead []Item
 	Now  time.Time
+	// Notes write a line each into a field of a record (the deliveries of
+	// a target's day, one field per item, read with Field): whatever became
+	// of the items. A settle's notes of one record cost one write, however
+	// many: the record is a hash.
+	Notes []Note
+}
+
+// Revived is the LastErr of a dead letter taken back into its queue (a
+// person sent it again): the item says where it comes from.
+const Revived = "sent again from the dead letters"
+
+// Note is one line for field Field of the record Key (see
+// Settlement.Notes): the field's value, or, with Append, added after what
+// it holds. The record gets TTL when it is created; later notes do not
+// extend it, so a record of one day's deliveries ends its TTL after it.
+type Note struct {
+	Key, Field string
+	Line       []byte
+	Append     bool
+	TTL        time.Duration
 }
 
 // Settled says what a Settle did besides what it was asked.

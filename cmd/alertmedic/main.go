@@ -64,6 +64,12 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	rtJSON := routesTest.Flag("json", "Print the answer as JSON, as GET /api/v1/routes/test does.").Bool()
 	rtLabels := routesTest.Arg("labels", "Labels of the alert, as name=value.").Required().Strings()
 
+	alertCmd := a.Command("alert", "Ask a running alertmedic about its alerts.")
+	why := alertCmd.Command("why", "Tell an alert's story, oldest first: received, routed, muted or held, delivered or retried, remediated, clicked. Why was I (not) paged?")
+	whyConfig := why.Flag("config.file", "alertmedic configuration file: the daemon's web.read_auth credentials are sent.").String()
+	whyURL := why.Flag("url", "The daemon's address.").Default("http://127.0.0.1:9095").String()
+	whyArgs := why.Arg("alert", "The alert's fingerprint, or labels as name=value that select it.").Required().Strings()
+
 	tmpl := a.Command("template", "Render what the integrations would send.")
 	tmplRender := tmpl.Command("render", "Print the message each integration of a receiver would send for an Alertmanager webhook payload, as amtool template render does. Nothing is sent; routes, mutes and flapping do not apply.")
 	trConfig := tmplRender.Flag("config.file", "alertmedic configuration file; without it the embedded example is used.").String()
@@ -82,6 +88,17 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		return routeTest(*rtConfig, *rtAt, *rtVerify, *rtJSON, *rtLabels, stdout, stderr)
 	case tmplRender.FullCommand():
 		return templateRender(*trConfig, *trReceiver, *trFile, stdout, stderr)
+	case why.FullCommand():
+		var auth config.HTTPAuth
+		if *whyConfig != "" {
+			cfg, err := loadConfig(*whyConfig)
+			if err != nil {
+				fmt.Fprintf(stderr, "alertmedic: %s\n", err)
+				return 2
+			}
+			auth = cfg.Web.ReadAuth
+		}
+		return app.Why(context.Background(), *whyURL, auth, *whyArgs, stdout, stderr)
 	}
 
 	logger := newLogger(stderr, *logLevel, *logFormat)

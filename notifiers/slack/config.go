@@ -36,6 +36,10 @@ const maxAttachments = 99
 // webhook URL (api_url) or a bot token (token) for chat.postMessage; both
 // are secrets and may come from files.
 type Config struct {
+	// AlertPageURL, when set (from web.external_url), links each alert of
+	// a message to its timeline: AlertPageURL + fingerprint.
+	AlertPageURL string `yaml:"-"`
+
 	APIURL     secret.Secret `yaml:"api_url"`
 	APIURLFile string        `yaml:"api_url_file"`
 	Token      secret.Secret `yaml:"token"`

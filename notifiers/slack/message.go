@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strconv"
 
@@ -117,6 +118,10 @@ func (n *Notifier) attachment(nt *notifiers.Notification, i int) (slack.Attachme
 	}
 	if u := a.Annotations["runbook_url"]; u != "" {
 		att.Actions = []slack.AttachmentAction{{Name: "runbook", Type: "button", Text: "Runbook", URL: u}}
+	}
+	if n.cfg.AlertPageURL != "" && a.Fingerprint != "" {
+		// Why was I (not) paged: the alert's timeline on alertmedic's page.
+		att.Actions = append(att.Actions, slack.AttachmentAction{Name: "timeline", Type: "button", Text: "Timeline", URL: n.cfg.AlertPageURL + url.PathEscape(a.Fingerprint)})
 	}
 	return att, nil
 }

@@ -123,3 +123,21 @@ func TestRenderSaysWhatWasTried(t *testing.T) {
 		t.Errorf("fields %q in %s", tried, raw)
 	}
 }
+
+// With web.external_url, each alert links to its timeline on the page;
+// without it, nothing is added.
+func TestRenderLinksTheTimeline(t *testing.T) {
+	a := mkAlert(alert.StatusFiring, "HighErrorRate", "critical", nil, t0)
+	n := &notifiers.Notification{Kind: notifiers.KindAlerts, Target: target("#alerts-critical"), Alerts: template.Alerts{a}}
+	raw, err := Render(Config{AlertPageURL: "https://alertmedic.example.com/alerts/"}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"name":"timeline","text":"Timeline","type":"button","url":"https://alertmedic.example.com/alerts/` + a.Fingerprint + `"}`; !strings.Contains(string(raw), want) {
+		t.Errorf("no timeline link %s in %s", want, raw)
+	}
+	raw, _ = Render(Config{}, n)
+	if strings.Contains(string(raw), "timeline") {
+		t.Errorf("a link without web.external_url: %s", raw)
+	}
+}

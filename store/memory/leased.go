@@ -3,6 +3,7 @@ package memory
 import (
 	"container/heap"
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -287,6 +288,27 @@ func (s *Store) Settle(_ context.Context, shard int, queue string, st store.Sett
 			q.put(it, st.Now)
 		}
 	}
+	now := s.o.Now().UnixNano() // values expire by the store's clock
+	for _, n := range st.Notes {
+		if n.Key == "" || n.Field == "" || n.TTL < time.Millisecond {
+			return store.Settled{}, fmt.Errorf("settle: note %q needs a key, a field and a TTL of at least 1ms", n.Key)
+		}
+		// A field is a value of its own here, under the record's key and
+		// the field's; it expires with the record (its first note's TTL).
+		k := fieldKey(n.Key, n.Field)
+		exp := now + int64(n.TTL)
+		if r, ok := s.values[recordKey(n.Key)]; ok && r.exp > now {
+			exp = r.exp
+		} else {
+			s.setLocked(recordKey(n.Key), []byte{1}, n.TTL, false, now)
+		}
+		if v, ok := s.values[k]; ok && v.exp > now && n.Append {
+			v.v = append(slices.Clip(v.v), n.Line...)
+			s.values[k] = v
+			continue
+		}
+		s.setLocked(k, slices.Clone(n.Line), time.Duration(exp-now), false, now)
+	}
 	for _, it := range st.Done {
 		if x := claimed(it); x != nil {
 			q.remove(x)
@@ -419,4 +441,35 @@ func (h *dueHeap) Pop() any {
 	*h = old[:n-1]
 	x.idx = -1
 	return x
+}
+
+// Revive takes the dead letter with the ID back into its queue, due at
+// due, as a new delivery: no attempts, LastErr store.Revived, its Since
+// at due.
+// It reports false when there is no such dead letter, or an item of that
+// ID waits already.
+func (s *Store) Revive(_ context.Context, shard int, queue, id string, due time.Time) (bool, error) {
+	if err := checkShard(shard); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queues[queue]
+	if q == nil {
+		return false, nil
+	}
+	for i, d := range q.dead {
+		if d.Item.ID != id {
+			continue
+		}
+		if q.items[id] != nil {
+			return false, nil // the ID waits already (a newer item): leave both
+		}
+		it := d.Item
+		it.Attempts, it.LastErr, it.Due, it.Since, it.Collects = 0, store.Revived, due, due, false
+		q.dead = slices.Delete(q.dead, i, i+1)
+		q.put(it, due)
+		return true, nil
+	}
+	return false, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/alertmedic/alertmedic/store"
@@ -291,4 +292,40 @@ func (s *Store) CommitAll(ctx context.Context, shard int, ts []store.Txn) []erro
 		errs[i] = s.Commit(ctx, shard, t)
 	}
 	return errs
+}
+
+// Keys lists up to max of the live value keys that start with prefix, in
+// no order; more says there were more.
+func (s *Store) Keys(_ context.Context, shard int, prefix string, max int) ([]string, bool, error) {
+	if err := checkShard(shard); err != nil {
+		return nil, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.o.Now().UnixNano()
+	var out []string
+	for k, v := range s.values {
+		if !strings.HasPrefix(k, prefix) || v.exp <= now {
+			continue
+		}
+		if len(out) >= max {
+			return out, true, nil
+		}
+		out = append(out, k)
+	}
+	return out, false, nil
+}
+
+// recordKey and fieldKey hold a notes record (store.Note) and one of its
+// fields as values; "\x00" is in no key alertmedic writes.
+func recordKey(key string) string       { return key + "\x00" }
+func fieldKey(key, field string) string { return key + "\x00" + field }
+
+// Fields reads fields of a notes record; nil for each absent.
+func (s *Store) Fields(ctx context.Context, shard int, key string, fields ...string) ([][]byte, error) {
+	ks := make([]string, len(fields))
+	for i, f := range fields {
+		ks[i] = fieldKey(key, f)
+	}
+	return s.Get(ctx, shard, ks...)
 }

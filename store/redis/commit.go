@@ -481,3 +481,25 @@ func (s *shard) CommitAll(ctx context.Context, shard int, ts []store.Txn) []erro
 
 // unkey is key's inverse for one kind.
 func (s *shard) unkey(kind, k string) string { return k[len(s.keyPrefix)+len(kind)+1:] }
+
+// Fields reads fields of a notes record (store.Note) in one HMGET; nil
+// for each absent.
+func (s *shard) Fields(ctx context.Context, shard int, key string, fields ...string) ([][]byte, error) {
+	if err := s.checkShard(shard); err != nil {
+		return nil, err
+	}
+	if len(fields) == 0 {
+		return nil, nil
+	}
+	vs, err := s.client.HMGet(ctx, s.key("notes", key), fields...).Result()
+	if err != nil {
+		return nil, alert.Unavailable("read notes", err)
+	}
+	out := make([][]byte, len(vs))
+	for i, v := range vs {
+		if str, ok := v.(string); ok {
+			out[i] = []byte(str)
+		}
+	}
+	return out, nil
+}

@@ -406,7 +406,24 @@ while a <= #ARGV do
   local op, receipt, id, bid, collects = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local n = 6
   if op == 'r' or op == 'x' then n = 7 end
-  if (op == 'x' and receipt == '') or redis.call('ZREM', q, receipt) == 1 then
+  if op == 'n' then
+    -- Notes of one record: one HSET, an HGET for each that appends, and
+    -- the TTL when the record is new.
+    local k, ttl, cnt = receipt, id, tonumber(bid)
+    local kv = {}
+    for i = 0, cnt - 1 do
+      local f, line, app = ARGV[a + 4 + 3 * i], ARGV[a + 5 + 3 * i], ARGV[a + 6 + 3 * i]
+      if app == '1' then
+        local old = redis.call('HGET', k, f)
+        if old then line = old .. line end
+      end
+      kv[#kv + 1] = f
+      kv[#kv + 1] = line
+    end
+    redis.call('HSET', k, unpack(kv))
+    redis.call('PEXPIRE', k, ttl, 'NX')
+    n = 4 + 3 * cnt
+  elseif (op == 'x' and receipt == '') or redis.call('ZREM', q, receipt) == 1 then
     local ck, ok2 = cp .. 'c:' .. id, cp .. 'o:' .. id
     local cck, cok = ck .. ':' .. bid, ok2 .. ':' .. bid
     if collects == '1' then
@@ -453,7 +470,7 @@ func (s *shard) Settle(ctx context.Context, shard int, queue string, st store.Se
 	if err := s.checkShard(shard); err != nil {
 		return store.Settled{}, err
 	}
-	if len(st.Done)+len(st.Retry)+len(st.Dead) == 0 {
+	if len(st.Done)+len(st.Retry)+len(st.Dead)+len(st.Notes) == 0 {
 		return store.Settled{}, nil
 	}
 	args := []any{st.Now.UnixMilli(), s.maxDead, s.keyPrefix + "q:" + queue + ":"}
@@ -502,6 +519,29 @@ func (s *shard) Settle(ctx context.Context, shard int, queue string, st store.Se
 		d := it
 		d.Batch, d.Collects = "", false
 		args = append(args, "x", it.Receipt, escape(it.ID), escape(it.Batch), flag(it), encodeMember(d), rearm(it))
+	}
+	// The notes of one record go in one op: one HSET for them all.
+	var order []string
+	byKey := map[string][]store.Note{}
+	for _, n := range st.Notes {
+		if n.Key == "" || n.Field == "" || n.TTL < time.Millisecond {
+			return store.Settled{}, fmt.Errorf("settle: note %q needs a key, a field and a TTL of at least 1ms", n.Key)
+		}
+		if _, ok := byKey[n.Key]; !ok {
+			order = append(order, n.Key)
+		}
+		byKey[n.Key] = append(byKey[n.Key], n)
+	}
+	for _, k := range order {
+		ns := byKey[k]
+		args = append(args, "n", s.key("notes", k), ceilMillis(ns[0].TTL), len(ns))
+		for _, n := range ns {
+			app := "0"
+			if n.Append {
+				app = "1"
+			}
+			args = append(args, n.Field, n.Line, app)
+		}
 	}
 	n, err := settleScript.Run(ctx, s.client, []string{s.queueKey(queue), s.queueKey(queue) + ":dead"}, args...).Int()
 	if err != nil {
@@ -566,4 +606,61 @@ func (s *shard) QueueLen(ctx context.Context, shard int, queue string) (int, err
 		return 0, alert.Unavailable("count "+queue, err)
 	}
 	return int(n), nil
+}
+
+var reviveScript = redis.NewScript(`
+local dead, q = KEYS[1], KEYS[2]
+local pat, id, due = ARGV[1], ARGV[2], ARGV[3]
+local found = nil
+local cur = '0'
+repeat
+  local r = redis.call('ZSCAN', dead, cur, 'MATCH', pat, 'COUNT', 1000)
+  cur = r[1]
+  for i = 1, #r[2], 2 do
+    local m = r[2][i]
+    local nl = string.find(m, '\n', 1, true)
+    local f = {}
+    for x in string.gmatch(string.sub(m, 1, nl - 1) .. '\t', '([^\t]*)\t') do
+      f[#f + 1] = x
+    end
+    if f[2] == id then found = {m, f, nl} end
+  end
+until cur == '0' or found
+if not found then return 0 end
+local cur2 = '0'
+repeat
+  local r = redis.call('ZSCAN', q, cur2, 'MATCH', pat, 'COUNT', 1000)
+  cur2 = r[1]
+  for i = 1, #r[2], 2 do
+    local m = r[2][i]
+    local a, b = string.find(m, '\t', 1, true), nil
+    if a then b = string.find(m, '\t', a + 1, true) end
+    if a and b and string.sub(m, a + 1, b - 1) == id then return 0 end
+  end
+until cur2 == '0'
+local m, f, nl = found[1], found[2], found[3]
+redis.call('ZREM', dead, m)
+-- A new delivery: no batch, since now, no attempts, inline; its error
+-- says it was sent again.
+f[1], f[6], f[7], f[8], f[9], f[10] = '', due, '0', '0', ARGV[4], '0'
+redis.call('ZADD', q, due, table.concat(f, '\t') .. string.sub(m, nl))
+return 1
+`)
+
+// Revive takes the dead letter with the ID back into its queue, due at
+// due, as a new delivery: no attempts, LastErr store.Revived, its Since
+// at due. It reports false when there is no such dead letter, or an item
+// of that ID waits already. It scans the dead letters (capped by max_dead_letters)
+// and the queue for the ID: for a person's click, not for every item.
+func (s *shard) Revive(ctx context.Context, shard int, queue, id string, due time.Time) (bool, error) {
+	if err := s.checkShard(shard); err != nil {
+		return false, err
+	}
+	e := escape(id)
+	n, err := reviveScript.Run(ctx, s.client, []string{s.queueKey(queue) + ":dead", s.queueKey(queue)},
+		"*\t"+globEscape(e)+"\t*", e, due.UnixMilli(), escape(store.Revived)).Int()
+	if err != nil {
+		return false, alert.Unavailable("revive a dead letter", err)
+	}
+	return n == 1, nil
 }

@@ -346,3 +346,31 @@ func (s *Store) Marked(ctx context.Context, index string, max float64) ([]string
 func (s *Store) Unmark(ctx context.Context, index, member string) error {
 	return s.parts[0].Unmark(ctx, index, member)
 }
+
+// Keys lists a shard's value keys that start with prefix (see shard.Keys).
+func (s *Store) Keys(ctx context.Context, shard int, prefix string, max int) ([]string, bool, error) {
+	p, err := s.part(shard)
+	if err != nil {
+		return nil, false, err
+	}
+	return p.Keys(ctx, 0, prefix, max)
+}
+
+// Fields reads fields of a shard's notes record (see shard.Fields).
+func (s *Store) Fields(ctx context.Context, shard int, key string, fields ...string) ([][]byte, error) {
+	p, err := s.part(shard)
+	if err != nil {
+		return nil, err
+	}
+	return p.Fields(ctx, 0, key, fields...)
+}
+
+// Revive takes a dead letter of a shard back into its queue (see
+// shard.Revive).
+func (s *Store) Revive(ctx context.Context, shard int, queue, id string, due time.Time) (bool, error) {
+	p, err := s.part(shard)
+	if err != nil {
+		return false, err
+	}
+	return p.Revive(ctx, 0, queue, id, due)
+}

@@ -828,3 +828,44 @@ func (s *shard) Maintain(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Keys lists up to max of the shard's value keys that start with prefix
+// (SCAN MATCH, on every master of a Cluster), without the store's prefix,
+// in no order; more says there were more. It is for listings (the alerts
+// alertmedic knows), not for every request.
+func (s *shard) Keys(ctx context.Context, shard int, prefix string, max int) (keys []string, more bool, err error) {
+	if err := s.checkShard(shard); err != nil {
+		return nil, false, err
+	}
+	full := s.key("state", prefix)
+	pattern := globEscape(full) + "*"
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, pattern, 500).Iterator()
+		for iter.Next(ctx) {
+			k := strings.TrimPrefix(iter.Val(), s.key("state", ""))
+			mu.Lock()
+			if len(seen) >= max {
+				more = true
+				mu.Unlock()
+				return nil
+			}
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.client)
+	}
+	if err != nil {
+		return nil, false, alert.Unavailable("list keys", err)
+	}
+	return keys, more, nil
+}

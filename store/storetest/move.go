@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -317,5 +318,108 @@ func testLeasedMovePayload(t *testing.T, open func(t *testing.T, o Options) Open
 	}
 	if n := queueLen(t, a, q); n != 2 {
 		t.Errorf("%d items, want the 2 moved (under lease)", n)
+	}
+}
+
+// A settle's notes write fields of a record Field reads: a field is set,
+// or appended to; a settle writes them with or without items; a note
+// without a TTL is refused.
+func testSettleNotes(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a := handle(t, op)
+	ctx := context.Background()
+	now := base()
+	put(t, a, store.Item{ID: "n1", Group: "g", Due: now, Payload: []byte("x")})
+	got := items(claim(t, a, store.ClaimOptions{Now: now}))
+	settle(t, a, store.Settlement{Retry: []store.Item{func() store.Item { it := got[0]; it.Due = now; return it }()}, Now: now,
+		Notes: []store.Note{{Key: "dl:g", Field: "n1", Line: []byte("attempt 1 failed\n"), TTL: time.Hour},
+			{Key: "dl:g", Field: "n2", Line: []byte("other\n"), TTL: time.Hour}}})
+	got = items(claim(t, a, store.ClaimOptions{Now: now}))
+	settle(t, a, store.Settlement{Done: got, Now: now, Notes: []store.Note{{Key: "dl:g", Field: "n1", Line: []byte("delivered\n"), Append: true, TTL: time.Hour},
+		{Key: "dl:g", Field: "n2", Line: []byte("replaced\n"), TTL: time.Hour}}})
+	settle(t, a, store.Settlement{Now: now, Notes: []store.Note{{Key: "dl:h", Field: "x", Line: []byte("alone\n"), Append: true, TTL: time.Hour}}})
+	read := func(key, field string) string {
+		t.Helper()
+		bs, err := a.Fields(ctx, 0, key, field)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := bs[0]
+		if b == nil {
+			return "<nil>"
+		}
+		return string(b)
+	}
+	for _, c := range [][3]string{{"dl:g", "n1", "attempt 1 failed\ndelivered\n"}, {"dl:g", "n2", "replaced\n"}, {"dl:h", "x", "alone\n"}, {"dl:g", "none", "<nil>"}, {"dl:none", "n1", "<nil>"}} {
+		if got := read(c[0], c[1]); got != c[2] {
+			t.Errorf("%s %s = %q, want %q", c[0], c[1], got, c[2])
+		}
+	}
+	if _, err := a.Settle(ctx, 0, q, store.Settlement{Now: now, Notes: []store.Note{{Key: "dl:x", Field: "y", Line: []byte("y")}}}); err == nil {
+		t.Error("a note without a TTL was taken")
+	}
+}
+
+// Keys lists the live values under a prefix, up to a max, and says when
+// there were more.
+func testKeys(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a := handle(t, op)
+	ctx := context.Background()
+	var sets []store.Value
+	for _, k := range []string{"alert:1", "alert:2", "alert:3", "flap:1", "alerts"} {
+		sets = append(sets, store.Value{Key: k, Value: []byte("x"), TTL: time.Hour})
+	}
+	if err := a.Commit(ctx, 0, store.Txn{Set: sets}); err != nil {
+		t.Fatal(err)
+	}
+	keys, more, err := a.Keys(ctx, 0, "alert:", 10)
+	slices.Sort(keys)
+	if err != nil || more || fmt.Sprint(keys) != "[alert:1 alert:2 alert:3]" {
+		t.Errorf("Keys = %v %v %v", keys, more, err)
+	}
+	if keys, more, err := a.Keys(ctx, 0, "alert:", 2); err != nil || !more || len(keys) != 2 {
+		t.Errorf("Keys up to 2 = %v %v %v", keys, more, err)
+	}
+}
+
+// A dead letter taken back is an item again, due at once with no attempts,
+// gone from the dead letters; one that is not there, or whose ID waits,
+// is not.
+func testRevive(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a, b := handle(t, op), handle(t, op)
+	ctx := context.Background()
+	now := base()
+	put(t, a, store.Item{ID: "r1", Group: "g", Class: "slack", Alerts: 2, Due: now, Payload: []byte("p1")},
+		store.Item{ID: "r2", Group: "g2", Due: now, Payload: []byte("p2")})
+	got := items(claim(t, a, store.ClaimOptions{Now: now}))
+	for i := range got {
+		got[i].Attempts, got[i].LastErr = 3, "400 invalid_payload"
+	}
+	settle(t, a, store.Settlement{Dead: got, Now: now})
+	later := now.Add(time.Hour)
+	if ok, err := b.Revive(ctx, 0, q, "r1", later); err != nil || !ok {
+		t.Fatalf("revive r1: %v %v", ok, err)
+	}
+	if ok, err := b.Revive(ctx, 0, q, "r1", later); err != nil || ok {
+		t.Errorf("revived twice: %v %v", ok, err)
+	}
+	if ok, err := b.Revive(ctx, 0, q, "none", later); err != nil || ok {
+		t.Errorf("revived what is not there: %v %v", ok, err)
+	}
+	list, err := a.DeadLetters(ctx, q, store.DeadPage{Limit: 10})
+	if err != nil || list.Total != 1 || len(list.Dead) != 1 || list.Dead[0].Item.ID != "r2" {
+		t.Errorf("dead letters after: %+v %v", list, err)
+	}
+	c := items(claim(t, a, store.ClaimOptions{Now: later}))
+	if len(c) != 1 || c[0].ID != "r1" || c[0].Attempts != 0 || c[0].LastErr != store.Revived || string(c[0].Payload) != "p1" ||
+		c[0].Group != "g" || c[0].Class != "slack" || c[0].Alerts != 2 || !c[0].Since.Equal(later) {
+		t.Fatalf("revived item: %+v", c)
+	}
+	// An ID that waits already is left alone, and so is its dead letter.
+	put(t, a, store.Item{ID: "r2", Group: "g2", Due: later, Payload: []byte("new")})
+	if ok, err := b.Revive(ctx, 0, q, "r2", later); err != nil || ok {
+		t.Errorf("revived over a waiting item: %v %v", ok, err)
 	}
 }

@@ -71,6 +71,16 @@ type Store interface {
 	// Get reads values by key (nil for an absent key): the values
 	// UpdateState and Commit write.
 	Get(ctx context.Context, shard int, keys ...string) ([][]byte, error)
+	// Keys lists up to max of the live value keys that start with prefix, in
+	// no order; more says there were more. For listings, not every request.
+	Keys(ctx context.Context, shard int, prefix string, max int) (keys []string, more bool, err error)
+	// Revive takes the dead letter with the ID back into its queue, due at
+	// due, as a new delivery (no attempts, LastErr store.Revived, Since at due);
+	// false when there is none, or an item of that ID waits.
+	Revive(ctx context.Context, shard int, queue, id string, due time.Time) (bool, error)
+	// Fields reads fields of a notes record (store.Note); nil for each
+	// absent.
+	Fields(ctx context.Context, shard int, key string, fields ...string) ([][]byte, error)
 
 	// Commit applies a store.Txn atomically: when an expected value
 	// changed it writes nothing and returns a *store.Conflict with the

@@ -1,0 +1,411 @@
+package pipeline
+
+// Timelines. Every decision the pipeline makes about an alert observation
+// (received, flapping, the routes, and per target: queued, muted, deferred,
+// held, suppressed, already sent) is an event in the alert's record
+// (alert:<fp>), written in the commit that made it, so it costs no store
+// command of its own; the latest maxEvents are kept, as long as the record.
+// What becomes of an outbox item is written, one line per attempt, into
+// the field of the item's ID of its target's record of the day,
+// dl:<target>:<yyyymmdd>, in the target's shard, when it is settled
+// (store.Note: one hash write per settle, however many items it settles),
+// kept for history_retention past that day. A timeline is the record's
+// events with, after each queued item, what the delivery records say.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/alertmanager/pkg/labels"
+
+	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/api"
+	"github.com/alertmedic/alertmedic/store"
+)
+
+// maxEvents bounds the events an alert's record keeps.
+const maxEvents = 48
+
+// event is one decision in an alert's record; short names keep records
+// small.
+type event struct {
+	T int64  `json:"t"`           // unix ms
+	S string `json:"s"`           // api.Stage*
+	G string `json:"g,omitempty"` // target key
+	D string `json:"d,omitempty"` // detail
+	I string `json:"i,omitempty"` // outbox item
+}
+
+// note adds an event, letting the oldest go past maxEvents.
+func (r *alertRecord) note(at time.Time, stage, target, detail, item string) {
+	r.Events = append(r.Events, event{T: at.UnixMilli(), S: stage, G: target, D: detail, I: item})
+	if over := len(r.Events) - maxEvents; over > 0 {
+		r.Events = append(r.Events[:0:0], r.Events[over:]...)
+		r.Dropped += over
+	}
+}
+
+// deliveryKey is the record of a target's deliveries settled on day's
+// UTC date.
+func deliveryKey(target string, day time.Time) string {
+	return "dl:" + target + ":" + day.UTC().Format("20060102")
+}
+
+// deliveryDays bounds how many days after it was queued (or due, for a
+// digest) an item's delivery is looked for.
+const deliveryDays = 3
+
+// deliveryLine is one line of a delivery record.
+type deliveryLine struct {
+	T       int64  `json:"t"`
+	Result  string `json:"r"` // api.StageDelivered, StageAttempt, StageFailed
+	Attempt int    `json:"a,omitempty"`
+	Err     string `json:"e,omitempty"`
+	Next    int64  `json:"n,omitempty"` // the retry's due time, unix ms
+	Rest    string `json:"rest,omitempty"`
+}
+
+func (l deliveryLine) encode() []byte {
+	b, _ := json.Marshal(l)
+	return append(b, '\n')
+}
+
+// deliveryNotes are the settlement's lines for each item it settles.
+func (p *Pipeline) deliveryNotes(st *store.Settlement, target string, retryErr error, partial map[string]string) {
+	// The day's record lives history_retention past the day's end.
+	ttl := max(p.o.RecordTTL, time.Hour) + 24*time.Hour
+	key := deliveryKey(target, st.Now)
+	now := st.Now.UnixMilli()
+	add := func(id string, earlier bool, l deliveryLine) {
+		l.T = now
+		st.Notes = append(st.Notes, store.Note{Key: key, Field: id, Line: l.encode(), Append: earlier, TTL: ttl})
+	}
+	for _, it := range st.Done {
+		l := deliveryLine{Result: api.StageDelivered, Attempt: it.Attempts + 1}
+		if rest, ok := partial[it.ID]; ok {
+			l.Rest = rest
+		}
+		add(it.ID, it.Attempts > 0 || it.LastErr == store.Revived, l)
+	}
+	for _, it := range st.Retry {
+		if retryErr == nil {
+			continue // not sent yet (a rate limit let part of its batch go): no attempt
+		}
+		add(it.ID, it.Attempts > 1, deliveryLine{Result: api.StageAttempt, Attempt: it.Attempts, Err: notifiersCut(it.LastErr), Next: it.Due.UnixMilli()})
+	}
+	for _, it := range st.Dead {
+		if it.Receipt == "" {
+			continue // a part of a batch: its item's line says so
+		}
+		add(it.ID, it.Attempts > 1, deliveryLine{Result: api.StageFailed, Attempt: it.Attempts, Err: notifiersCut(it.LastErr)})
+	}
+}
+
+func notifiersCut(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
+
+// Timeline is what the pipeline knows of one alert: its record's events
+// and, after each queued item, its delivery. The record is looked for in
+// every shard (a fingerprint does not say which); ErrNoAlert when none
+// holds it.
+func (p *Pipeline) Timeline(ctx context.Context, fp string) (api.Timeline, error) {
+	var rec *alertRecord
+	for shard := 0; shard < p.o.Store.Shards() && rec == nil; shard++ {
+		vals, err := p.o.Store.Get(ctx, shard, alertKey(fp))
+		if err != nil {
+			return api.Timeline{}, err
+		}
+		if vals[0] != nil {
+			rec = decodeRecord(fp, vals[0])
+		}
+	}
+	if rec == nil {
+		return api.Timeline{}, api.ErrNoAlert
+	}
+	tl := api.Timeline{Fingerprint: fp, Labels: rec.Labels, Status: rec.Status, StartsAt: time.UnixMilli(rec.StartsAt).UTC(), Dropped: rec.Dropped,
+		GroupKey: rec.GroupKey, Events: []api.TimelineEvent{}}
+	if rec.EndsAt > 0 {
+		tl.EndsAt = time.UnixMilli(rec.EndsAt).UTC()
+	}
+	for _, e := range rec.Events {
+		tl.Events = append(tl.Events, api.TimelineEvent{At: time.UnixMilli(e.T).UTC(), Stage: e.S, Target: e.G, Detail: e.D, Item: e.I})
+		if e.I == "" || e.G == "" {
+			continue
+		}
+		from := time.UnixMilli(e.T)
+		if e.S == api.StageDeferred {
+			if until, ok := deferredUntil(e.D); ok {
+				from = until
+			}
+		}
+		lines, err := p.deliveries(ctx, e.G, e.I, from)
+		if err != nil {
+			return api.Timeline{}, err
+		}
+		tl.Events = append(tl.Events, lines...)
+	}
+	sort.SliceStable(tl.Events, func(i, j int) bool { return tl.Events[i].At.Before(tl.Events[j].At) })
+	return tl, nil
+}
+
+// deliveries reads what the delivery records of the days from from on say
+// of an item, following a partial delivery's rest (a few hops at most).
+func (p *Pipeline) deliveries(ctx context.Context, target, item string, from time.Time) ([]api.TimelineEvent, error) {
+	var out []api.TimelineEvent
+	now := p.o.Now()
+	for hop := 0; hop < 4 && item != ""; hop++ {
+		var all []byte
+		for d := 0; d < deliveryDays; d++ {
+			day := from.Add(time.Duration(d) * 24 * time.Hour)
+			if day.After(now) && d > 0 {
+				break
+			}
+			bs, err := p.o.Store.Fields(ctx, p.targetShard(target), deliveryKey(target, day), item)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, bs[0]...)
+		}
+		next := ""
+		for _, raw := range bytes.Split(all, []byte("\n")) {
+			var l deliveryLine
+			if len(raw) == 0 || json.Unmarshal(raw, &l) != nil {
+				continue
+			}
+			out = append(out, api.TimelineEvent{At: time.UnixMilli(l.T).UTC(), Stage: l.Result, Target: target, Detail: l.detail(item), Item: item})
+			if l.Rest != "" {
+				next = l.Rest
+			}
+		}
+		item = next
+	}
+	return out, nil
+}
+
+func (l deliveryLine) detail(item string) string {
+	switch l.Result {
+	case api.StageDelivered:
+		s := fmt.Sprintf("delivered at attempt %d", l.Attempt)
+		switch {
+		case strings.HasPrefix(item, "digest:"):
+			s = fmt.Sprintf("delivered in the digest at attempt %d", l.Attempt)
+		case strings.HasPrefix(item, "hold:"):
+			s = fmt.Sprintf("the page held for remediation delivered at attempt %d", l.Attempt)
+		}
+		if l.Rest != "" {
+			s += "; part of it went, the rest is retried"
+		}
+		return s
+	case api.StageAttempt:
+		return fmt.Sprintf("attempt %d failed: %s; retried at %s", l.Attempt, l.Err, time.UnixMilli(l.Next).UTC().Format(time.RFC3339))
+	}
+	if e := strings.TrimSpace(l.Err); strings.HasPrefix(e, "failed for good") || strings.HasPrefix(e, "gave up") {
+		return e // the dispatcher's own words say how many attempts
+	}
+	return fmt.Sprintf("failed for good after %d attempts: %s", l.Attempt, strings.TrimSpace(l.Err))
+}
+
+// labelsOf keeps an alert's labels for its timeline.
+func labelsOf(kv map[string]string) map[string]string {
+	out := make(map[string]string, len(kv))
+	for k, v := range kv {
+		out[k] = v
+	}
+	return out
+}
+
+// maxListed bounds the records a listing reads, whatever its limit.
+const maxListed = 10000
+
+// Alerts lists the alerts the store holds a record of (firing, or resolved
+// within history_retention), firing first, newest first, each with its
+// state now and the last thing that happened on each target.
+func (p *Pipeline) Alerts(ctx context.Context, q api.AlertQuery) (api.Alerts, error) {
+	if q.Limit <= 0 {
+		q.Limit = 1000
+	}
+	var ms []*labels.Matcher
+	for _, f := range q.Filter {
+		m, err := labels.ParseMatchers(f)
+		if err != nil {
+			return api.Alerts{}, fmt.Errorf("filter %q: %w", f, err)
+		}
+		ms = append(ms, m...)
+	}
+	now := p.o.Now()
+	out := api.Alerts{Alerts: []api.AlertSummary{}}
+	type pending struct {
+		sum   *api.AlertSummary
+		items map[string]string // target → its last queued item
+	}
+	var found []pending
+	for shard := 0; shard < p.o.Store.Shards(); shard++ {
+		keys, more, err := p.o.Store.Keys(ctx, shard, "alert:", maxListed)
+		if err != nil {
+			return api.Alerts{}, err
+		}
+		out.Truncated = out.Truncated || more
+		for i := 0; i < len(keys); i += 500 {
+			chunk := keys[i:min(i+500, len(keys))]
+			vals, err := p.o.Store.Get(ctx, shard, chunk...)
+			if err != nil {
+				return api.Alerts{}, err
+			}
+			for j, b := range vals {
+				if b == nil {
+					continue
+				}
+				fp := strings.TrimPrefix(chunk[j], "alert:")
+				rec := decodeRecord(fp, b)
+				if sum, items, ok := summarize(fp, rec, now, ms, q); ok {
+					found = append(found, pending{&sum, items})
+				}
+			}
+		}
+	}
+	sort.Slice(found, func(i, j int) bool {
+		a, b := found[i].sum, found[j].sum
+		if (a.Status == alert.StatusFiring) != (b.Status == alert.StatusFiring) {
+			return a.Status == alert.StatusFiring
+		}
+		if !a.StartsAt.Equal(b.StartsAt) {
+			return a.StartsAt.After(b.StartsAt)
+		}
+		return a.Fingerprint < b.Fingerprint
+	})
+	if len(found) > q.Limit {
+		found, out.Truncated = found[:q.Limit], true
+	}
+	// The last delivery of each target, from its records of today and
+	// the day before: one read per target and day.
+	type ref struct {
+		sum  *api.AlertSummary
+		item string
+	}
+	byTarget := map[string][]ref{}
+	for _, f := range found {
+		for target, item := range f.items {
+			byTarget[target] = append(byTarget[target], ref{f.sum, item})
+		}
+	}
+	for target, refs := range byTarget {
+		items := make([]string, len(refs))
+		for i, r := range refs {
+			items[i] = r.item
+		}
+		for _, day := range []time.Time{now.Add(-24 * time.Hour), now} {
+			bs, err := p.o.Store.Fields(ctx, p.targetShard(target), deliveryKey(target, day), items...)
+			if err != nil {
+				return api.Alerts{}, err
+			}
+			for i, b := range bs {
+				lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+				var l deliveryLine
+				if len(b) > 0 && json.Unmarshal(lines[len(lines)-1], &l) == nil {
+					refs[i].sum.LastDelivery[target] = l.Result
+				}
+			}
+		}
+	}
+	for _, f := range found {
+		out.Alerts = append(out.Alerts, *f.sum)
+	}
+	return out, nil
+}
+
+// summarize is an alert's state now from its record, and the last item
+// queued for each target; ok is false when q does not select it.
+func summarize(fp string, rec *alertRecord, now time.Time, ms []*labels.Matcher, q api.AlertQuery) (api.AlertSummary, map[string]string, bool) {
+	for _, m := range ms {
+		if !m.Matches(rec.Labels[m.Name]) {
+			return api.AlertSummary{}, nil, false
+		}
+	}
+	sum := api.AlertSummary{Fingerprint: fp, Labels: rec.Labels, Status: rec.Status, StartsAt: time.UnixMilli(rec.StartsAt).UTC(),
+		SeenAt: time.UnixMilli(rec.SeenAt).UTC(), Flapping: rec.Flap != nil && rec.Flap.State.Flapping, LastDelivery: map[string]string{}}
+	if sum.Labels == nil {
+		sum.Labels = map[string]string{}
+	}
+	if rec.EndsAt > 0 {
+		sum.EndsAt = time.UnixMilli(rec.EndsAt).UTC()
+	}
+	items := map[string]string{}
+	receivers := map[string]bool{}
+	for _, e := range rec.Events {
+		if e.G == "" {
+			continue
+		}
+		receivers[strings.SplitN(e.G, "/", 2)[0]] = true
+		sum.LastDelivery[e.G] = e.S
+		if e.I != "" {
+			items[e.G] = e.I
+		} else {
+			delete(items, e.G)
+		}
+		if e.S == api.StageDeferred {
+			if until, ok := deferredUntil(e.D); ok && until.After(now) {
+				if sum.MutedUntil == nil {
+					sum.MutedUntil = map[string]time.Time{}
+				}
+				sum.MutedUntil[e.G] = until
+			}
+		}
+	}
+	for target, until := range rec.Holds {
+		if t := time.UnixMilli(until).UTC(); t.After(now) {
+			if sum.HeldUntil == nil {
+				sum.HeldUntil = map[string]time.Time{}
+			}
+			sum.HeldUntil[target] = t
+		}
+	}
+	for r := range receivers {
+		sum.Receivers = append(sum.Receivers, r)
+	}
+	sort.Strings(sum.Receivers)
+	switch q.State {
+	case "", alert.StatusFiring, alert.StatusResolved:
+		if q.State != "" && sum.Status != q.State {
+			return sum, nil, false
+		}
+	case "flapping":
+		if !sum.Flapping {
+			return sum, nil, false
+		}
+	case "muted":
+		if len(sum.MutedUntil) == 0 {
+			return sum, nil, false
+		}
+	case "held":
+		if len(sum.HeldUntil) == 0 {
+			return sum, nil, false
+		}
+	}
+	if q.Receiver != "" && !receivers[q.Receiver] {
+		return sum, nil, false
+	}
+	return sum, items, true
+}
+
+// deferredUntil reads the time a deferred event names.
+func deferredUntil(detail string) (time.Time, bool) {
+	i := strings.Index(detail, " until ")
+	if i < 0 {
+		return time.Time{}, false
+	}
+	s := detail[i+len(" until "):]
+	if len(s) >= len("2006-01-02T15:04:05Z") {
+		s = s[:len("2006-01-02T15:04:05Z")]
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	return t, err == nil
+}

@@ -1,0 +1,205 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/config"
+	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/notifiers/slack"
+	"github.com/alertmedic/alertmedic/secret"
+	"github.com/alertmedic/alertmedic/store/memory"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden timelines")
+
+// golden compares a story with testdata/timeline/<name>.golden.
+func golden(t *testing.T, name, got string) { t.Helper(); goldenFile(t, name+".golden", got) }
+
+func goldenFile(t *testing.T, file, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "timeline", file)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s:\n%s\nwant:\n%s", file, got, want)
+	}
+}
+
+// story is the alert's timeline as alert why prints it; the timeline's
+// JSON, as the API answers it, is golden too (<name>.json): the page's
+// tests render it (receiver/page_test.go).
+func story(t *testing.T, g *rig, name string, a ...string) string {
+	t.Helper()
+	tl, err := g.p.Timeline(context.Background(), alert.Fingerprint(mk(alert.StatusFiring, t0, a...).Labels))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(tl, "", "  ")
+	goldenFile(t, name+".json", string(b)+"\n")
+	return tl.Story()
+}
+
+// A flapping alert: the changes, the start of the flap and what was held,
+// its end, and the state that went out then.
+func TestTimelineFlapping(t *testing.T) {
+	clk := &clock{t: t0}
+	g := newRig(t, memory.New(memory.Options{}), example(t), clk)
+	labels := []string{"alertname", "DiskFull", "severity", "warning", "instance", "db-1"}
+	for i := 0; i < 7; i++ {
+		status, start := alert.StatusFiring, clk.Now()
+		if i%2 == 1 {
+			status, start = alert.StatusResolved, clk.Now().Add(-time.Minute)
+		}
+		g.feedID(t, "req-"+string(rune('a'+i)), mk(status, start, labels...))
+		clk.Add(time.Minute)
+	}
+	clk.Add(16 * time.Minute)
+	if err := g.p.check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g.flush(t)
+	golden(t, "flapping", story(t, g, "flapping", labels...))
+}
+
+// A warning at 23:30 on a route muted by quiet hours with mute_action:
+// defer: deferred until 08:00, then delivered in the digest.
+func TestTimelineQuietHours(t *testing.T) {
+	yml := strings.Replace(string(config.Example), "    - matchers: ['severity=\"warning\"']\n      receiver: warning-alerts\n",
+		"    - matchers: ['severity=\"warning\"']\n      receiver: warning-alerts\n      mute_time_intervals: [quiet-hours]\n      mute_action: defer\n", 1)
+	night := time.Date(2026, 11, 26, 23, 30, 0, 0, time.UTC)
+	clk := &clock{t: night}
+	g := newRig(t, memory.New(memory.Options{}), rulesFrom(t, yml), clk)
+	labels := []string{"alertname", "HighLatency", "severity", "warning", "instance", "api-1"}
+	g.feedID(t, "req-night", mk(alert.StatusFiring, night, labels...))
+	if n := len(g.rec.take()); n != 0 {
+		t.Fatalf("%d notifications during quiet hours", n)
+	}
+	clk.t = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	g.flush(t)
+	if k := kinds(g.rec.take()); k["digest warning-alerts/slack[0]"] != 1 {
+		t.Fatalf("at 08:00: %v", k)
+	}
+	golden(t, "quiet_hours", story(t, g, "quiet_hours", labels...))
+}
+
+// slack429 answers the first post 429 with Retry-After, then 200, as
+// Slack's incoming webhooks do.
+type slack429 struct {
+	mu    sync.Mutex
+	posts int
+}
+
+func (s *slack429) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.posts++
+	if s.posts == 1 {
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "rate_limited", http.StatusTooManyRequests)
+		return
+	}
+	_, _ = w.Write([]byte("ok"))
+}
+
+// An alert delivered after Slack's 429: the attempt that failed, the
+// retry it waited for, the delivery.
+func TestTimelineSlack429(t *testing.T) {
+	srv := httptest.NewServer(&slack429{})
+	t.Cleanup(srv.Close)
+	clk := &clock{t: t0}
+	g := newRig(t, memory.New(memory.Options{}), example(t), clk)
+	nf := slack.New(slack.Config{APIURL: secret.Secret(srv.URL + "/services/T/B/X")}, srv.Client(), nil)
+	g.p.o.Notifier = tee{g.rec, nf, "slack"}
+	labels := []string{"alertname", "HighErrorRate", "severity", "warning", "instance", "api-2"}
+	g.feedID(t, "req-1", mk(alert.StatusFiring, t0, labels...))
+	clk.Add(30 * time.Second)
+	g.flush(t)
+	golden(t, "slack_429", story(t, g, "slack_429", labels...))
+	var n int
+	for _, x := range g.rec.take() {
+		if x.Kind == notifiers.KindAlerts {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d attempts, want the 429 and the delivery", n)
+	}
+}
+
+// failFirst fails its first notification for good (Slack's 400), then
+// delivers.
+type failFirst struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (f *failFirst) Notify(context.Context, *notifiers.Notification) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.calls == 1 {
+		return false, errors.New("post webhook: unexpected status code 400: invalid_payload")
+	}
+	return false, nil
+}
+
+// A dead letter sent again goes back in the outbox and is delivered; its
+// story says both.
+func TestSendAgain(t *testing.T) {
+	clk := &clock{t: t0}
+	g := newRig(t, memory.New(memory.Options{}), example(t), clk)
+	nf := &failFirst{}
+	g.p.o.Notifier = nf
+	labels := []string{"alertname", "DiskFull", "severity", "warning", "instance", "db-2"}
+	g.feedID(t, "req-dead", mk(alert.StatusFiring, t0, labels...))
+	dl, err := g.p.FailedDeliveries(context.Background(), "", 10, false)
+	if err != nil || len(dl.Deliveries) != 1 {
+		t.Fatalf("dead letters %+v %v", dl, err)
+	}
+	clk.Add(time.Minute)
+	if ok, err := g.p.SendAgain(context.Background(), dl.Deliveries[0].Key); err != nil || !ok {
+		t.Fatalf("send again: %v %v", ok, err)
+	}
+	if ok, _ := g.p.SendAgain(context.Background(), dl.Deliveries[0].Key); ok {
+		t.Error("sent again twice")
+	}
+	g.flush(t)
+	if nf.calls != 2 {
+		t.Errorf("%d sends, want the failure and the one sent again", nf.calls)
+	}
+	if dl, _ := g.p.FailedDeliveries(context.Background(), "", 10, false); len(dl.Deliveries) != 0 {
+		t.Errorf("dead letters left: %+v", dl)
+	}
+	tl, err := g.p.Timeline(context.Background(), alert.Fingerprint(mk(alert.StatusFiring, t0, labels...).Labels))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := tl.Story()
+	for _, want := range []string{
+		"failed warning-alerts/slack[0]: failed for good after 1 attempts: post webhook: unexpected status code 400: invalid_payload\n",
+		"2026-11-26 12:01:00  delivered warning-alerts/slack[0]: delivered at attempt 1\n",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the story has no %q:\n%s", want, s)
+		}
+	}
+}
