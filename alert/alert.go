@@ -43,17 +43,22 @@ func Fingerprint(labels template.KV) string {
 	return ls.Fingerprint().String()
 }
 
+// FingerprintOf is the alert's fingerprint, as Alertmanager sent it or
+// computed from its labels.
+func FingerprintOf(a template.Alert) string {
+	if a.Fingerprint != "" {
+		return a.Fingerprint
+	}
+	return Fingerprint(a.Labels)
+}
+
 // ObservationKey names one observation of an alert: the same alert in the same
 // state of the same episode. Alertmanager HA replicas and retries send the same
 // observation many times; this is the key they are deduplicated by. endsAt is
 // part of it only once the alert has resolved: while firing, Alertmanager moves
 // endsAt forward on every resend.
 func ObservationKey(a template.Alert) string {
-	fp := a.Fingerprint
-	if fp == "" {
-		fp = Fingerprint(a.Labels)
-	}
-	k := fp + "|" + a.Status + "|" + a.StartsAt.UTC().Format(time.RFC3339Nano)
+	k := FingerprintOf(a) + "|" + a.Status + "|" + a.StartsAt.UTC().Format(time.RFC3339Nano)
 	if a.Status == StatusResolved {
 		k += "|" + a.EndsAt.UTC().Format(time.RFC3339Nano)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/mail"
 	"sort"
 	"strings"
 
@@ -89,23 +90,36 @@ func (a alertsAPI) deliveryFacts(ctx context.Context, tl *api.Timeline) {
 	if tree == nil {
 		return
 	}
-	kinds := map[string]string{}
+	targets := map[string]routing.Target{}
 	for i := range tl.Events {
 		e := &tl.Events[i]
 		if e.Stage != api.StageDelivered || e.Target == "" {
 			continue
 		}
-		kind, ok := kinds[e.Target]
+		t, ok := targets[e.Target]
 		if !ok {
 			receiver, _, _ := strings.Cut(e.Target, "/")
-			for _, t := range tree.ReceiverTargets(receiver) {
-				if t.Key() == e.Target {
-					kind = t.Integration
+			for _, rt := range tree.ReceiverTargets(receiver) {
+				if rt.Key() == e.Target {
+					t = rt
 				}
 			}
-			kinds[e.Target] = kind
+			targets[e.Target] = t
 		}
-		switch kind {
+		switch t.Integration {
+		case routing.Email:
+			// The thread's root, by recipient: what to search the mailbox for.
+			addrs, err := mail.ParseAddressList(t.Settings["to"])
+			if err != nil || a.refs == nil || tl.GroupKey == "" {
+				continue
+			}
+			for _, addr := range addrs {
+				b, err := a.refs.Ref(ctx, notifiers.RefKey("email", e.Target, tl.GroupKey, strings.ToLower(addr.Address)))
+				var root struct{ ID string }
+				if err == nil && b != nil && json.Unmarshal(b, &root) == nil && root.ID != "" {
+					e.Detail += fmt.Sprintf("; to %s in the thread of Message-ID %s", addr.Address, root.ID)
+				}
+			}
 		case routing.PagerDuty:
 			e.Detail += "; dedup_key " + pagerduty.DedupKey(e.Target, tl.Fingerprint)
 		case routing.Slack:

@@ -164,11 +164,7 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 		rec := pl.record(a.Fingerprint)
 		rec.observe(a, e.ReceivedAt)
 		rec.Labels, rec.GroupKey = labelsOf(a.Labels), e.Message.GroupKey
-		from := e.Message.ExternalURL
-		if from == "" {
-			from = "an Alertmanager without an external URL"
-		}
-		rec.note(pl.now, api.StageReceived, "", fmt.Sprintf("%s, in request %s from %s", a.Status, e.ID, from), "")
+		rec.received(pl.now, a.Status, e.ID, e.Message.ExternalURL)
 		if r == nil || r.Tree == nil {
 			continue
 		}
@@ -198,11 +194,7 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 		case d.Flapping:
 			rec.note(pl.now, api.StageFlapping, "", "still flapping: "+d.Reason, "")
 		}
-		paths := make([]string, len(res.Routes))
-		for i, m := range res.Routes {
-			paths[i] = m.Path + " -> " + m.Receiver
-		}
-		rec.note(pl.now, api.StageRouted, "", strings.Join(paths, "; "), "")
+		rec.routed(pl.now, res.Routes)
 		if held {
 			rec.note(pl.now, api.StageSuppressed, "", "held back while it flaps; its latest state goes out when it is stable", "")
 		}
@@ -237,13 +229,14 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 				rec.note(pl.now, api.StageHeld, t.Key(), "the resolve waits with the page held for remediation", holdResolveID(a.Fingerprint, a.StartsAt, t.Key()))
 				continue
 			}
+			// Short forms (timeline.go's expand): the item is the entry's.
 			detail := ""
 			if t.Bypassed {
-				detail = "bypass_mute_matchers: never muted by " + strings.Join(t.MuteTimeIntervals, ", ")
+				detail = codeBypass + strings.Join(t.MuteTimeIntervals, ", ")
 			} else if t.Muted {
-				detail = "a resolve: sent although muted by " + t.MutedBy
+				detail = codeMutedResolve + t.MutedBy
 			}
-			rec.note(pl.now, api.StageNotify, t.Key(), detail, "e:"+e.ID+":"+t.Key())
+			rec.note(pl.now, api.StageNotify, t.Key(), detail, "")
 			g := groups[t.Key()]
 			if g == nil {
 				g = &group{t: t}
@@ -279,7 +272,7 @@ func (pl *plan) admit(rec *alertRecord, t routing.Routed, a template.Alert) bool
 		// This observation, or a newer one, was given to the target
 		// already: a resend after the dedup window, or a late replay.
 		pl.already++
-		rec.note(pl.now, api.StageAlready, t.Key(), "this observation, or a newer one, went to it already", "")
+		rec.note(pl.now, api.StageAlready, t.Key(), "", "")
 		return false
 	}
 	resolved := a.Status == alert.StatusResolved

@@ -25,6 +25,7 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/api"
+	"github.com/alertmedic/alertmedic/routing"
 	"github.com/alertmedic/alertmedic/store"
 )
 
@@ -34,20 +35,139 @@ const maxEvents = 48
 // event is one decision in an alert's record; short names keep records
 // small.
 type event struct {
-	T int64  `json:"t"`           // unix ms
+	T int64  `json:"t,omitempty"` // unix ms; 0: the event before's
 	S string `json:"s"`           // api.Stage*
 	G string `json:"g,omitempty"` // target key
 	D string `json:"d,omitempty"` // detail
-	I string `json:"i,omitempty"` // outbox item
+	I string `json:"i,omitempty"` // outbox item; a received event's entry
+	U string `json:"u,omitempty"` // a received event's Alertmanager, when it changed
 }
 
-// note adds an event, letting the oldest go past maxEvents.
+// Short forms of the commonest events, expanded when read (expand): an
+// alert's record is read and written by every decision, and most alerts
+// have a received, a routed and a notify per target.
+const (
+	codeBypass       = "b:" // + intervals: notify although muted, bypass_mute_matchers
+	codeMutedResolve = "m:" // + interval: a resolve sent although muted
+)
+
+// Stages as the record spells them: the commonest in one letter.
+var (
+	stageCodes = map[string]string{api.StageReceived: "r", api.StageRouted: "o", api.StageNotify: "n", api.StageAlready: "a"}
+	stageNames = map[string]string{"r": api.StageReceived, "o": api.StageRouted, "n": api.StageNotify, "a": api.StageAlready}
+)
+
+// received notes an observation: its status in D, its entry (request) in
+// I, and its Alertmanager in U when it is not the one of the previous
+// observation kept.
+func (r *alertRecord) received(at time.Time, status, entry, externalURL string) {
+	last := ""
+	for i := len(r.Events) - 1; i >= 0; i-- {
+		if e := r.Events[i]; e.S == stageCodes[api.StageReceived] && e.U != "" {
+			last = e.U
+			break
+		}
+	}
+	r.note(at, api.StageReceived, "", status, entry)
+	if externalURL != last {
+		r.Events[len(r.Events)-1].U = externalURL
+	}
+}
+
+// routed notes the routes an observation matched, as path=receiver with
+// the path's "route" prefix left out.
+func (r *alertRecord) routed(at time.Time, routes []routing.MatchedRoute) {
+	parts := make([]string, len(routes))
+	for i, m := range routes {
+		parts[i] = strings.TrimPrefix(m.Path, "route") + "=" + m.Receiver
+	}
+	r.note(at, api.StageRouted, "", strings.Join(parts, ";"), "")
+}
+
+// expand gives the events their stage, time, full detail and item: a
+// notify without an item queued the entry of the observation before it.
+func expand(evs []event) []event {
+	out := make([]event, len(evs))
+	entry, url := "", ""
+	var at int64
+	for i, e := range evs {
+		if name, ok := stageNames[e.S]; ok {
+			e.S = name
+		}
+		if e.T == 0 {
+			e.T = at // the time of the event before
+		}
+		at = e.T
+		switch e.S {
+		case api.StageRouted:
+			parts := strings.Split(e.D, ";")
+			for j, p := range parts {
+				path, receiver, _ := strings.Cut(p, "=")
+				parts[j] = "route" + path + " -> " + receiver
+			}
+			e.D = strings.Join(parts, "; ")
+		case api.StageReceived:
+			entry = e.I
+			if e.U != "" {
+				url = e.U
+			}
+			from := url
+			if from == "" {
+				from = "an Alertmanager without an external URL"
+			}
+			e.D, e.I = fmt.Sprintf("%s, in request %s from %s", e.D, entry, from), ""
+		case api.StageNotify:
+			if e.I == "" && entry != "" {
+				e.I = "e:" + entry + ":" + e.G
+			}
+			switch {
+			case strings.HasPrefix(e.D, codeBypass):
+				e.D = "bypass_mute_matchers: never muted by " + strings.TrimPrefix(e.D, codeBypass)
+			case strings.HasPrefix(e.D, codeMutedResolve):
+				e.D = "a resolve: sent although muted by " + strings.TrimPrefix(e.D, codeMutedResolve)
+			}
+		case api.StageAlready:
+			if e.D == "" {
+				e.D = "this observation, or a newer one, went to it already"
+			}
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// note adds an event, letting the oldest go past maxEvents. An event of
+// the same millisecond as the one before keeps no time of its own (T 0):
+// a decision writes several at once.
 func (r *alertRecord) note(at time.Time, stage, target, detail, item string) {
-	r.Events = append(r.Events, event{T: at.UnixMilli(), S: stage, G: target, D: detail, I: item})
+	if c, ok := stageCodes[stage]; ok {
+		stage = c
+	}
+	t := at.UnixMilli()
+	if last := r.lastTime(); last == t {
+		t = 0
+	}
+	r.Events = append(r.Events, event{T: t, S: stage, G: target, D: detail, I: item})
 	if over := len(r.Events) - maxEvents; over > 0 {
+		first := r.timeAt(over) // the new first event gets its time back
 		r.Events = append(r.Events[:0:0], r.Events[over:]...)
+		r.Events[0].T = first
 		r.Dropped += over
 	}
+}
+
+// lastTime is the time of the latest event, 0 when none.
+func (r *alertRecord) lastTime() int64 { return r.timeAt(len(r.Events) - 1) }
+
+// timeAt is event i's time: its own, or that of the latest before it that
+// has one.
+func (r *alertRecord) timeAt(i int) int64 {
+	for ; i >= 0; i-- {
+		if t := r.Events[i].T; t != 0 {
+			return t
+		}
+	}
+	return 0
 }
 
 // deliveryKey is the record of a target's deliveries settled on day's
@@ -119,13 +239,15 @@ func notifiersCut(s string) string {
 // holds it.
 func (p *Pipeline) Timeline(ctx context.Context, fp string) (api.Timeline, error) {
 	var rec *alertRecord
-	for shard := 0; shard < p.o.Store.Shards() && rec == nil; shard++ {
+	shard := 0
+	for ; shard < p.o.Store.Shards(); shard++ {
 		vals, err := p.o.Store.Get(ctx, shard, alertKey(fp))
 		if err != nil {
 			return api.Timeline{}, err
 		}
 		if vals[0] != nil {
 			rec = decodeRecord(fp, vals[0])
+			break
 		}
 	}
 	if rec == nil {
@@ -136,7 +258,7 @@ func (p *Pipeline) Timeline(ctx context.Context, fp string) (api.Timeline, error
 	if rec.EndsAt > 0 {
 		tl.EndsAt = time.UnixMilli(rec.EndsAt).UTC()
 	}
-	for _, e := range rec.Events {
+	for _, e := range expand(rec.Events) {
 		tl.Events = append(tl.Events, api.TimelineEvent{At: time.UnixMilli(e.T).UTC(), Stage: e.S, Target: e.G, Detail: e.D, Item: e.I})
 		if e.I == "" || e.G == "" {
 			continue
@@ -153,8 +275,44 @@ func (p *Pipeline) Timeline(ctx context.Context, fp string) (api.Timeline, error
 		}
 		tl.Events = append(tl.Events, lines...)
 	}
+	dups, err := p.duplicates(ctx, shard, fp, rec)
+	if err != nil {
+		return api.Timeline{}, err
+	}
+	tl.Events = append(tl.Events, dups...)
 	sort.SliceStable(tl.Events, func(i, j int) bool { return tl.Events[i].At.Before(tl.Events[j].At) })
 	return tl, nil
+}
+
+// duplicates are the observations of the alert the webhook dropped as
+// duplicates (the store notes the latest of each day), from the day of its
+// oldest event kept.
+func (p *Pipeline) duplicates(ctx context.Context, shard int, fp string, rec *alertRecord) ([]api.TimelineEvent, error) {
+	now := p.o.Now()
+	from := now
+	if len(rec.Events) > 0 {
+		from = time.UnixMilli(rec.Events[0].T)
+	}
+	// A week at most: the records live three days.
+	from = maxTime(from, now.Add(-7*24*time.Hour))
+	var out []api.TimelineEvent
+	for day := from; !day.After(now.Add(24 * time.Hour)); day = day.Add(24 * time.Hour) {
+		vals, err := p.o.Store.Fields(ctx, shard, store.DuplicatesKey(day), fp)
+		if err != nil {
+			return nil, err
+		}
+		var d store.DuplicateRecord
+		if vals[0] == nil || json.Unmarshal(vals[0], &d) != nil {
+			continue
+		}
+		from := d.ExternalURL
+		if from == "" {
+			from = "an Alertmanager without an external URL"
+		}
+		out = append(out, api.TimelineEvent{At: time.UnixMilli(d.At).UTC(), Stage: api.StageReceived,
+			Detail: fmt.Sprintf("%s again, in request %s from %s: a duplicate, dropped (the latest of that day)", d.Status, d.Request, from)})
+	}
+	return out, nil
 }
 
 // deliveries reads what the delivery records of the days from from on say
@@ -340,7 +498,7 @@ func summarize(fp string, rec *alertRecord, now time.Time, ms []*labels.Matcher,
 	}
 	items := map[string]string{}
 	receivers := map[string]bool{}
-	for _, e := range rec.Events {
+	for _, e := range expand(rec.Events) {
 		if e.G == "" {
 			continue
 		}
@@ -408,4 +566,11 @@ func deferredUntil(detail string) (time.Time, bool) {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	return t, err == nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/template"
+
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/config"
 	"github.com/alertmedic/alertmedic/notifiers"
@@ -201,5 +203,28 @@ func TestSendAgain(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("the story has no %q:\n%s", want, s)
 		}
+	}
+}
+
+// An observation the webhook dropped as a duplicate (another Alertmanager
+// of an HA pair sent it too) is in the story, with its request and sender.
+func TestTimelineDuplicate(t *testing.T) {
+	st := memory.New(memory.Options{Now: func() time.Time { return t0 }})
+	clk := &clock{t: t0}
+	g := newRig(t, st, example(t), clk)
+	labels := []string{"alertname", "DiskFull", "severity", "warning", "instance", "db-3"}
+	a := mk(alert.StatusFiring, t0, labels...)
+	g.feedID(t, "req-a", a)
+	e := &alert.Entry{ID: "req-b", ReceivedAt: t0, Message: &alert.Message{Version: "4", GroupKey: "{}:{}",
+		Data: &template.Data{Receiver: "alertmedic", Status: "firing", Alerts: template.Alerts{a}, ExternalURL: "http://alertmanager-b:9093"}}}
+	if res, err := st.Enqueue(context.Background(), e, time.Hour); err != nil || res.Queued {
+		t.Fatalf("the duplicate was queued: %+v %v", res, err)
+	}
+	tl, err := g.p.Timeline(context.Background(), a.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := tl.Story(); !strings.Contains(s, "received: firing again, in request req-b from http://alertmanager-b:9093: a duplicate, dropped (the latest of that day)\n") {
+		t.Errorf("the story has no duplicate:\n%s", s)
 	}
 }

@@ -62,12 +62,15 @@ package store
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/alertmanager/template"
 
 	"github.com/alertmedic/alertmedic/alert"
 )
@@ -228,6 +231,34 @@ type Settlement struct {
 	// of the items. A settle's notes of one record cost one write, however
 	// many: the record is a hash.
 	Notes []Note
+}
+
+// Duplicates. An observation Enqueue drops as a duplicate (seen within the
+// dedup window) is noted in the notes record of the day, DuplicatesKey:
+// field the alert's fingerprint, the latest duplicate's DuplicateLine, so
+// that the alert's timeline can say it came again, and from where. The
+// record lives DuplicatesTTL past its creation, plus the dedup window.
+const DuplicatesTTL = 72 * time.Hour
+
+// DuplicatesKey is the notes record of the duplicates dropped on t's day.
+func DuplicatesKey(t time.Time) string { return "rx:" + t.UTC().Format("20060102") }
+
+// DuplicateRecord is what a DuplicateLine says.
+type DuplicateRecord struct {
+	At          int64  `json:"t"` // unix ms
+	Request     string `json:"r"` // the entry's ID
+	ExternalURL string `json:"u,omitempty"`
+	Status      string `json:"s"`
+}
+
+// DuplicateLine notes one duplicate observation of a, in entry e, at t.
+func DuplicateLine(e *alert.Entry, a template.Alert, t time.Time) []byte {
+	d := DuplicateRecord{At: t.UnixMilli(), Request: e.ID, Status: a.Status}
+	if e.Message != nil && e.Message.Data != nil {
+		d.ExternalURL = e.Message.ExternalURL
+	}
+	b, _ := json.Marshal(d)
+	return b
 }
 
 // Revived is the LastErr of a dead letter taken back into its queue (a

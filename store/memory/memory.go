@@ -147,6 +147,9 @@ func (s *Store) Enqueue(_ context.Context, e *alert.Entry, dedupTTL time.Duratio
 		k := hashKey(alert.ObservationKey(a))
 		if exp, ok := s.dedup[k]; (ok && now.UnixNano() < exp) || containsKey(keys, k) {
 			res.Duplicates++
+			// Noted for the alert's timeline: the latest duplicate.
+			s.setLocked(fieldKey(store.DuplicatesKey(now), alert.FingerprintOf(a)), store.DuplicateLine(e, a, now),
+				store.DuplicatesTTL+dedupTTL, false, now.UnixNano())
 			continue
 		}
 		fresh = append(fresh, a)

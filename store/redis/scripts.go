@@ -21,13 +21,32 @@ import "github.com/redis/go-redis/v9"
 // minute is enough for a 7-day TTL, and it keeps the webhook's cost at one
 // command per alert plus three.
 var enqueueScript = redis.NewScript(`
-local fresh = {}
+local fresh, isfresh = {}, {}
 for i = 2, #KEYS do
   if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[2]) then
     fresh[#fresh + 1] = i
+    isfresh[i] = true
+  end
+end
+-- The duplicates it drops are noted, the latest per alert, in the day's
+-- record (one HSET): an alert's timeline says it came again.
+local function noteDuplicates()
+  local nk, nttl = ARGV[#KEYS + 3], ARGV[#KEYS + 4]
+  if nk == nil or nk == '' then return end
+  local kv = {}
+  for i = 2, #KEYS do
+    if not isfresh[i] then
+      kv[#kv + 1] = ARGV[#KEYS + 5 + 2 * (i - 2)]
+      kv[#kv + 1] = ARGV[#KEYS + 6 + 2 * (i - 2)]
+    end
+  end
+  if #kv > 0 then
+    redis.call('HSET', nk, unpack(kv))
+    redis.call('PEXPIRE', nk, nttl, 'NX')
   end
 end
 if #fresh == 0 then
+  noteDuplicates()
   return {0, ''}
 end
 local capacity = tonumber(ARGV[1])
@@ -42,5 +61,6 @@ for j, i in ipairs(fresh) do
   alerts[j] = ARGV[i + 2]
 end
 local id = redis.call('XADD', KEYS[1], '*', 'entry', ARGV[3], 'alerts', '[' .. table.concat(alerts, ',') .. ']')
+if #fresh < #KEYS - 1 then noteDuplicates() end
 return {#fresh, id}
 `)

@@ -231,6 +231,11 @@ func (s *shard) Enqueue(ctx context.Context, e *alert.Entry, dedupTTL time.Durat
 		keys = append(keys, s.key("dedup", alert.ObservationKey(a)))
 		args = append(args, b)
 	}
+	now := time.Now()
+	args = append(args, s.key("notes", store.DuplicatesKey(now)), ceilMillis(store.DuplicatesTTL+dedupTTL))
+	for _, a := range alerts {
+		args = append(args, alert.FingerprintOf(a), store.DuplicateLine(e, a, now))
+	}
 	var res []any
 	if s.waitN > 0 {
 		res, err = s.enqueueWaiting(ctx, keys, args)

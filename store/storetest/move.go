@@ -2,12 +2,16 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/template"
+
+	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/store"
 )
 
@@ -421,5 +425,31 @@ func testRevive(t *testing.T, open func(t *testing.T, o Options) Opener) {
 	put(t, a, store.Item{ID: "r2", Group: "g2", Due: later, Payload: []byte("new")})
 	if ok, err := b.Revive(ctx, 0, q, "r2", later); err != nil || ok {
 		t.Errorf("revived over a waiting item: %v %v", ok, err)
+	}
+}
+
+// An observation dropped as a duplicate is noted for its alert's timeline
+// in the day's duplicates record: the latest one, with its request and its
+// Alertmanager.
+func testDuplicatesNoted(t *testing.T, open func(t *testing.T, o Options) Opener) {
+	op := open(t, suiteOptions())
+	a := handle(t, op)
+	ctx := context.Background()
+	fa := firing("Dup")
+	first := &alert.Entry{ID: "req-1", Message: &alert.Message{Version: "4", Data: &template.Data{Alerts: template.Alerts{fa}, ExternalURL: "http://am-a:9093"}}}
+	if res, err := a.Enqueue(ctx, first, time.Minute); err != nil || !res.Queued {
+		t.Fatalf("first: %+v %v", res, err)
+	}
+	again := &alert.Entry{ID: "req-2", Message: &alert.Message{Version: "4", Data: &template.Data{Alerts: template.Alerts{fa}, ExternalURL: "http://am-b:9093"}}}
+	if res, err := a.Enqueue(ctx, again, time.Minute); err != nil || res.Queued || res.Duplicates != 1 {
+		t.Fatalf("again: %+v %v", res, err)
+	}
+	vals, err := a.Fields(ctx, 0, store.DuplicatesKey(time.Now()), alert.FingerprintOf(fa))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d store.DuplicateRecord
+	if err := json.Unmarshal(vals[0], &d); err != nil || d.Request != "req-2" || d.ExternalURL != "http://am-b:9093" || d.Status != "firing" {
+		t.Errorf("noted %q: %+v %v", vals[0], d, err)
 	}
 }

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T, o Options) Opener) {
 		{"SettleNotes", testSettleNotes},
 		{"Keys", testKeys},
 		{"Revive", testRevive},
+		{"DuplicatesNoted", testDuplicatesNoted},
 		{"LeasedMoveLeavesClaimed", testLeasedMoveLeavesClaimed},
 		{"LeasedMoveRefusedTxn", testLeasedMoveRefusedTxn},
 		{"LeasedMoveCollecting", testLeasedMoveCollecting},
