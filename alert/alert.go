@@ -43,6 +43,20 @@ func Fingerprint(labels template.KV) string {
 	return ls.Fingerprint().String()
 }
 
+// IsFingerprint says whether s is written as Alertmanager writes a
+// fingerprint: 16 lowercase hexadecimal digits.
+func IsFingerprint(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // FingerprintOf is the alert's fingerprint, as Alertmanager sent it or
 // computed from its labels.
 func FingerprintOf(a template.Alert) string {

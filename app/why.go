@@ -8,16 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/config"
 )
-
-var fingerprintArg = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // Why asks a running alertmedic at base about one alert and writes its
 // story (`alertmedic alert why`): args are its fingerprint, or label
@@ -28,7 +26,7 @@ var fingerprintArg = regexp.MustCompile(`^[0-9a-f]{16}$`)
 func Why(ctx context.Context, base string, auth config.HTTPAuth, args []string, stdout, stderr io.Writer) int {
 	c := whyClient{base: strings.TrimSuffix(base, "/"), auth: auth, http: &http.Client{Timeout: 15 * time.Second}}
 	fp := ""
-	if len(args) == 1 && fingerprintArg.MatchString(args[0]) {
+	if len(args) == 1 && alert.IsFingerprint(args[0]) {
 		fp = args[0]
 	} else {
 		labels, err := ParseLabels(args)

@@ -163,7 +163,7 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 	for i, a := range e.Message.Alerts {
 		rec := pl.record(a.Fingerprint)
 		rec.observe(a, e.ReceivedAt)
-		rec.Labels, rec.GroupKey = labelsOf(a.Labels), e.Message.GroupKey
+		rec.Labels, rec.GroupKey = a.Labels, e.Message.GroupKey // encoded with the record, never changed
 		rec.received(pl.now, a.Status, e.ID, e.Message.ExternalURL)
 		if r == nil || r.Tree == nil {
 			continue
@@ -278,7 +278,7 @@ func (pl *plan) admit(rec *alertRecord, t routing.Routed, a template.Alert) bool
 	resolved := a.Status == alert.StatusResolved
 	deferred := func() {
 		if rec != nil {
-			rec.note(pl.now, api.StageDeferred, t.Key(), fmt.Sprintf("muted by %s until %s: in its digest then", t.MutedBy, t.Until.UTC().Format(time.RFC3339)), digestID(t))
+			rec.deferred(pl.now, t.Key(), t.MutedBy, t.Until, digestID(t))
 		}
 	}
 	switch {

@@ -112,12 +112,16 @@ func (pl *plan) holdResolve(t routing.Routed, a template.Alert, until time.Time,
 
 // releaseHeld ends a hold: drop cancels the pages (and a resolve that
 // waits with them); otherwise they are due now and say tried. It returns
-// the pages it reached (a page that went out at its due time, or is being
-// sent, is not). A failure is logged: the pages go out at their due time.
+// the targets of the pages it reached (a page that went out at its due
+// time, or is being sent, is not). A failure is logged: the pages go out
+// at their due time.
 func (p *Pipeline) releaseHeld(ctx context.Context, h *holdTask, tried string, drop bool) []string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	// Per shard, two moves per page (the page, its waiting resolve) and
+	// the page's target.
 	byShard := map[int][]store.Move{}
+	targets := map[int][]string{}
 	var order []int
 	now := p.o.Now()
 	var fp string
@@ -137,20 +141,23 @@ func (p *Pipeline) releaseHeld(ctx context.Context, h *holdTask, tried string, d
 			order = append(order, shard)
 		}
 		byShard[shard] = append(byShard[shard], m, store.Move{Queue: store.QueueOutbox, ID: holdResolveID(fp, start, n.Target.Key()), Due: now, Drop: drop})
+		targets[shard] = append(targets[shard], n.Target.Key())
 	}
 	var reached []string
 	for _, shard := range order {
-		moves := byShard[shard]
+		moves, tks := byShard[shard], targets[shard]
 		backoff := newBackoff(200*time.Millisecond, time.Second)
 		for attempt := 0; ; attempt++ {
 			applied, err := p.o.Store.CommitMoves(ctx, shard, store.Txn{Move: moves})
 			if err == nil {
 				var missed []store.Move
+				var missedTargets []string
 				for i := 0; i < len(moves); i += 2 {
 					if applied[i] {
-						reached = append(reached, moves[i].ID)
+						reached = append(reached, tks[i/2])
 					} else {
 						missed = append(missed, moves[i], moves[i+1])
+						missedTargets = append(missedTargets, tks[i/2])
 					}
 				}
 				// A page put a moment ago for a target in another shard
@@ -159,7 +166,7 @@ func (p *Pipeline) releaseHeld(ctx context.Context, h *holdTask, tried string, d
 				if len(missed) == 0 || drop || attempt >= 3 {
 					break
 				}
-				moves = missed
+				moves, tks = missed, missedTargets
 			} else if attempt >= 3 {
 				p.m.storeErrors.WithLabelValues("hold").Inc()
 				p.o.Logger.Error().Err(err).Str("fingerprint", alert.LogValue(fp)).
@@ -207,16 +214,9 @@ func verdictTried(d remediation.Verdict, recs []remediation.Record) string {
 }
 
 // autoRemediated turns an effective verdict's notice into the one line
-// that stands for the pages it dropped.
-func autoRemediated(n *remediation.Notice, reached []string) {
-	targets := make([]string, 0, len(reached))
-	for _, id := range reached {
-		// hold:<fp>:<ns>:<target>
-		if parts := strings.SplitN(id, ":", 4); len(parts) == 4 {
-			targets = append(targets, parts[3])
-		}
-	}
+// that stands for the pages it dropped (to targets).
+func autoRemediated(n *remediation.Notice, targets []string) {
 	n.Text = "auto-remediated: " + strings.TrimPrefix(n.Text, remediation.OutcomeEffective+": ") +
 		"; the held page to " + strings.Join(targets, ", ") + " was not sent"
-	n.Facts["held_pages_dropped"] = fmt.Sprint(len(reached))
+	n.Facts["held_pages_dropped"] = fmt.Sprint(len(targets))
 }

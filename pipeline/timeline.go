@@ -25,6 +25,7 @@ import (
 
 	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/api"
+	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/routing"
 	"github.com/alertmedic/alertmedic/store"
 )
@@ -41,6 +42,14 @@ type event struct {
 	D string `json:"d,omitempty"` // detail
 	I string `json:"i,omitempty"` // outbox item; a received event's entry
 	U string `json:"u,omitempty"` // a received event's Alertmanager, when it changed
+	W int64  `json:"w,omitempty"` // a deferred event's end of mute (unix ms): when its digest is due
+}
+
+// deferred notes an alert deferred on target into its digest (item) until
+// the mute (interval) ends.
+func (r *alertRecord) deferred(at time.Time, target, interval string, until time.Time, item string) {
+	r.note(at, api.StageDeferred, target, interval, item)
+	r.Events[len(r.Events)-1].W = until.UnixMilli()
 }
 
 // Short forms of the commonest events, expanded when read (expand): an
@@ -125,6 +134,10 @@ func expand(evs []event) []event {
 				e.D = "bypass_mute_matchers: never muted by " + strings.TrimPrefix(e.D, codeBypass)
 			case strings.HasPrefix(e.D, codeMutedResolve):
 				e.D = "a resolve: sent although muted by " + strings.TrimPrefix(e.D, codeMutedResolve)
+			}
+		case api.StageDeferred:
+			if e.W != 0 {
+				e.D = fmt.Sprintf("muted by %s until %s: in its digest then", e.D, time.UnixMilli(e.W).UTC().Format(time.RFC3339))
 			}
 		case api.StageAlready:
 			if e.D == "" {
@@ -216,22 +229,18 @@ func (p *Pipeline) deliveryNotes(st *store.Settlement, target string, retryErr e
 		if retryErr == nil {
 			continue // not sent yet (a rate limit let part of its batch go): no attempt
 		}
-		add(it.ID, it.Attempts > 1, deliveryLine{Result: api.StageAttempt, Attempt: it.Attempts, Err: notifiersCut(it.LastErr), Next: it.Due.UnixMilli()})
+		add(it.ID, it.Attempts > 1, deliveryLine{Result: api.StageAttempt, Attempt: it.Attempts, Err: notifiers.Cut(it.LastErr, maxErrLen), Next: it.Due.UnixMilli()})
 	}
 	for _, it := range st.Dead {
 		if it.Receipt == "" {
 			continue // a part of a batch: its item's line says so
 		}
-		add(it.ID, it.Attempts > 1, deliveryLine{Result: api.StageFailed, Attempt: it.Attempts, Err: notifiersCut(it.LastErr)})
+		add(it.ID, it.Attempts > 1, deliveryLine{Result: api.StageFailed, Attempt: it.Attempts, Err: notifiers.Cut(it.LastErr, maxErrLen)})
 	}
 }
 
-func notifiersCut(s string) string {
-	if len(s) > 300 {
-		return s[:300] + "…"
-	}
-	return s
-}
+// maxErrLen bounds an attempt's error in a delivery record.
+const maxErrLen = 300
 
 // Timeline is what the pipeline knows of one alert: its record's events
 // and, after each queued item, its delivery. The record is looked for in
@@ -264,10 +273,8 @@ func (p *Pipeline) Timeline(ctx context.Context, fp string) (api.Timeline, error
 			continue
 		}
 		from := time.UnixMilli(e.T)
-		if e.S == api.StageDeferred {
-			if until, ok := deferredUntil(e.D); ok {
-				from = until
-			}
+		if e.W != 0 {
+			from = time.UnixMilli(e.W) // a digest goes when the mute ends
 		}
 		lines, err := p.deliveries(ctx, e.G, e.I, from)
 		if err != nil {
@@ -370,15 +377,6 @@ func (l deliveryLine) detail(item string) string {
 		return e // the dispatcher's own words say how many attempts
 	}
 	return fmt.Sprintf("failed for good after %d attempts: %s", l.Attempt, strings.TrimSpace(l.Err))
-}
-
-// labelsOf keeps an alert's labels for its timeline.
-func labelsOf(kv map[string]string) map[string]string {
-	out := make(map[string]string, len(kv))
-	for k, v := range kv {
-		out[k] = v
-	}
-	return out
 }
 
 // maxListed bounds the records a listing reads, whatever its limit.
@@ -510,7 +508,7 @@ func summarize(fp string, rec *alertRecord, now time.Time, ms []*labels.Matcher,
 			delete(items, e.G)
 		}
 		if e.S == api.StageDeferred {
-			if until, ok := deferredUntil(e.D); ok && until.After(now) {
+			if until := time.UnixMilli(e.W).UTC(); e.W != 0 && until.After(now) {
 				if sum.MutedUntil == nil {
 					sum.MutedUntil = map[string]time.Time{}
 				}
@@ -552,20 +550,6 @@ func summarize(fp string, rec *alertRecord, now time.Time, ms []*labels.Matcher,
 		return sum, nil, false
 	}
 	return sum, items, true
-}
-
-// deferredUntil reads the time a deferred event names.
-func deferredUntil(detail string) (time.Time, bool) {
-	i := strings.Index(detail, " until ")
-	if i < 0 {
-		return time.Time{}, false
-	}
-	s := detail[i+len(" until "):]
-	if len(s) >= len("2006-01-02T15:04:05Z") {
-		s = s[:len("2006-01-02T15:04:05Z")]
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	return t, err == nil
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/alertmedic/alertmedic/alert"
+	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/config"
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/notifiers/slack"
@@ -94,6 +95,10 @@ func TestTimelineQuietHours(t *testing.T) {
 	g.feedID(t, "req-night", mk(alert.StatusFiring, night, labels...))
 	if n := len(g.rec.take()); n != 0 {
 		t.Fatalf("%d notifications during quiet hours", n)
+	}
+	muted, err := g.p.Alerts(context.Background(), api.AlertQuery{State: "muted"})
+	if err != nil || len(muted.Alerts) != 1 || !muted.Alerts[0].MutedUntil["warning-alerts/slack[0]"].Equal(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)) {
+		t.Errorf("muted alerts at 23:30: %+v %v", muted, err)
 	}
 	clk.t = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	g.flush(t)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/alertmanager/pkg/labels"
 
+	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/api"
 )
 
@@ -21,8 +21,6 @@ type AlertsAPI interface {
 	Alerts(ctx context.Context, q api.AlertQuery) (api.Alerts, error)
 	Timeline(ctx context.Context, fp string) (api.Timeline, error)
 }
-
-var fingerprintPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // listAlerts answers GET /api/v1/alerts?filter=...&state=...&receiver=...:
 // filter is an Alertmanager matcher (alertname="X", team=~"a|b"), given
@@ -74,7 +72,7 @@ func alertQuery(c *gin.Context) (api.AlertQuery, error) {
 // timeline answers GET /api/v1/alerts/{fingerprint}/timeline.
 func (r *Receiver) timeline(c *gin.Context) {
 	fp := c.Param("fp")
-	if !fingerprintPattern.MatchString(fp) {
+	if !alert.IsFingerprint(fp) {
 		fail(c, http.StatusBadRequest, "a fingerprint is 16 hexadecimal digits, as Alertmanager shows it")
 		return
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/rs/zerolog"
 
+	"github.com/alertmedic/alertmedic/alert"
 	"github.com/alertmedic/alertmedic/api"
 )
 
@@ -41,11 +42,27 @@ var pages = func() map[string]*template.Template {
 	return out
 }()
 
+// storeDown is what a page says when the store did not answer.
+const storeDown = "The store did not answer; try again shortly."
+
+// pageError shows page name with an error above it.
+func (r *Receiver) pageError(c *gin.Context, code int, name string, d pageData, msg string) {
+	d["Error"] = msg
+	r.page(c, code, name, d)
+}
+
 // pageData is what every page's layout reads, and the page's own.
 type pageData map[string]any
 
-func (r *Receiver) page(c *gin.Context, code int, name, title string, d pageData) {
-	d["Title"], d["Nav"], d["Version"] = title, name, r.o.Version
+// titles are the pages' titles; a timeline's is its alert's name.
+var titles = map[string]string{"alerts": "Alerts", "timeline": "Alert", "remediation": "Remediation", "deliveries": "Dead letters",
+	"routes": "Routes test", "health": "Health"}
+
+func (r *Receiver) page(c *gin.Context, code int, name string, d pageData) {
+	if _, ok := d["Title"]; !ok {
+		d["Title"] = titles[name]
+	}
+	d["Nav"], d["Version"] = name, r.o.Version
 	if name == "timeline" {
 		d["Nav"] = "alerts"
 	}
@@ -103,46 +120,40 @@ func (r *Receiver) alertsPage(c *gin.Context) {
 	q := api.AlertQuery{Receiver: c.Query("receiver"), State: c.Query("state"), Limit: 500}
 	if f := strings.TrimSpace(c.Query("filter")); f != "" {
 		if _, err := labels.ParseMatchers(f); err != nil {
-			d["Error"] = "The label filter is not in Alertmanager's matcher syntax: " + err.Error()
-			r.page(c, http.StatusBadRequest, "alerts", "Alerts", d)
+			r.pageError(c, http.StatusBadRequest, "alerts", d, "The label filter is not in Alertmanager's matcher syntax: "+err.Error())
 			return
 		}
 		q.Filter = []string{f}
 	}
-	if q.State != "" && !contains(api.AlertStates, q.State) {
-		d["Error"] = "Unknown state " + q.State
-		r.page(c, http.StatusBadRequest, "alerts", "Alerts", d)
+	if q.State != "" && !slices.Contains(api.AlertStates, q.State) {
+		r.pageError(c, http.StatusBadRequest, "alerts", d, "Unknown state "+q.State)
 		return
 	}
 	if r.o.Alerts != nil {
 		list, err := r.o.Alerts.Alerts(c.Request.Context(), q)
 		if err != nil {
-			d["Error"] = "The store did not answer; try again shortly."
-			r.page(c, http.StatusServiceUnavailable, "alerts", "Alerts", d)
+			r.pageError(c, http.StatusServiceUnavailable, "alerts", d, storeDown)
 			return
 		}
 		d["Alerts"] = list
 	}
-	r.page(c, http.StatusOK, "alerts", "Alerts", d)
+	r.page(c, http.StatusOK, "alerts", d)
 }
 
 func (r *Receiver) timelinePage(c *gin.Context) {
 	fp := c.Param("fp")
 	d := pageData{"Timeline": api.Timeline{}}
-	if !fingerprintPattern.MatchString(fp) || r.o.Alerts == nil {
-		d["Error"] = "No such alert: a fingerprint is 16 hexadecimal digits."
-		r.page(c, http.StatusNotFound, "timeline", "Alert", d)
+	if !alert.IsFingerprint(fp) || r.o.Alerts == nil {
+		r.pageError(c, http.StatusNotFound, "timeline", d, "No such alert: a fingerprint is 16 hexadecimal digits.")
 		return
 	}
 	tl, err := r.o.Alerts.Timeline(c.Request.Context(), fp)
 	switch {
 	case errors.Is(err, api.ErrNoAlert):
-		d["Error"] = "alertmedic has no record of this alert (never seen, or its history_retention passed)."
-		r.page(c, http.StatusNotFound, "timeline", "Alert", d)
+		r.pageError(c, http.StatusNotFound, "timeline", d, "alertmedic has no record of this alert (never seen, or its history_retention passed).")
 		return
 	case err != nil:
-		d["Error"] = "The store did not answer; try again shortly."
-		r.page(c, http.StatusServiceUnavailable, "timeline", "Alert", d)
+		r.pageError(c, http.StatusServiceUnavailable, "timeline", d, storeDown)
 		return
 	}
 	d["Timeline"] = tl
@@ -150,7 +161,8 @@ func (r *Receiver) timelinePage(c *gin.Context) {
 	if title == "" {
 		title = fp
 	}
-	r.page(c, http.StatusOK, "timeline", title, d)
+	d["Title"] = title
+	r.page(c, http.StatusOK, "timeline", d)
 }
 
 func (r *Receiver) remediationPage(c *gin.Context) {
@@ -164,14 +176,13 @@ func (r *Receiver) remediationPage(c *gin.Context) {
 	if r.o.Remediation != nil {
 		recs, err := r.o.Remediation.Audit(c.Request.Context(), 200)
 		if err != nil {
-			d["Error"] = "The store did not answer; try again shortly."
-			r.page(c, http.StatusServiceUnavailable, "remediation", "Remediation", d)
+			r.pageError(c, http.StatusServiceUnavailable, "remediation", d, storeDown)
 			return
 		}
 		paused, _ := r.o.Remediation.Paused(c.Request.Context())
 		d["Remediations"] = api.Remediations{Paused: paused, Records: recs}
 	}
-	r.page(c, http.StatusOK, "remediation", "Remediation", d)
+	r.page(c, http.StatusOK, "remediation", d)
 }
 
 // remediationForm pauses or resumes from the page, then shows the audit.
@@ -241,13 +252,12 @@ func (r *Receiver) deliveriesPage(c *gin.Context) {
 	if r.o.FailedDeliveries != nil {
 		dl, err := r.o.FailedDeliveries(c.Request.Context(), "", 100, false)
 		if err != nil {
-			d["Error"] = "The store did not answer; try again shortly."
-			r.page(c, http.StatusServiceUnavailable, "deliveries", "Dead letters", d)
+			r.pageError(c, http.StatusServiceUnavailable, "deliveries", d, storeDown)
 			return
 		}
 		d["Dead"] = dl
 	}
-	r.page(c, http.StatusOK, "deliveries", "Dead letters", d)
+	r.page(c, http.StatusOK, "deliveries", d)
 }
 
 // routesPage is the routes test as a form: labels, one name=value per
@@ -256,7 +266,7 @@ func (r *Receiver) routesPage(c *gin.Context) {
 	text, at := c.Query("labels"), strings.TrimSpace(c.Query("at"))
 	d := pageData{"Labels": text, "At": at}
 	if strings.TrimSpace(text) == "" || r.o.RouteTest == nil {
-		r.page(c, http.StatusOK, "routes", "Routes test", d)
+		r.page(c, http.StatusOK, "routes", d)
 		return
 	}
 	ls := map[string]string{}
@@ -267,8 +277,7 @@ func (r *Receiver) routesPage(c *gin.Context) {
 		}
 		name, value, ok := strings.Cut(line, "=")
 		if !ok {
-			d["Error"] = "Each line is name=value: " + line
-			r.page(c, http.StatusBadRequest, "routes", "Routes test", d)
+			r.pageError(c, http.StatusBadRequest, "routes", d, "Each line is name=value: "+line)
 			return
 		}
 		ls[strings.TrimSpace(name)] = strings.Trim(strings.TrimSpace(value), `"`)
@@ -277,20 +286,18 @@ func (r *Receiver) routesPage(c *gin.Context) {
 	if at != "" {
 		t, err := time.Parse(time.RFC3339, at)
 		if err != nil {
-			d["Error"] = "At is an RFC 3339 time, like 2026-11-26T23:30:00Z."
-			r.page(c, http.StatusBadRequest, "routes", "Routes test", d)
+			r.pageError(c, http.StatusBadRequest, "routes", d, "At is an RFC 3339 time, like 2026-11-26T23:30:00Z.")
 			return
 		}
 		when = t
 	}
 	ans, err := r.o.RouteTest(ls, when)
 	if err != nil {
-		d["Error"] = err.Error()
-		r.page(c, http.StatusBadRequest, "routes", "Routes test", d)
+		r.pageError(c, http.StatusBadRequest, "routes", d, err.Error())
 		return
 	}
 	d["Answer"] = ans
-	r.page(c, http.StatusOK, "routes", "Routes test", d)
+	r.page(c, http.StatusOK, "routes", d)
 }
 
 // healthView is the health page's table.
@@ -322,7 +329,7 @@ func (r *Receiver) healthPage(c *gin.Context) {
 			h.Integrations = append(h.Integrations, integrationView{Name: in[0], State: in[1]})
 		}
 	}
-	r.page(c, http.StatusOK, "health", "Health", pageData{"Health": h})
+	r.page(c, http.StatusOK, "health", pageData{"Health": h})
 }
 
 func formatDepth(d int64, capacity int) string {
@@ -331,5 +338,3 @@ func formatDepth(d int64, capacity int) string {
 	}
 	return strconv.FormatInt(d, 10) + " entries waiting, of a capacity of " + strconv.Itoa(capacity)
 }
-
-func contains(list []string, s string) bool { return slices.Contains(list, s) }

@@ -87,7 +87,7 @@ func (s *shard) checkShard(shard int) error {
 // since (field 6) when the item was not yet due; moved later, a collecting
 // item's collection lives that much longer, so that it outlives its due
 // time by its TTL still.
-var commitScript = redis.NewScript(`
+var commitScript = redis.NewScript(luaHeader + `
 local ne = tonumber(ARGV[3])
 local a = 4
 if ne > 0 then
@@ -186,26 +186,9 @@ while a <= #ARGV do
     local pat, id, drop = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7] == '1'
     local sc, now = tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9])
     local haspay, pay = ARGV[a + 10] == '1', ARGV[a + 11]
-    local found, seen = {}, {}
-    local cur = '0'
-    repeat
-      local r = redis.call('ZSCAN', q, cur, 'MATCH', pat, 'COUNT', 1000)
-      cur = r[1]
-      for i = 1, #r[2], 2 do
-        local m = r[2][i]
-        if not seen[m] then
-          seen[m] = true
-          found[#found + 1] = {m, tonumber(r[2][i + 1])}
-        end
-      end
-    until cur == '0'
+    local found = findByID(q, pat, id)
     for _, e in ipairs(found) do
-      local m, old = e[1], e[2]
-      local nl = string.find(m, '\n', 1, true)
-      local f = {}
-      for x in string.gmatch(string.sub(m, 1, nl - 1) .. '\t', '([^\t]*)\t') do
-        f[#f + 1] = x
-      end
+      local m, old, f, nl = e.m, e.score, e.f, e.nl
       if drop then
         redis.call('ZREM', q, m)
         if f[10] == '1' then redis.call('HDEL', pk, id) end

@@ -142,7 +142,39 @@ func memberExt(m string) bool {
 // group, reclaimed, {member, fields, spilled, payload[, collects]}...} and
 // held lists each group the rate limit held back with the time (ms) it may
 // go.
-var claimScript = redis.NewScript(`
+// luaHeader is the scripts' one reader of an item's member (see
+// encodeMember): header(m) returns its header fields (batch, id, group,
+// class, alerts, since, attempts, collects, last_err, ext) and where the
+// payload's newline is; findByID(key, pattern, id) scans a sorted set's
+// members matching pattern for those whose id field is id.
+const luaHeader = `
+local function header(m)
+  local nl = string.find(m, '\n', 1, true)
+  local f = {}
+  for x in string.gmatch(string.sub(m, 1, nl - 1) .. '\t', '([^\t]*)\t') do
+    f[#f + 1] = x
+  end
+  return f, nl
+end
+local function findByID(key, pat, id)
+  local found, seen, cur = {}, {}, '0'
+  repeat
+    local r = redis.call('ZSCAN', key, cur, 'MATCH', pat, 'COUNT', 1000)
+    cur = r[1]
+    for i = 1, #r[2], 2 do
+      local m = r[2][i]
+      if not seen[m] then
+        seen[m] = true
+        local f, nl = header(m)
+        if f[2] == id then found[#found + 1] = {m = m, score = tonumber(r[2][i + 1]), f = f, nl = nl} end
+      end
+    end
+  until cur == '0'
+  return found
+end
+`
+
+var claimScript = redis.NewScript(luaHeader + `
 local q = KEYS[1]
 local now = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
@@ -162,11 +194,7 @@ end
 local due = redis.call('ZRANGEBYSCORE', q, '-inf', now, 'LIMIT', 0, scan)
 local groups, order = {}, {}
 for _, m in ipairs(due) do
-  local nl = string.find(m, '\n', 1, true)
-  local f = {}
-  for x in string.gmatch(string.sub(m, 1, nl - 1) .. '\t', '([^\t]*)\t') do
-    f[#f + 1] = x
-  end
+  local f, nl = header(m)
   local g = f[3]
   if g == '' then g = f[2] end
   local k = 'g:' .. g
@@ -608,37 +636,12 @@ func (s *shard) QueueLen(ctx context.Context, shard int, queue string) (int, err
 	return int(n), nil
 }
 
-var reviveScript = redis.NewScript(`
+var reviveScript = redis.NewScript(luaHeader + `
 local dead, q = KEYS[1], KEYS[2]
 local pat, id, due = ARGV[1], ARGV[2], ARGV[3]
-local found = nil
-local cur = '0'
-repeat
-  local r = redis.call('ZSCAN', dead, cur, 'MATCH', pat, 'COUNT', 1000)
-  cur = r[1]
-  for i = 1, #r[2], 2 do
-    local m = r[2][i]
-    local nl = string.find(m, '\n', 1, true)
-    local f = {}
-    for x in string.gmatch(string.sub(m, 1, nl - 1) .. '\t', '([^\t]*)\t') do
-      f[#f + 1] = x
-    end
-    if f[2] == id then found = {m, f, nl} end
-  end
-until cur == '0' or found
-if not found then return 0 end
-local cur2 = '0'
-repeat
-  local r = redis.call('ZSCAN', q, cur2, 'MATCH', pat, 'COUNT', 1000)
-  cur2 = r[1]
-  for i = 1, #r[2], 2 do
-    local m = r[2][i]
-    local a, b = string.find(m, '\t', 1, true), nil
-    if a then b = string.find(m, '\t', a + 1, true) end
-    if a and b and string.sub(m, a + 1, b - 1) == id then return 0 end
-  end
-until cur2 == '0'
-local m, f, nl = found[1], found[2], found[3]
+local found = findByID(dead, pat, id)
+if #found == 0 or #findByID(q, pat, id) > 0 then return 0 end
+local m, f, nl = found[1].m, found[1].f, found[1].nl
 redis.call('ZREM', dead, m)
 -- A new delivery: no batch, since now, no attempts, inline; its error
 -- says it was sent again.

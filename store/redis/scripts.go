@@ -29,15 +29,17 @@ for i = 2, #KEYS do
   end
 end
 -- The duplicates it drops are noted, the latest per alert, in the day's
--- record (one HSET): an alert's timeline says it came again.
+-- record (one HSET): an alert's timeline says it came again. The lines
+-- are made here, for the duplicates only (store.DuplicateRecord).
 local function noteDuplicates()
   local nk, nttl = ARGV[#KEYS + 3], ARGV[#KEYS + 4]
   if nk == nil or nk == '' then return end
+  local at, req, url = tonumber(ARGV[#KEYS + 5]), ARGV[#KEYS + 6], ARGV[#KEYS + 7]
   local kv = {}
   for i = 2, #KEYS do
     if not isfresh[i] then
-      kv[#kv + 1] = ARGV[#KEYS + 5 + 2 * (i - 2)]
-      kv[#kv + 1] = ARGV[#KEYS + 6 + 2 * (i - 2)]
+      kv[#kv + 1] = ARGV[#KEYS + 8 + 2 * (i - 2)]
+      kv[#kv + 1] = cjson.encode({t = at, r = req, u = url, s = ARGV[#KEYS + 9 + 2 * (i - 2)]})
     end
   end
   if #kv > 0 then

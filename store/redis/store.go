@@ -231,10 +231,12 @@ func (s *shard) Enqueue(ctx context.Context, e *alert.Entry, dedupTTL time.Durat
 		keys = append(keys, s.key("dedup", alert.ObservationKey(a)))
 		args = append(args, b)
 	}
+	// What a duplicate's note needs; the script writes it only for those.
 	now := time.Now()
-	args = append(args, s.key("notes", store.DuplicatesKey(now)), ceilMillis(store.DuplicatesTTL+dedupTTL))
+	args = append(args, s.key("notes", store.DuplicatesKey(now)), ceilMillis(store.DuplicatesTTL+dedupTTL),
+		now.UnixMilli(), e.ID, e.Message.ExternalURL)
 	for _, a := range alerts {
-		args = append(args, alert.FingerprintOf(a), store.DuplicateLine(e, a, now))
+		args = append(args, alert.FingerprintOf(a), a.Status)
 	}
 	var res []any
 	if s.waitN > 0 {

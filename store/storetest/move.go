@@ -449,7 +449,8 @@ func testDuplicatesNoted(t *testing.T, open func(t *testing.T, o Options) Opener
 		t.Fatal(err)
 	}
 	var d store.DuplicateRecord
-	if err := json.Unmarshal(vals[0], &d); err != nil || d.Request != "req-2" || d.ExternalURL != "http://am-b:9093" || d.Status != "firing" {
+	if err := json.Unmarshal(vals[0], &d); err != nil || d.Request != "req-2" || d.ExternalURL != "http://am-b:9093" || d.Status != "firing" ||
+		d.At < time.Now().Add(-time.Minute).UnixMilli() {
 		t.Errorf("noted %q: %+v %v", vals[0], d, err)
 	}
 }
