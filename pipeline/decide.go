@@ -45,6 +45,9 @@ type plan struct {
 	p   *Pipeline
 	r   *Rules
 	now time.Time
+	// entry and url are the ID and the Alertmanager of the entry decided
+	// ("" for a periodic check): shared events are named after it.
+	entry, url string
 	// shard is the one the plan commits in; forwarded: the commit carries
 	// outbox work for another shard.
 	shard     int
@@ -160,10 +163,11 @@ func (pl *plan) decideEntry(e *alert.Entry, ms []match) {
 	}
 	groups := map[string]*group{}
 	var order []string
+	pl.entry, pl.url = e.ID, e.Message.ExternalURL
 	for i, a := range e.Message.Alerts {
 		rec := pl.record(a.Fingerprint)
 		rec.observe(a, e.ReceivedAt)
-		rec.Labels, rec.GroupKey = a.Labels, e.Message.GroupKey // encoded with the record, never changed
+		rec.Labels, rec.GroupKey, rec.SharedLabels = a.Labels, e.Message.GroupKey, false // shared again, or not, by finish
 		rec.received(pl.now, a.Status, e.ID, e.Message.ExternalURL)
 		if r == nil || r.Tree == nil {
 			continue
@@ -473,6 +477,7 @@ func (pl *plan) finish() store.Txn {
 	// whose flap state saw changes lives at least as long as flap
 	// detection needs it.
 	flapLife := max(pl.p.o.RecordTTL, flapTTL(pl.r.flappingOrDefault()))
+	pl.share(flapLife)
 	for _, k := range pl.order {
 		pl.txn.Expect = append(pl.txn.Expect, store.Value{Key: k, Value: pl.cur[k]})
 		var b []byte

@@ -38,13 +38,22 @@ type alertRecord struct {
 	// remediation goes out at the latest (hold.go).
 	Holds map[string]int64 `json:"h,omitempty"`
 	// Labels are the alert's labels; GroupKey its last Alertmanager group
-	// (its Slack buttons' audit is kept under it).
-	Labels   map[string]string `json:"l,omitempty"`
-	GroupKey string            `json:"k,omitempty"`
+	// (its Slack buttons' audit is kept under it). When its latest
+	// observation's events are shared with other alerts of its request
+	// (SharedLabels), the block of its latest reference event (timeline.go)
+	// holds the group key and the labels they all have, and Labels only
+	// the alert's own.
+	Labels       map[string]string `json:"l,omitempty"`
+	GroupKey     string            `json:"k,omitempty"`
+	SharedLabels bool              `json:"ls,omitempty"`
 	// Events are the decisions about its latest observations, oldest
 	// first, at most maxEvents (timeline.go); Dropped counts those let go.
 	Events  []event `json:"v,omitempty"`
 	Dropped int     `json:"vd,omitempty"`
+
+	// fresh counts the events at the end of Events noted by the plan
+	// being decided (not stored).
+	fresh int
 }
 
 // flapRecord is one flap key's state: under alert:<fp> within the alert's

@@ -11,12 +11,22 @@ package pipeline
 // (store.Note: one hash write per settle, however many items it settles),
 // kept for history_retention past that day. A timeline is the record's
 // events with, after each queued item, what the delivery records say.
+//
+// The alerts of one request mostly go the same way: the same status, the
+// same routes, the same decision on each target. Events a plan noted alike
+// for two alerts or more are written once, as a shared block (obs:<id>,
+// sharedBlock) with the group key and the labels those alerts have in
+// common; each record keeps a reference event to it and its own labels
+// only. In an alert storm, where a request carries hundreds of alerts, a
+// record is then about the size it was before it had a timeline.
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -66,13 +76,39 @@ var (
 	stageNames = map[string]string{"r": api.StageReceived, "o": api.StageRouted, "n": api.StageNotify, "a": api.StageAlready}
 )
 
+// codeShared is the stage of a reference event: its I names the shared
+// block holding the events, all of its time T.
+const codeShared = "@"
+
+// sharedBlock is the events one plan noted alike for several alerts of
+// an entry (their times are the reference's), with the group key and the
+// labels the alerts have in common.
+type sharedBlock struct {
+	K string            `json:"k,omitempty"`
+	L map[string]string `json:"l,omitempty"`
+	V []event           `json:"v"`
+}
+
+func sharedKey(id string) string { return "obs:" + id }
+
+// blockLife is how long a shared block lives, given the longest life a
+// plan gives a record: twice that, since a record the block's plan wrote
+// may be written once more without an entry (when it stops flapping, at
+// most that life later) and then live as long again, still referring to
+// the block for its labels.
+func blockLife(recordLife time.Duration) time.Duration { return 2 * recordLife }
+
 // received notes an observation: its status in D, its entry (request) in
 // I, and its Alertmanager in U when it is not the one of the previous
 // observation kept.
 func (r *alertRecord) received(at time.Time, status, entry, externalURL string) {
 	last := ""
 	for i := len(r.Events) - 1; i >= 0; i-- {
-		if e := r.Events[i]; e.S == stageCodes[api.StageReceived] && e.U != "" {
+		e := r.Events[i]
+		if e.S == codeShared {
+			break // in a block, which may go first: say it again
+		}
+		if e.S == stageCodes[api.StageReceived] && e.U != "" {
 			last = e.U
 			break
 		}
@@ -95,11 +131,33 @@ func (r *alertRecord) routed(at time.Time, routes []routing.MatchedRoute) {
 
 // expand gives the events their stage, time, full detail and item: a
 // notify without an item queued the entry of the observation before it.
-func expand(evs []event) []event {
-	out := make([]event, len(evs))
+// A reference is replaced by its block's events (blocks, by ID); one whose
+// block is gone by a received event saying so.
+func expand(evs []event, blocks map[string]*sharedBlock) []event {
+	out := make([]event, 0, len(evs))
 	entry, url := "", ""
 	var at int64
-	for i, e := range evs {
+	var shared []event  // the block being expanded
+	afterBlock := false // a reference since the last received event
+	for i := 0; i < len(evs) || len(shared) > 0; {
+		var e event
+		inBlock := len(shared) > 0
+		if inBlock {
+			e, shared = shared[0], shared[1:]
+			e.T = at
+		} else {
+			e = evs[i]
+			i++
+			if e.S == codeShared {
+				at, afterBlock = e.T, true
+				if b := blocks[e.I]; b != nil {
+					shared = b.V
+					continue
+				}
+				out = append(out, event{T: e.T, S: api.StageReceived, D: "an observation decided alike for several alerts of one request; what was decided is no longer kept"})
+				continue
+			}
+		}
 		if name, ok := stageNames[e.S]; ok {
 			e.S = name
 		}
@@ -117,9 +175,12 @@ func expand(evs []event) []event {
 			e.D = strings.Join(parts, "; ")
 		case api.StageReceived:
 			entry = e.I
-			if e.U != "" {
+			// A received event says its Alertmanager when it differs from
+			// the one before, and always in a block or after one.
+			if e.U != "" || inBlock || afterBlock {
 				url = e.U
 			}
+			afterBlock = afterBlock && inBlock
 			from := url
 			if from == "" {
 				from = "an Alertmanager without an external URL"
@@ -144,7 +205,7 @@ func expand(evs []event) []event {
 				e.D = "this observation, or a newer one, went to it already"
 			}
 		}
-		out[i] = e
+		out = append(out, e)
 	}
 	return out
 }
@@ -161,12 +222,184 @@ func (r *alertRecord) note(at time.Time, stage, target, detail, item string) {
 		t = 0
 	}
 	r.Events = append(r.Events, event{T: t, S: stage, G: target, D: detail, I: item})
+	r.fresh++
 	if over := len(r.Events) - maxEvents; over > 0 {
 		first := r.timeAt(over) // the new first event gets its time back
 		r.Events = append(r.Events[:0:0], r.Events[over:]...)
 		r.Events[0].T = first
 		r.Dropped += over
+		r.fresh = min(r.fresh, len(r.Events))
 	}
+}
+
+// freshShared is the events the plan noted, as a block holds them (no
+// time; every received event saying its Alertmanager, url), when they are
+// all of the instant at (unix ms); ok is false otherwise.
+func (r *alertRecord) freshShared(at int64, url string) (v []event, ok bool) {
+	if r.fresh == 0 {
+		return nil, false
+	}
+	first := len(r.Events) - r.fresh
+	if r.timeAt(first) != at {
+		return nil, false
+	}
+	v = make([]event, r.fresh)
+	for i, e := range r.Events[first:] {
+		if i > 0 && e.T != 0 && e.T != at {
+			return nil, false
+		}
+		e.T = 0
+		if e.S == stageCodes[api.StageReceived] {
+			e.U = url
+		}
+		v[i] = e
+	}
+	return v, true
+}
+
+// share writes the events the plan noted alike for two alerts or more of
+// its entry once, as a block of its own (in the plan's shard, with the
+// records), each record keeping a reference to it. The blocks' IDs are
+// the entry's and a number: an entry's decision is committed once, so an
+// ID is never given to two blocks that both reach the store.
+func (pl *plan) share(recordLife time.Duration) {
+	if pl.entry == "" {
+		return
+	}
+	at := pl.now.UnixMilli()
+	type kin struct {
+		b    sharedBlock
+		recs []*alertRecord
+	}
+	var kins []*kin
+	bySig := map[string]*kin{}
+	for _, k := range pl.order {
+		r := pl.records[k]
+		if r == nil {
+			continue
+		}
+		v, ok := r.freshShared(at, pl.url)
+		if !ok {
+			continue
+		}
+		sig, _ := json.Marshal(sharedBlock{K: r.GroupKey, V: v})
+		g := bySig[string(sig)]
+		if g == nil {
+			g = &kin{b: sharedBlock{K: r.GroupKey, V: v}}
+			bySig[string(sig)] = g
+			kins = append(kins, g)
+		}
+		g.recs = append(g.recs, r)
+	}
+	n := 0
+	for _, g := range kins {
+		if len(g.recs) < 2 {
+			continue
+		}
+		common := maps.Clone(g.recs[0].Labels)
+		for _, r := range g.recs[1:] {
+			for name, v := range common {
+				if w, ok := r.Labels[name]; !ok || w != v {
+					delete(common, name)
+				}
+			}
+		}
+		g.b.L = common
+		id := fmt.Sprintf("%s.%d", pl.entry, n)
+		n++
+		b, _ := json.Marshal(&g.b)
+		pl.txn.Set = append(pl.txn.Set, store.Value{Key: sharedKey(id), Value: b, TTL: blockLife(recordLife)})
+		for _, r := range g.recs {
+			r.Events = append(r.Events[:len(r.Events)-r.fresh], event{T: at, S: codeShared, I: id})
+			own := map[string]string{}
+			for name, v := range r.Labels {
+				if _, ok := common[name]; !ok {
+					own[name] = v
+				}
+			}
+			r.Labels, r.GroupKey, r.SharedLabels, r.fresh = own, "", true, 0
+		}
+	}
+}
+
+// blocks reads the shared blocks recs refer to, by ID; a block gone is
+// absent.
+func (p *Pipeline) blocks(ctx context.Context, shard int, recs ...*alertRecord) (map[string]*sharedBlock, error) {
+	out := map[string]*sharedBlock{}
+	var ids []string
+	want := func(id string) {
+		if _, ok := out[id]; !ok && id != "" {
+			out[id] = nil
+			ids = append(ids, id)
+		}
+	}
+	for _, r := range recs {
+		for _, e := range r.Events {
+			if e.S == codeShared {
+				want(e.I)
+			}
+		}
+	}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		keys := make([]string, len(chunk))
+		for i, id := range chunk {
+			keys[i] = sharedKey(id)
+		}
+		vals, err := p.o.Store.Get(ctx, shard, keys...)
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			b := &sharedBlock{}
+			if v != nil && json.Unmarshal(v, b) == nil {
+				out[chunk[i]] = b
+			}
+		}
+	}
+	for id, b := range out {
+		if b == nil {
+			delete(out, id)
+		}
+	}
+	return out, nil
+}
+
+// sharedWith is the block holding the rest of the alert's labels and its
+// group key; nil when the record holds them (or the block is gone).
+func (r *alertRecord) sharedWith(blocks map[string]*sharedBlock) *sharedBlock {
+	if !r.SharedLabels {
+		return nil
+	}
+	for i := len(r.Events) - 1; i >= 0; i-- {
+		if e := r.Events[i]; e.S == codeShared {
+			return blocks[e.I]
+		}
+	}
+	return nil
+}
+
+// labels are the alert's labels: its own and those its block holds.
+func (r *alertRecord) labels(blocks map[string]*sharedBlock) map[string]string {
+	b := r.sharedWith(blocks)
+	if b == nil {
+		return r.Labels
+	}
+	all := maps.Clone(b.L)
+	if all == nil {
+		all = map[string]string{}
+	}
+	maps.Copy(all, r.Labels)
+	return all
+}
+
+// groupKey is the alert's last Alertmanager group.
+func (r *alertRecord) groupKey(blocks map[string]*sharedBlock) string {
+	if b := r.sharedWith(blocks); b != nil {
+		return b.K
+	}
+	return r.GroupKey
 }
 
 // lastTime is the time of the latest event, 0 when none.
@@ -262,12 +495,16 @@ func (p *Pipeline) Timeline(ctx context.Context, fp string) (api.Timeline, error
 	if rec == nil {
 		return api.Timeline{}, api.ErrNoAlert
 	}
-	tl := api.Timeline{Fingerprint: fp, Labels: rec.Labels, Status: rec.Status, StartsAt: time.UnixMilli(rec.StartsAt).UTC(), Dropped: rec.Dropped,
-		GroupKey: rec.GroupKey, Events: []api.TimelineEvent{}}
+	blocks, err := p.blocks(ctx, shard, rec)
+	if err != nil {
+		return api.Timeline{}, err
+	}
+	tl := api.Timeline{Fingerprint: fp, Labels: rec.labels(blocks), Status: rec.Status, StartsAt: time.UnixMilli(rec.StartsAt).UTC(), Dropped: rec.Dropped,
+		GroupKey: rec.groupKey(blocks), Events: []api.TimelineEvent{}}
 	if rec.EndsAt > 0 {
 		tl.EndsAt = time.UnixMilli(rec.EndsAt).UTC()
 	}
-	for _, e := range expand(rec.Events) {
+	for _, e := range expand(rec.Events, blocks) {
 		tl.Events = append(tl.Events, api.TimelineEvent{At: time.UnixMilli(e.T).UTC(), Stage: e.S, Target: e.G, Detail: e.D, Item: e.I})
 		if e.I == "" || e.G == "" {
 			continue
@@ -416,13 +653,23 @@ func (p *Pipeline) Alerts(ctx context.Context, q api.AlertQuery) (api.Alerts, er
 			if err != nil {
 				return api.Alerts{}, err
 			}
+			recs := make([]*alertRecord, len(vals))
+			for j, b := range vals {
+				if b != nil {
+					recs[j] = decodeRecord(strings.TrimPrefix(chunk[j], "alert:"), b)
+				}
+			}
+			recs = slices.DeleteFunc(recs, func(r *alertRecord) bool { return r == nil })
+			blocks, err := p.blocks(ctx, shard, recs...)
+			if err != nil {
+				return api.Alerts{}, err
+			}
 			for j, b := range vals {
 				if b == nil {
 					continue
 				}
 				fp := strings.TrimPrefix(chunk[j], "alert:")
-				rec := decodeRecord(fp, b)
-				if sum, items, ok := summarize(fp, rec, now, ms, q); ok {
+				if sum, items, ok := summarize(fp, decodeRecord(fp, b), blocks, now, ms, q); ok {
 					found = append(found, pending{&sum, items})
 				}
 			}
@@ -480,13 +727,14 @@ func (p *Pipeline) Alerts(ctx context.Context, q api.AlertQuery) (api.Alerts, er
 
 // summarize is an alert's state now from its record, and the last item
 // queued for each target; ok is false when q does not select it.
-func summarize(fp string, rec *alertRecord, now time.Time, ms []*labels.Matcher, q api.AlertQuery) (api.AlertSummary, map[string]string, bool) {
+func summarize(fp string, rec *alertRecord, blocks map[string]*sharedBlock, now time.Time, ms []*labels.Matcher, q api.AlertQuery) (api.AlertSummary, map[string]string, bool) {
+	ls := rec.labels(blocks)
 	for _, m := range ms {
-		if !m.Matches(rec.Labels[m.Name]) {
+		if !m.Matches(ls[m.Name]) {
 			return api.AlertSummary{}, nil, false
 		}
 	}
-	sum := api.AlertSummary{Fingerprint: fp, Labels: rec.Labels, Status: rec.Status, StartsAt: time.UnixMilli(rec.StartsAt).UTC(),
+	sum := api.AlertSummary{Fingerprint: fp, Labels: ls, Status: rec.Status, StartsAt: time.UnixMilli(rec.StartsAt).UTC(),
 		SeenAt: time.UnixMilli(rec.SeenAt).UTC(), Flapping: rec.Flap != nil && rec.Flap.State.Flapping, LastDelivery: map[string]string{}}
 	if sum.Labels == nil {
 		sum.Labels = map[string]string{}
@@ -496,11 +744,14 @@ func summarize(fp string, rec *alertRecord, now time.Time, ms []*labels.Matcher,
 	}
 	items := map[string]string{}
 	receivers := map[string]bool{}
-	for _, e := range expand(rec.Events) {
+	for _, e := range expand(rec.Events, blocks) {
 		if e.G == "" {
 			continue
 		}
 		receivers[strings.SplitN(e.G, "/", 2)[0]] = true
+		if e.S == api.StageAlready {
+			continue // nothing new went: the delivery before is the last
+		}
 		sum.LastDelivery[e.G] = e.S
 		if e.I != "" {
 			items[e.G] = e.I

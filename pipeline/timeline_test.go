@@ -22,7 +22,9 @@ import (
 	"github.com/alertmedic/alertmedic/notifiers"
 	"github.com/alertmedic/alertmedic/notifiers/slack"
 	"github.com/alertmedic/alertmedic/secret"
+	"github.com/alertmedic/alertmedic/store"
 	"github.com/alertmedic/alertmedic/store/memory"
+	"github.com/alertmedic/alertmedic/store/redis/redistest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden timelines")
@@ -231,5 +233,96 @@ func TestTimelineDuplicate(t *testing.T) {
 	}
 	if s := tl.Story(); !strings.Contains(s, "received: firing again, in request req-b from http://alertmanager-b:9093: a duplicate, dropped (the latest of that day)\n") {
 		t.Errorf("the story has no duplicate:\n%s", s)
+	}
+}
+
+// The alerts of one request decided alike share one block of events; each
+// alert's story, labels and group are what they are when it comes alone,
+// and the listing filters on labels the block holds.
+func TestTimelineShared(t *testing.T) {
+	testTimelineShared(t, func(clk *clock) Store { return memory.New(memory.Options{Now: clk.Now}) })
+}
+
+func TestTimelineSharedRedis(t *testing.T) {
+	testTimelineShared(t, func(*clock) Store { return redistest.Open(t, redistest.Prefix(t, "shared")) })
+}
+
+func testTimelineShared(t *testing.T, open func(*clock) Store) {
+	crit := func(instance string) template.Alert {
+		return mk(alert.StatusFiring, t0, "alertname", "NodeDown", "severity", "critical", "instance", instance)
+	}
+	warn := mk(alert.StatusFiring, t0, "alertname", "NodeDown", "severity", "warning", "instance", "d")
+	clk := &clock{t: t0}
+	st := open(clk)
+	g := newRig(t, st, example(t), clk)
+	g.feedID(t, "req-storm", crit("a"), crit("b"), crit("c"), warn)
+	clk.Add(time.Minute)
+	g.feedID(t, "req-again", crit("a"), crit("b"), crit("c")) // Alertmanager's repeat: already sent
+	g.flush(t)
+	ctx := context.Background()
+
+	blocks, err := st.Get(ctx, 0, sharedKey("req-storm.0"), sharedKey("req-storm.1"), sharedKey("req-again.0"), sharedKey("req-again.1"))
+	if err != nil || blocks[0] == nil || blocks[1] != nil || blocks[2] == nil || blocks[3] != nil {
+		t.Fatalf("blocks %q %v: want one per request (the warning decided otherwise)", blocks, err)
+	}
+	recs := records(t, st, &alert.Entry{Message: &alert.Message{Data: &template.Data{Alerts: template.Alerts{crit("a"), warn}}}})
+	if r := recs[0]; !r.SharedLabels || r.Events[1].I != "req-again.0" || r.GroupKey != "" || len(r.Labels) != 1 || r.Labels["instance"] != "a" || len(r.Events) != 2 {
+		t.Errorf("shared record %+v", r)
+	}
+	if r := recs[1]; r.SharedLabels || len(r.Labels) != 3 || r.GroupKey != "{}:{}" {
+		t.Errorf("the warning's record %+v", r)
+	}
+
+	// The same alert alone, in a request of the same ID: the same story.
+	clk2 := &clock{t: t0}
+	alone := newRig(t, memory.New(memory.Options{Now: clk2.Now}), example(t), clk2)
+	alone.feedID(t, "req-storm", crit("b"))
+	clk2.Add(time.Minute)
+	alone.feedID(t, "req-again", crit("b"))
+	alone.flush(t)
+	fp := crit("b").Fingerprint
+	want, err := alone.p.Timeline(ctx, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := g.p.Timeline(ctx, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Story() != want.Story() {
+		t.Errorf("shared:\n%s\nalone:\n%s", got.Story(), want.Story())
+	}
+	if !strings.Contains(got.Story(), "delivered oncall/pagerduty[0]") || !strings.Contains(got.Story(), "received: firing, in request req-again from http://alertmanager:9093") {
+		t.Errorf("the story lacks its delivery or its second request:\n%s", got.Story())
+	}
+	if len(got.Labels) != 3 || got.Labels["severity"] != "critical" || got.GroupKey != "{}:{}" {
+		t.Errorf("labels %v, group %q", got.Labels, got.GroupKey)
+	}
+
+	list := func(f string) []api.AlertSummary {
+		t.Helper()
+		as, err := g.p.Alerts(ctx, api.AlertQuery{Filter: []string{f}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return as.Alerts
+	}
+	if as := list(`severity="critical"`); len(as) != 3 || as[0].Labels["alertname"] != "NodeDown" || as[0].LastDelivery["oncall/pagerduty[0]"] != api.StageDelivered {
+		t.Errorf("critical alerts: %+v", as)
+	}
+	if as := list(`instance="b"`); len(as) != 1 || as[0].Fingerprint != fp {
+		t.Errorf("instance b: %+v", as)
+	}
+
+	// A block gone (evicted at the store's cap): the story says so.
+	if err := st.Commit(ctx, 0, store.Txn{Set: []store.Value{{Key: sharedKey("req-again.0")}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = g.p.Timeline(ctx, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := got.Story(); !strings.Contains(s, "what was decided is no longer kept") || !strings.Contains(s, "in request req-storm") || got.Labels["instance"] != "b" {
+		t.Errorf("with the block gone:\n%s%v", s, got.Labels)
 	}
 }

@@ -29,6 +29,9 @@
 //	    alert:<fp>          pipeline: an alert's record (last observation, per-target
 //	                        watermark, flap state when it flaps on its own, labels, the
 //	                        events of its timeline, holds), TTL history retention
+//	    obs:<entry>.<n>     pipeline: the timeline events of one request decided alike for
+//	                        several of its alerts, their group key and common labels (the
+//	                        records refer to it), TTL twice the records'
 //	    flap:<key>          pipeline: flap state of alerts grouped by flapping.by
 //	    rem:guard:<r>:<fp>  remediation: lock and cooldowns of rule r for one alert
 //	    rem:budget:<r>      remediation: run times of rule r in the last hour

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/alertmedic/alertmedic/store"
 )
 
 func TestExpiryAcrossChunksAndTTLs(t *testing.T) {
@@ -60,5 +62,36 @@ func TestExpiryAcrossChunksAndTTLs(t *testing.T) {
 		if k == "pause" {
 			t.Fatal("the 10-year key expired after a day")
 		}
+	}
+}
+
+// A notes record's fields expire with the record, in its TTL's queue:
+// settles at a thousand different instants make one expiry queue, not one
+// each (each of which held a chunk of its own).
+func TestNoteFieldsShareTheRecordsQueue(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	s := New(Options{Now: func() time.Time { return now }})
+	ctx := t.Context()
+	for i := 0; i < 1000; i++ {
+		now = now.Add(time.Millisecond + time.Duration(i)*time.Nanosecond)
+		st := store.Settlement{Now: now, Notes: []store.Note{{Key: "dl:t:20261201", Field: "item" + strconv.Itoa(i), Line: []byte("x\n"), TTL: time.Hour}}}
+		if _, err := s.Settle(ctx, 0, store.QueueOutbox, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(s.valueQ.qs); n != 1 {
+		t.Fatalf("%d expiry queues for one record's fields", n)
+	}
+	got, err := s.Fields(ctx, 0, "dl:t:20261201", "item0", "item999")
+	if err != nil || string(got[0]) != "x\n" || string(got[1]) != "x\n" {
+		t.Fatalf("fields %q, %v", got, err)
+	}
+	// The record's hour is up: every field goes with it.
+	now = now.Add(time.Hour)
+	if err := s.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Stats().Sizes["values"]; n != 0 {
+		t.Fatalf("%d values left after the record's TTL", n)
 	}
 }

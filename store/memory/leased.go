@@ -296,18 +296,17 @@ func (s *Store) Settle(_ context.Context, shard int, queue string, st store.Sett
 		// A field is a value of its own here, under the record's key and
 		// the field's; it expires with the record (its first note's TTL).
 		k := fieldKey(n.Key, n.Field)
-		exp := now + int64(n.TTL)
-		if r, ok := s.values[recordKey(n.Key)]; ok && r.exp > now {
-			exp = r.exp
-		} else {
+		r, ok := s.values[recordKey(n.Key)]
+		if !ok || r.exp <= now {
 			s.setLocked(recordKey(n.Key), []byte{1}, n.TTL, false, now)
+			r = s.values[recordKey(n.Key)]
 		}
 		if v, ok := s.values[k]; ok && v.exp > now && n.Append {
 			v.v = append(slices.Clip(v.v), n.Line...)
 			s.values[k] = v
 			continue
 		}
-		s.setLocked(k, slices.Clone(n.Line), time.Duration(exp-now), false, now)
+		s.setExpLocked(k, slices.Clone(n.Line), r.ttl, r.exp, false)
 	}
 	for _, it := range st.Done {
 		if x := claimed(it); x != nil {

@@ -454,8 +454,10 @@ func (x *expiry[K]) pop(now int64, force int, drop func(k K, exp int64, forced b
 }
 
 // expiryQueue is one TTL's keys in the order written. Entries live in
-// fixed-size chunks so that neither growing nor draining ever copies the
-// whole queue under the lock.
+// chunks, each twice the one before up to expiryChunk, so that neither
+// growing nor draining ever copies the whole queue under the lock, and a
+// TTL written a few times holds a few entries' memory, not a full chunk's.
+// Every chunk but the last is full (len == cap).
 type expiryQueue[K comparable] struct {
 	chunks [][]expiring[K]
 	head   int // next entry in chunks[0]
@@ -466,11 +468,18 @@ type expiring[K comparable] struct {
 	exp int64 // unix ns
 }
 
-const expiryChunk = 4096
+const (
+	expiryChunk      = 4096
+	expiryFirstChunk = 8
+)
 
 func (e *expiryQueue[K]) push(k K, exp int64) {
-	if n := len(e.chunks); n == 0 || len(e.chunks[n-1]) == expiryChunk {
-		e.chunks = append(e.chunks, make([]expiring[K], 0, expiryChunk))
+	if n := len(e.chunks); n == 0 || len(e.chunks[n-1]) == cap(e.chunks[n-1]) {
+		size := expiryFirstChunk
+		if n > 0 {
+			size = min(2*cap(e.chunks[n-1]), expiryChunk)
+		}
+		e.chunks = append(e.chunks, make([]expiring[K], 0, size))
 	}
 	last := len(e.chunks) - 1
 	e.chunks[last] = append(e.chunks[last], expiring[K]{k, exp})
@@ -482,7 +491,7 @@ func (e *expiryQueue[K]) peek() (expiring[K], bool) {
 		if e.head < len(c) {
 			return c[e.head], true
 		}
-		if len(c) < expiryChunk {
+		if len(c) < cap(c) {
 			return expiring[K]{}, false // the only, partly filled chunk is drained
 		}
 		e.chunks[0] = nil

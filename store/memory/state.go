@@ -33,6 +33,14 @@ func (s *Store) setLocked(key string, v []byte, ttl time.Duration, pin bool, now
 		s.deleteValueLocked(key)
 		return
 	}
+	s.setExpLocked(key, v, ttl, now+int64(ttl), pin)
+}
+
+// setExpLocked stores v until exp, in the expiry queue of ttl: a value
+// that expires with another (a notes record's field) takes the other's
+// TTL and expiry, so that the queues stay one per TTL the caller uses
+// rather than one per write.
+func (s *Store) setExpLocked(key string, v []byte, ttl time.Duration, exp int64, pin bool) {
 	old, had := s.values[key]
 	if had && old.pin {
 		s.pinned--
@@ -40,7 +48,6 @@ func (s *Store) setLocked(key string, v []byte, ttl time.Duration, pin bool, now
 	if pin {
 		s.pinned++
 	}
-	exp := now + int64(ttl)
 	s.values[key] = value{v: v, exp: exp, ttl: ttl, pin: pin}
 	s.valueQ.push(key, ttl, exp)
 }

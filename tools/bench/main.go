@@ -130,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.clusterRepeat, "cluster-repeat", 2, "attempts of each of the cluster scenario's ingest runs, interleaved, each on a fresh server; the best is kept")
 	targets := fs.String("targets", "ceiling,memory,redis", "comma-separated targets to run; a subset helps when profiling one")
 	scenarios := fs.String("scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios to run: ingest (max rate and ack latency), memory (both parts: memory-retention, short retention and no route, memory and redis; memory-shipped, the shipped example configuration, memory store), e2e, cost (Redis commands per alert and idle, redis target), storm (100,000 alerts to three stand-ins, memory and redis), cluster (a private Redis Cluster beside the single Redis: commands per alert, ingest rate, the cost of wait_replicas: 1; redis target, and the ceiling target for its ceiling column)")
+	fs.StringVar(&heapProfiles, "heap-profile", "", "also save the heap profile of each forced GC of the memory scenarios into this directory (for go tool pprof)")
 	fs.StringVar(&o.write, "write", "", "also write the results, with targets and PASS/MISS, to this file (e.g. BENCHMARKS.md)")
 	fs.StringVar(&o.serveCeiling, "serve-ceiling", "", "")
 	fs.Usage = func() {

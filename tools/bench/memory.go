@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,8 +287,15 @@ func vmRSS(pid int) (float64, error) {
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
+// heapProfiles, when set (-heap-profile), is the directory where forceGC
+// saves each heap profile it asks for, numbered in order.
+var heapProfiles string
+
+var heapProfileSeq atomic.Int32
+
 // forceGC has the daemon run a garbage collection: its heap profile with
-// gc=1 collects before it is written (the profile itself is discarded).
+// gc=1 collects before it is written (the profile itself is discarded
+// unless -heap-profile names a directory for it).
 func forceGC(ctx context.Context, base string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -298,7 +306,18 @@ func forceGC(ctx context.Context, base string) error {
 		return fmt.Errorf("force a GC: %w", err)
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
+	w := io.Discard
+	if heapProfiles != "" && resp.StatusCode == http.StatusOK {
+		f, err := os.Create(filepath.Join(heapProfiles, fmt.Sprintf("heap-%02d.pb.gz", heapProfileSeq.Add(1))))
+		if err != nil {
+			return fmt.Errorf("save the heap profile: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("force a GC: read the heap profile: %w", err)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("force a GC: GET /debug/pprof/heap?gc=1: %s", resp.Status)
 	}
