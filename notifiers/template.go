@@ -2,7 +2,11 @@ package notifiers
 
 import (
 	"fmt"
+	tmplhtml "html/template"
+	"io"
+	"strings"
 	"sync"
+	tmpltext "text/template"
 
 	"github.com/prometheus/alertmanager/template"
 
@@ -57,40 +61,130 @@ var (
 	tmplOnce sync.Once
 	tmpl     *template.Template
 	tmplErr  error
+	// The text and HTML template sets inside tmpl: its default templates
+	// and functions, never executed, cloned once per text (parsed).
+	rootText *tmpltext.Template
+	rootHTML *tmplhtml.Template
 )
 
 // Template is Alertmanager's template engine with its default templates
 // and functions (toUpper, humanizeDuration, ...), shared by every
 // integration.
 func Template() (*template.Template, error) {
-	tmplOnce.Do(func() { tmpl, tmplErr = template.FromGlobs(nil) })
+	tmplOnce.Do(func() {
+		tmpl, tmplErr = template.FromGlobs(nil, func(t *tmpltext.Template, h *tmplhtml.Template) { rootText, rootHTML = t, h })
+	})
 	return tmpl, tmplErr
 }
 
 // Render expands a text template against n's data.
-func Render(text string, n *Notification) (string, error) {
+func Render(text string, n *Notification) (string, error) { return Execute(text, Data(n), false) }
+
+// RenderHTML expands an HTML template (escaping values) against n's data.
+func RenderHTML(text string, n *Notification) (string, error) { return Execute(text, Data(n), true) }
+
+// Execute expands text against data with Alertmanager's engine, as HTML
+// (escaping values) when html is set: what its ExecuteTextString and
+// ExecuteHTMLString give. They clone the whole template set (Alertmanager's
+// default templates) and parse the text again on every call, which in a
+// storm is most of the garbage a notification makes. Here a text is parsed
+// once, into a clone of the set of its own, and that is executed each time
+// (a parsed template may execute concurrently). The texts are the
+// integrations' and the targets' templates, a few dozen; past maxParsed
+// (after many reloads that changed them) a text is rendered as
+// Alertmanager does, uncached.
+//
+// Alertmanager's routeLabels function renders the route labels of the
+// data it is given (its 0.35 webhook's routeLabels); a notification's data
+// carries none, so here it renders "", as Alertmanager's does for it.
+func Execute(text string, data any, html bool) (string, error) {
+	if text == "" {
+		return "", nil
+	}
 	t, err := Template()
 	if err != nil {
 		return "", fmt.Errorf("load templates: %w", err)
 	}
-	s, err := t.ExecuteTextString(text, Data(n))
+	x, err := parse(text, html)
+	if err != nil {
+		return "", fmt.Errorf("render template: %w", err)
+	}
+	var s string
+	if x == nil {
+		if html {
+			s, err = t.ExecuteHTMLString(text, data)
+		} else {
+			s, err = t.ExecuteTextString(text, data)
+		}
+	} else {
+		var b strings.Builder
+		err = x.Execute(&b, data)
+		s = b.String()
+	}
 	if err != nil {
 		return "", fmt.Errorf("render template: %w", err)
 	}
 	return s, nil
 }
 
-// RenderHTML expands an HTML template (escaping values) against n's data.
-func RenderHTML(text string, n *Notification) (string, error) {
-	t, err := Template()
-	if err != nil {
-		return "", fmt.Errorf("load templates: %w", err)
+// maxParsed bounds the parsed texts kept, text and HTML each.
+const maxParsed = 512
+
+type executor interface {
+	Execute(w io.Writer, data any) error
+}
+
+type parsedText struct {
+	x   executor
+	err error
+}
+
+var parsed struct {
+	mu         sync.Mutex
+	text, html map[string]parsedText
+}
+
+// noRouteLabels is routeLabels for data without route labels.
+func noRouteLabels(string) (string, error) { return "", nil }
+
+// parse is text parsed into a clone of the set, or its parse error; nil,
+// nil when maxParsed texts are kept already.
+func parse(text string, html bool) (executor, error) {
+	parsed.mu.Lock()
+	defer parsed.mu.Unlock()
+	m := &parsed.text
+	if html {
+		m = &parsed.html
 	}
-	s, err := t.ExecuteHTMLString(text, Data(n))
-	if err != nil {
-		return "", fmt.Errorf("render template: %w", err)
+	if p, ok := (*m)[text]; ok {
+		return p.x, p.err
 	}
-	return s, nil
+	if len(*m) >= maxParsed {
+		return nil, nil
+	}
+	var p parsedText
+	if html {
+		c, err := rootHTML.Clone()
+		if err == nil {
+			c, err = c.New("").Option("missingkey=zero").Funcs(tmplhtml.FuncMap{"routeLabels": noRouteLabels}).Parse(text)
+		}
+		if p.err = err; err == nil {
+			p.x = c
+		}
+	} else {
+		c, err := rootText.Clone()
+		if err == nil {
+			c, err = c.New("").Option("missingkey=zero").Funcs(tmpltext.FuncMap{"routeLabels": noRouteLabels}).Parse(text)
+		}
+		if p.err = err; err == nil {
+			p.x = c
+		}
+	}
+	if *m == nil {
+		*m = map[string]parsedText{}
+	}
+	(*m)[text] = p
+	return p.x, p.err
 }
 
 // Template settings a receiver's integration entry may set to override the

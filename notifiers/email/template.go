@@ -55,18 +55,5 @@ func data(nt *notifiers.Notification) *Data {
 // render expands a template with Alertmanager's engine (its default
 // templates and functions), as HTML (escaping values) when html is set.
 func render(text string, nt *notifiers.Notification, html bool) (string, error) {
-	t, err := notifiers.Template()
-	if err != nil {
-		return "", fmt.Errorf("load templates: %w", err)
-	}
-	var s string
-	if html {
-		s, err = t.ExecuteHTMLString(text, data(nt))
-	} else {
-		s, err = t.ExecuteTextString(text, data(nt))
-	}
-	if err != nil {
-		return "", fmt.Errorf("render template: %w", err)
-	}
-	return s, nil
+	return notifiers.Execute(text, data(nt), html)
 }
