@@ -39,6 +39,10 @@ type TimelineEvent struct {
 	// Item is the outbox item a notify, deferred or held event queued; the
 	// delivery events of that item follow it.
 	Item string `json:"item,omitempty"`
+	// Messages are, for a delivered event, the keys of the messages that
+	// carried it (several items' alerts may go in one message); an
+	// integration names a message after its key (an email's Message-ID).
+	Messages []string `json:"messages,omitempty"`
 }
 
 // Timeline is the answer of GET /api/v1/alerts/{fingerprint}/timeline:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/alertmedic/alertmedic/api"
 	"github.com/alertmedic/alertmedic/notifiers"
+	"github.com/alertmedic/alertmedic/notifiers/email"
 	"github.com/alertmedic/alertmedic/notifiers/pagerduty"
 	"github.com/alertmedic/alertmedic/oncall"
 	"github.com/alertmedic/alertmedic/pipeline"
@@ -30,6 +31,9 @@ type alertsAPI struct {
 	refs notifiers.Refs
 	// tree is the live route tree: which integration a target is.
 	tree func() *routing.Tree
+	// emailFrom is the email integration's sender, "" when it is not
+	// configured (its targets then render into the log).
+	emailFrom func() string
 }
 
 func (a alertsAPI) Alerts(ctx context.Context, q api.AlertQuery) (api.Alerts, error) {
@@ -79,6 +83,13 @@ func (a alertsAPI) Timeline(ctx context.Context, fp string) (api.Timeline, error
 	return tl, nil
 }
 
+func (a alertsAPI) from() string {
+	if a.emailFrom == nil {
+		return ""
+	}
+	return a.emailFrom()
+}
+
 // deliveryFacts adds to each delivered event what the integration keeps of
 // it: PagerDuty's dedup_key (the incident's), and in Slack app mode the
 // message's channel and ts, from its group's ref.
@@ -108,7 +119,15 @@ func (a alertsAPI) deliveryFacts(ctx context.Context, tl *api.Timeline) {
 		}
 		switch t.Integration {
 		case routing.Email:
-			// The thread's root, by recipient: what to search the mailbox for.
+			// The mail's own Message-ID, and the thread's root by
+			// recipient: what to search the mailbox for.
+			if from := a.from(); from != "" && len(e.Messages) > 0 {
+				ids := make([]string, len(e.Messages))
+				for i, k := range e.Messages {
+					ids[i] = "<" + email.MessageID(k, from) + ">"
+				}
+				e.Detail += "; Message-ID " + strings.Join(ids, ", ")
+			}
 			addrs, err := mail.ParseAddressList(t.Settings["to"])
 			if err != nil || a.refs == nil || tl.GroupKey == "" {
 				continue

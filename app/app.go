@@ -240,6 +240,11 @@ func (a *App) wire(cfg *config.Config, reg *prometheus.Registry, capacity int, s
 				return nil
 			}
 			return rules.Tree
+		}, emailFrom: func() string {
+			if c := a.currentConfig(); c != nil && c.Integrations.Email.Configured() {
+				return c.Integrations.Email.From
+			}
+			return ""
 		}},
 		Integrations: func() [][2]string {
 			ints := a.notifier.p.Load()

@@ -608,9 +608,9 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 
 	// Retry-After counts from the answer, not from when the batch began.
 	now := p.o.Now()
-	partial := map[string]string{}
+	c := &carried{in: map[string][]string{}, rest: map[string]string{}}
 	for _, u := range units {
-		if err := d.settleUnit(ctx, &st, b, u, retryErr, now, partial); err != nil {
+		if err := d.settleUnit(ctx, &st, b, u, retryErr, now, c); err != nil {
 			return err
 		}
 	}
@@ -630,7 +630,7 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 	}
 	st.Retry = keep
 	st.Now = p.o.Now()
-	p.deliveryNotes(&st, b.Group, retryErr, partial)
+	p.deliveryNotes(&st, b.Group, retryErr, c)
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
 	var res store.Settled
@@ -653,19 +653,26 @@ func (d *Dispatcher) send(ctx context.Context, b store.Batch) error {
 // went; back in the queue, as they are, when none went; else a dead letter
 // for each part that failed for good and the alerts of the parts not sent
 // back as one item.
-func (d *Dispatcher) settleUnit(ctx context.Context, st *store.Settlement, b store.Batch, u *unit, retryErr error, now time.Time, partial map[string]string) error {
+func (d *Dispatcher) settleUnit(ctx context.Context, st *store.Settlement, b store.Batch, u *unit, retryErr error, now time.Time, c *carried) error {
 	var sent, failed int
 	var rest template.Alerts
+	var keys []string
 	restMore := 0
 	for j, part := range u.parts {
 		switch {
 		case u.sent[j]:
 			sent++
+			keys = append(keys, part.Key)
 		case u.failed[j] != nil:
 			failed++
 		default:
 			rest = append(rest, part.Alerts...)
 			restMore += part.More
+		}
+	}
+	for _, it := range u.items {
+		if len(keys) > 0 {
+			c.in[it.ID] = keys
 		}
 	}
 	switch {
@@ -720,7 +727,7 @@ func (d *Dispatcher) settleUnit(ctx context.Context, st *store.Settlement, b sto
 			it.Collected = nil
 		}
 		if len(rest) > 0 || restMore > 0 {
-			partial[it.ID] = b.ID + ":rest"
+			c.rest[it.ID] = b.ID + ":rest"
 		}
 		st.Done = append(st.Done, it)
 	}

@@ -434,6 +434,15 @@ type deliveryLine struct {
 	Err     string `json:"e,omitempty"`
 	Next    int64  `json:"n,omitempty"` // the retry's due time, unix ms
 	Rest    string `json:"rest,omitempty"`
+	// Messages are the keys of the messages (notifiers.Notification.Key)
+	// that carried the item's alerts, of a delivery.
+	Messages []string `json:"m,omitempty"`
+}
+
+// carried is what a batch's settle tells its items' delivery records.
+type carried struct {
+	in   map[string][]string // item ID: the keys of the messages sent with its alerts
+	rest map[string]string   // item ID: the item its unsent alerts were put back as
 }
 
 func (l deliveryLine) encode() []byte {
@@ -442,7 +451,7 @@ func (l deliveryLine) encode() []byte {
 }
 
 // deliveryNotes are the settlement's lines for each item it settles.
-func (p *Pipeline) deliveryNotes(st *store.Settlement, target string, retryErr error, partial map[string]string) {
+func (p *Pipeline) deliveryNotes(st *store.Settlement, target string, retryErr error, c *carried) {
 	// The day's record lives history_retention past the day's end.
 	ttl := max(p.o.RecordTTL, time.Hour) + 24*time.Hour
 	key := deliveryKey(target, st.Now)
@@ -452,8 +461,8 @@ func (p *Pipeline) deliveryNotes(st *store.Settlement, target string, retryErr e
 		st.Notes = append(st.Notes, store.Note{Key: key, Field: id, Line: l.encode(), Append: earlier, TTL: ttl})
 	}
 	for _, it := range st.Done {
-		l := deliveryLine{Result: api.StageDelivered, Attempt: it.Attempts + 1}
-		if rest, ok := partial[it.ID]; ok {
+		l := deliveryLine{Result: api.StageDelivered, Attempt: it.Attempts + 1, Messages: c.in[it.ID]}
+		if rest, ok := c.rest[it.ID]; ok {
 			l.Rest = rest
 		}
 		add(it.ID, it.Attempts > 0 || it.LastErr == store.Revived, l)
@@ -583,7 +592,7 @@ func (p *Pipeline) deliveries(ctx context.Context, target, item string, from tim
 			if len(raw) == 0 || json.Unmarshal(raw, &l) != nil {
 				continue
 			}
-			out = append(out, api.TimelineEvent{At: time.UnixMilli(l.T).UTC(), Stage: l.Result, Target: target, Detail: l.detail(item), Item: item})
+			out = append(out, api.TimelineEvent{At: time.UnixMilli(l.T).UTC(), Stage: l.Result, Target: target, Detail: l.detail(item), Item: item, Messages: l.Messages})
 			if l.Rest != "" {
 				next = l.Rest
 			}

@@ -292,6 +292,25 @@ func testTimelineShared(t *testing.T, open func(*clock) Store) {
 	if got.Story() != want.Story() {
 		t.Errorf("shared:\n%s\nalone:\n%s", got.Story(), want.Story())
 	}
+	// Each delivery names the message that carried it: the key the
+	// notifier was given (an email's Message-ID derives from it).
+	keys := map[string]string{}
+	for _, n := range g.rec.take() {
+		keys[n.Key] = n.Target.Key()
+	}
+	delivered := 0
+	for _, e := range got.Events {
+		if e.Stage != api.StageDelivered {
+			continue
+		}
+		delivered++
+		if len(e.Messages) != 1 || keys[e.Messages[0]] != e.Target {
+			t.Errorf("delivered %s in messages %v; the notifier was given %v", e.Target, e.Messages, keys)
+		}
+	}
+	if delivered != 3 {
+		t.Errorf("%d delivered events, want one per target", delivered)
+	}
 	if !strings.Contains(got.Story(), "delivered oncall/pagerduty[0]") || !strings.Contains(got.Story(), "received: firing, in request req-again from http://alertmanager:9093") {
 		t.Errorf("the story lacks its delivery or its second request:\n%s", got.Story())
 	}

@@ -333,14 +333,27 @@ func (n *Notifier) message(nt *notifiers.Notification, to []*mail.Address) (*gom
 // systems drop the duplicate, and a thread's root keeps the Message-ID its
 // ref names through its retries.
 func (n *Notifier) messageID(nt *notifiers.Notification) (string, error) {
-	var b [16]byte
 	if nt.Key != "" {
-		sum := sha256.Sum256([]byte(nt.Key))
-		copy(b[:], sum[:])
-	} else if _, err := rand.Read(b[:]); err != nil {
+		return MessageID(nt.Key, n.from.Address), nil
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("message-id: %w", err)
 	}
 	return hex.EncodeToString(b[:]) + "@" + domain(n.from.Address), nil
+}
+
+// MessageID is the Message-ID (without its angle brackets) of the mail of
+// the notification keyed key, sent from from (the configured sender, an
+// address with or without a name): what an alert's timeline names its
+// delivery by. (The rare mail split off to recipients whose thread has
+// another root gets an ID derived from this one and its root.)
+func MessageID(key, from string) string {
+	if a, err := mail.ParseAddress(from); err == nil {
+		from = a.Address
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16]) + "@" + domain(from)
 }
 
 // build makes one mail: headers, the text part and the HTML alternative.

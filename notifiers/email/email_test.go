@@ -766,3 +766,26 @@ func TestConfigPrintsNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// The Message-ID a mail goes out with is MessageID of its notification's
+// key and sender: the one an alert's timeline names its delivery by.
+func TestMessageIDIsTheTimelines(t *testing.T) {
+	r := &relay{}
+	srv := startServer(t, r, serverOpts{})
+	c := config(t, srv)
+	nt := alertsNotification()
+	if retry, err := New(c, nil).Notify(context.Background(), nt); err != nil || retry {
+		t.Fatalf("Notify = %v, %v", retry, err)
+	}
+	msgs := r.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("relay received %d messages", len(msgs))
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(msgs[0].Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Header.Get("Message-Id"), "<"+MessageID(nt.Key, c.From)+">"; got != want {
+		t.Errorf("Message-Id %q, want %q", got, want)
+	}
+}
