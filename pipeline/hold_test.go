@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -278,5 +279,62 @@ func TestHoldAcrossReplicasRedis(t *testing.T) {
 	b.flush(t)
 	if ev := pd.take(); len(ev) != 0 {
 		t.Errorf("paged again: %+v", ev)
+	}
+}
+
+// failRemedySettle fails the first settle of a remediation task, as a
+// replica that dies between running the action and settling its task: the
+// task is handed out again when its lease ends.
+type failRemedySettle struct {
+	*memory.Store
+	mu     sync.Mutex
+	failed bool
+}
+
+func (f *failRemedySettle) Settle(ctx context.Context, shard int, queue string, st store.Settlement) (store.Settled, error) {
+	f.mu.Lock()
+	first := queue == store.QueueRemedy && !f.failed
+	f.failed = f.failed || first
+	f.mu.Unlock()
+	if first {
+		return store.Settled{}, errors.New("connection reset")
+	}
+	return f.Store.Settle(ctx, shard, queue, st)
+}
+
+// A remediation task handed out again after its action ran meets the
+// cooldown its own run started: the held page still waits for the
+// verdict, and an effective scale never pages.
+func TestHoldSurvivesTaskHandedOutAgain(t *testing.T) {
+	clk := &clock{t: t0}
+	orch, pd := newOrchestrator(t, 2), newPDStandIn(t)
+	st := &failRemedySettle{Store: memory.New(memory.Options{})}
+	g := held(t, st, clk, orch, pd, "r1")
+	labels := overloadedAlert()
+	g.feed(t, mk(alert.StatusFiring, t0, labels...))
+	g.remedies(t)
+	wantSeen(t, orch.take(), "GET /services/company-extraction-api", "POST /scale 5")
+	if !st.failed {
+		t.Fatal("the task's settle did not fail")
+	}
+	// Its lease runs out: handed out again, it meets the cooldown.
+	clk.Add(g.eng.MaxRunTime() + 6*time.Second)
+	g.remedies(t)
+	wantSeen(t, orch.take())
+	if ev := pd.take(); len(ev) != 0 {
+		t.Fatalf("paged when the task came again: %+v", ev)
+	}
+	g.notices()
+	clk.Add(time.Minute)
+	g.feed(t, mk(alert.StatusResolved, t0, labels...))
+	clk.t = t0.Add(verifyWithin)
+	g.verify(t)
+	if ns := g.notices(); len(ns) != 1 || !strings.HasPrefix(ns[0], "auto-remediated: ") {
+		t.Errorf("notices %q", ns)
+	}
+	clk.Add(time.Hour)
+	g.flush(t)
+	if ev := pd.take(); len(ev) != 0 {
+		t.Errorf("PagerDuty got %+v", ev)
 	}
 }

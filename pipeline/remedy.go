@@ -153,6 +153,18 @@ func (p *Pipeline) ran(ctx context.Context, shard int, hold *holdTask, recs []re
 		}
 	}
 	if hold != nil {
+		for _, rec := range recs {
+			if rec.Rule == hold.Rule && rec.Reason == remediation.ReasonCooldown && rec.Again {
+				// This task was handed out again after its action ran (the
+				// replica that ran it died before settling it): the wait for
+				// the outcome, written then, carries the pages; were it not
+				// written, they go at the end of their hold. Releasing them
+				// now would page although the action may have helped.
+				p.o.Logger.Info().Str("rule", hold.Rule).Str("fingerprint", rec.Fingerprint).
+					Msg("remediation task handed out again after its action ran; the held pages wait for its verdict")
+				return
+			}
+		}
 		// The rule that holds the pages did not act: they go now.
 		p.releaseHeld(ctx, hold, triedText(hold.Rule, recs), false)
 	}

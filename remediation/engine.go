@@ -237,6 +237,11 @@ type Record struct {
 	// with approval): Handle's caller puts its wait in the store, due at
 	// Proposed.Expires (approval.go).
 	Proposed *Proposal `json:"-"`
+	// Again, on a cooldown stop, says that the run that started the
+	// cooldown was for this very observation's episode (it started at or
+	// after the alert's startsAt): the same task handed out again after
+	// its action ran (a replica died before settling it), not a new firing.
+	Again bool `json:"-"`
 }
 
 // Request summarises an HTTP call without anything secret in it.
@@ -417,6 +422,7 @@ func (e *Engine) run(ctx context.Context, c *compiled, r *compiledRule, act *com
 		return storeFailed(err)
 	}
 	if until := st.cooldownUntil(status); until > now.UnixNano() {
+		rec.Again = st.ranSince(status, a.StartsAt)
 		return skip(ReasonCooldown, g.cooldownDetail(until))
 	}
 	if r.Budget > 0 {
@@ -445,6 +451,7 @@ func (e *Engine) run(ctx context.Context, c *compiled, r *compiledRule, act *com
 	}
 	switch decision {
 	case ReasonCooldown:
+		rec.Again = st.ranSince(status, a.StartsAt)
 		return skip(ReasonCooldown, g.cooldownDetail(st.cooldownUntil(status)))
 	case ReasonLock:
 		return skip(ReasonLock, fmt.Sprintf("%s holds the lock on this rule and alert until %s", st.Lock.Owner, time.Unix(0, st.Lock.Until).UTC().Format(time.RFC3339)))
@@ -662,6 +669,9 @@ type guardState struct {
 	// Cooldown maps an alert status (firing, resolved) to when its cooldown
 	// ends: resolving does not wait for firing's cooldown, or the reverse.
 	Cooldown map[string]int64 `json:"cooldown,omitempty"`
+	// Ran maps a status to when the run that started its cooldown began;
+	// kept as long as the cooldown.
+	Ran map[string]int64 `json:"ran,omitempty"`
 }
 
 type lockState struct {
@@ -672,6 +682,13 @@ type lockState struct {
 }
 
 func (s guardState) cooldownUntil(status string) int64 { return s.Cooldown[status] }
+
+// ranSince says whether the run that started status's cooldown began at
+// or after from.
+func (s guardState) ranSince(status string, from time.Time) bool {
+	ran, ok := s.Ran[status]
+	return ok && !from.IsZero() && ran >= from.UnixNano()
+}
 
 func (g guard) key() string { return keyGuard + g.rule.Name + ":" + g.fp }
 
@@ -757,14 +774,19 @@ func (g guard) release(ctx context.Context, token string, ran bool) {
 		}
 		if ran {
 			if s.Cooldown == nil {
-				s.Cooldown = map[string]int64{}
+				s.Cooldown, s.Ran = map[string]int64{}, map[string]int64{}
+			} else if s.Ran == nil {
+				s.Ran = map[string]int64{}
 			}
-			s.Cooldown[g.status] = max(s.Cooldown[g.status], until)
+			if until >= s.Cooldown[g.status] {
+				s.Cooldown[g.status], s.Ran[g.status] = until, start
+			}
 		}
 		now := g.e.now().UnixNano()
 		for k, v := range s.Cooldown {
 			if v <= now {
 				delete(s.Cooldown, k)
+				delete(s.Ran, k)
 			}
 		}
 		if s.Lock == nil && len(s.Cooldown) == 0 {

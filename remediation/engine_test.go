@@ -271,11 +271,19 @@ func testCooldownActsOnce(t *testing.T, open opener) {
 			wantResult(t, rec, ResultRan, "")
 		} else {
 			wantResult(t, rec, ResultSkipped, ReasonCooldown)
+			if !rec.Again {
+				t.Errorf("resend %d: the cooldown is not said to be this episode's own run", i)
+			}
 		}
 		r.clk.Add(6 * time.Second)
 	}
 	if n := posts(r.takeReqs(), "/scale"); n != 1 {
 		t.Fatalf("scaled %d times within a minute, want 1", n)
+	}
+	// A new episode (it fired again after the run) is stopped by the
+	// cooldown of an earlier one's run.
+	if rec := only(t, e.Handle(t.Context(), overloaded(r.clk.Now()), false)); rec.Reason != ReasonCooldown || rec.Again {
+		t.Errorf("a new episode: %s %s, again %v", rec.Result, rec.Reason, rec.Again)
 	}
 	// The cooldown (15m by default) counts from the run: 14m later still
 	// cooling, 15m later acting.
