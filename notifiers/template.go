@@ -67,10 +67,10 @@ var (
 	rootHTML *tmplhtml.Template
 )
 
-// Template is Alertmanager's template engine with its default templates
+// engine is Alertmanager's template engine with its default templates
 // and functions (toUpper, humanizeDuration, ...), shared by every
 // integration.
-func Template() (*template.Template, error) {
+func engine() (*template.Template, error) {
 	tmplOnce.Do(func() {
 		tmpl, tmplErr = template.FromGlobs(nil, func(t *tmpltext.Template, h *tmplhtml.Template) { rootText, rootHTML = t, h })
 	})
@@ -101,7 +101,7 @@ func Execute(text string, data any, html bool) (string, error) {
 	if text == "" {
 		return "", nil
 	}
-	t, err := Template()
+	t, err := engine()
 	if err != nil {
 		return "", fmt.Errorf("load templates: %w", err)
 	}
@@ -127,11 +127,16 @@ func Execute(text string, data any, html bool) (string, error) {
 	return s, nil
 }
 
-// maxParsed bounds the parsed texts kept, text and HTML each.
-const maxParsed = 512
+// maxParsed bounds the parsed texts kept.
+const maxParsed = 1024
 
 type executor interface {
 	Execute(w io.Writer, data any) error
+}
+
+type parseKey struct {
+	text string
+	html bool
 }
 
 type parsedText struct {
@@ -140,26 +145,34 @@ type parsedText struct {
 }
 
 var parsed struct {
-	mu         sync.Mutex
-	text, html map[string]parsedText
+	mu sync.Mutex
+	m  map[parseKey]parsedText
 }
 
 // noRouteLabels is routeLabels for data without route labels.
 func noRouteLabels(string) (string, error) { return "", nil }
 
+// Parse reports text's syntax errors as Alertmanager's engine finds them
+// (with its functions), for a configuration's load: a typo fails the load,
+// not the first page at night.
+func Parse(text string) error {
+	if _, err := engine(); err != nil {
+		return fmt.Errorf("load templates: %w", err)
+	}
+	_, err := parse(text, false)
+	return err
+}
+
 // parse is text parsed into a clone of the set, or its parse error; nil,
-// nil when maxParsed texts are kept already.
+// nil when maxParsed texts are kept already. The engine is loaded.
 func parse(text string, html bool) (executor, error) {
 	parsed.mu.Lock()
 	defer parsed.mu.Unlock()
-	m := &parsed.text
-	if html {
-		m = &parsed.html
-	}
-	if p, ok := (*m)[text]; ok {
+	k := parseKey{text, html}
+	if p, ok := parsed.m[k]; ok {
 		return p.x, p.err
 	}
-	if len(*m) >= maxParsed {
+	if len(parsed.m) >= maxParsed {
 		return nil, nil
 	}
 	var p parsedText
@@ -180,10 +193,10 @@ func parse(text string, html bool) (executor, error) {
 			p.x = c
 		}
 	}
-	if *m == nil {
-		*m = map[string]parsedText{}
+	if parsed.m == nil {
+		parsed.m = map[parseKey]parsedText{}
 	}
-	(*m)[text] = p
+	parsed.m[k] = p
 	return p.x, p.err
 }
 

@@ -23,7 +23,7 @@ func TestExecuteIsAlertmanagers(t *testing.T) {
 		{Status: "resolved", Labels: template.KV{"alertname": "DiskFull", "severity": "critical", "instance": "db-2"},
 			StartsAt: time.Date(2026, 12, 1, 11, 0, 0, 0, time.UTC), EndsAt: time.Date(2026, 12, 1, 11, 30, 0, 0, time.UTC), Fingerprint: "00bb"},
 	}}
-	am, err := Template()
+	am, err := engine()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestExecutePastTheCap(t *testing.T) {
 		}
 	}
 	parsed.mu.Lock()
-	kept := len(parsed.text)
+	kept := len(parsed.m)
 	parsed.mu.Unlock()
 	if kept > maxParsed {
 		t.Errorf("%d texts kept", kept)
@@ -111,7 +111,7 @@ func TestExecutePastTheCap(t *testing.T) {
 func BenchmarkRender(b *testing.B) {
 	n := &Notification{Target: testTarget(), Alerts: template.Alerts{{Status: "firing", Labels: template.KV{"alertname": "A", "severity": "critical"}, Annotations: template.KV{"summary": "s"}}}}
 	text := `{{ if eq .Status "resolved" }}RESOLVED{{ else }}{{ or .CommonLabels.severity "info" | toUpper }}{{ end }}: {{ .CommonLabels.alertname }}`
-	am, _ := Template()
+	am, _ := engine()
 	b.Run("alertmedic", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -35,9 +35,7 @@ func proposedID(t *testing.T, g *replica, orch *orchestrator, pd *pdStandIn) str
 	g.feed(t, mk(alert.StatusFiring, t0, overloadedAlert()...))
 	g.remedies(t)
 	wantSeen(t, orch.take())
-	if ev := pd.take(); len(ev) != 0 {
-		t.Fatalf("paged while the proposal waits: %+v", ev)
-	}
+	pd.none(t, "paged while the proposal waits")
 	ns := g.notices()
 	if len(ns) != 1 || !strings.HasPrefix(ns[0], "Approval needed: rule scale-extraction would scale company-extraction-api to 5 replicas because ExtractionServiceOverloaded fired. Approve or deny by 12:15 UTC") {
 		t.Fatalf("notices %q", ns)
@@ -88,9 +86,7 @@ func TestApprovalApprovedRunsOnce(t *testing.T) {
 		ns[1] != "scaled company-extraction-api from 2 to 5 replicas because ExtractionServiceOverloaded fired" {
 		t.Errorf("notices %q", ns)
 	}
-	if ev := pd.take(); len(ev) != 0 {
-		t.Fatalf("paged before the verdict: %+v", ev)
-	}
+	pd.none(t, "paged before the verdict")
 	audit, err := a.eng.Audit(context.Background(), 10)
 	if err != nil {
 		t.Fatal(err)
@@ -114,9 +110,7 @@ func TestApprovalApprovedRunsOnce(t *testing.T) {
 	a.verify(t)
 	b.flush(t)
 	wantSeen(t, orch.take(), "POST /scale 2") // the rollback, nothing more
-	if ev := pd.take(); len(ev) != 0 {
-		t.Errorf("paged again: %+v", ev)
-	}
+	pd.none(t, "paged again")
 }
 
 // Denied, the action never runs, and the held page goes at once, saying
@@ -149,9 +143,7 @@ func TestApprovalDeniedNeverRuns(t *testing.T) {
 	if ns := g.notices(); len(ns) != 0 {
 		t.Errorf("notices %q", ns)
 	}
-	if ev := pd.take(); len(ev) != 0 {
-		t.Errorf("paged again: %+v", ev)
-	}
+	pd.none(t, "paged again")
 }
 
 // Unanswered at its timeout, the proposal expires: audited, announced,
@@ -163,9 +155,7 @@ func TestApprovalExpiredPages(t *testing.T) {
 	id := proposedID(t, g, orch, pd)
 	clk.Add(approvalTimeout - time.Second)
 	g.verify(t)
-	if ev := pd.take(); len(ev) != 0 {
-		t.Fatalf("paged before the timeout: %+v", ev)
-	}
+	pd.none(t, "paged before the timeout")
 	clk.Add(time.Second)
 	g.verify(t)
 	wantSeen(t, orch.take())

@@ -118,10 +118,12 @@ func (pl *plan) holdResolve(t routing.Routed, a template.Alert, until time.Time,
 func (p *Pipeline) releaseHeld(ctx context.Context, h *holdTask, tried string, drop bool) []string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	// Per shard, two moves per page (the page, its waiting resolve) and
-	// the page's target.
-	byShard := map[int][]store.Move{}
-	targets := map[int][]string{}
+	// Per shard, each page with the resolve that waits with it.
+	type held struct {
+		target string
+		moves  [2]store.Move // the page, its resolve
+	}
+	byShard := map[int][]held{}
 	var order []int
 	now := p.o.Now()
 	var fp string
@@ -140,24 +142,26 @@ func (p *Pipeline) releaseHeld(ctx context.Context, h *holdTask, tried string, d
 		if _, ok := byShard[shard]; !ok {
 			order = append(order, shard)
 		}
-		byShard[shard] = append(byShard[shard], m, store.Move{Queue: store.QueueOutbox, ID: holdResolveID(fp, start, n.Target.Key()), Due: now, Drop: drop})
-		targets[shard] = append(targets[shard], n.Target.Key())
+		byShard[shard] = append(byShard[shard], held{n.Target.Key(),
+			[2]store.Move{m, {Queue: store.QueueOutbox, ID: holdResolveID(fp, start, n.Target.Key()), Due: now, Drop: drop}}})
 	}
 	var reached []string
 	for _, shard := range order {
-		moves, tks := byShard[shard], targets[shard]
+		pages := byShard[shard]
 		backoff := newBackoff(200*time.Millisecond, time.Second)
 		for attempt := 0; ; attempt++ {
+			var moves []store.Move
+			for _, hp := range pages {
+				moves = append(moves, hp.moves[:]...)
+			}
 			applied, err := p.o.Store.CommitMoves(ctx, shard, store.Txn{Move: moves})
 			if err == nil {
-				var missed []store.Move
-				var missedTargets []string
-				for i := 0; i < len(moves); i += 2 {
-					if applied[i] {
-						reached = append(reached, tks[i/2])
+				var missed []held
+				for i, hp := range pages {
+					if applied[2*i] { // the page's own move
+						reached = append(reached, hp.target)
 					} else {
-						missed = append(missed, moves[i], moves[i+1])
-						missedTargets = append(missedTargets, tks[i/2])
+						missed = append(missed, hp)
 					}
 				}
 				// A page put a moment ago for a target in another shard
@@ -166,7 +170,7 @@ func (p *Pipeline) releaseHeld(ctx context.Context, h *holdTask, tried string, d
 				if len(missed) == 0 || drop || attempt >= 3 {
 					break
 				}
-				moves, tks = missed, missedTargets
+				pages = missed
 			} else if attempt >= 3 {
 				p.m.storeErrors.WithLabelValues("hold").Inc()
 				p.o.Logger.Error().Err(err).Str("fingerprint", alert.LogValue(fp)).

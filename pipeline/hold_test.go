@@ -82,6 +82,15 @@ func newPDStandIn(t *testing.T) *pdStandIn {
 	return s
 }
 
+// none fails the test when PagerDuty got anything since the last take:
+// paged when it should not have been.
+func (s *pdStandIn) none(t *testing.T, what string) {
+	t.Helper()
+	if ev := s.take(); len(ev) != 0 {
+		t.Fatalf("%s: PagerDuty got %+v", what, ev)
+	}
+}
+
 func (s *pdStandIn) take() []pdEvent {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -141,9 +150,7 @@ func TestHoldEffectiveScaleNeverPages(t *testing.T) {
 	// Past the longest hold, nothing went to PagerDuty, and nothing waits.
 	clk.Add(time.Hour)
 	g.flush(t)
-	if ev := pd.take(); len(ev) != 0 {
-		t.Errorf("PagerDuty got %+v", ev)
-	}
+	pd.none(t, "after the verdict")
 	if n := outboxLen(t, g.st); n != 0 {
 		t.Errorf("%d outbox items left", n)
 	}
@@ -163,9 +170,7 @@ func TestHoldIneffectiveScalePagesOnceWithWhatWasTried(t *testing.T) {
 	clk.Add(5 * time.Minute)
 	g.feed(t, mk(alert.StatusFiring, t0, labels...))
 	g.remedies(t)
-	if ev := pd.take(); len(ev) != 0 {
-		t.Fatalf("paged while held: %+v", ev)
-	}
+	pd.none(t, "paged while held")
 	g.notices()
 	clk.Add(verifyWithin - 5*time.Minute)
 	g.verify(t)
@@ -183,9 +188,7 @@ func TestHoldIneffectiveScalePagesOnceWithWhatWasTried(t *testing.T) {
 	}
 	clk.Add(time.Hour)
 	g.verify(t)
-	if ev := pd.take(); len(ev) != 0 {
-		t.Errorf("paged again: %+v", ev)
-	}
+	pd.none(t, "paged again")
 }
 
 // A guard that stops the action (remediation paused) pages at once, saying
@@ -198,9 +201,7 @@ func TestHoldGuardStoppedPagesAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.feed(t, mk(alert.StatusFiring, t0, overloadedAlert()...))
-	if ev := pd.take(); len(ev) != 0 {
-		t.Fatalf("paged before remediation decided: %+v", ev)
-	}
+	pd.none(t, "paged before remediation decided")
 	g.remedies(t)
 	wantSeen(t, orch.take())
 	ev := pd.take()
@@ -210,9 +211,7 @@ func TestHoldGuardStoppedPagesAtOnce(t *testing.T) {
 	}
 	clk.Add(time.Hour)
 	g.flush(t)
-	if ev := pd.take(); len(ev) != 0 {
-		t.Errorf("paged again: %+v", ev)
-	}
+	pd.none(t, "paged again")
 }
 
 // With nobody left to judge it (the remediation never ran), the page goes
@@ -225,9 +224,7 @@ func TestHoldEndsWithoutVerdict(t *testing.T) {
 	g.feed(t, mk(alert.StatusFiring, t0, overloadedAlert()...))
 	clk.Add(verifyWithin + HoldGrace - time.Second)
 	g.flush(t)
-	if ev := pd.take(); len(ev) != 0 {
-		t.Fatalf("paged before the hold ended: %+v", ev)
-	}
+	pd.none(t, "paged before the hold ended")
 	clk.Add(time.Second)
 	g.flush(t)
 	ev := pd.take()
@@ -266,9 +263,7 @@ func TestHoldAcrossReplicasRedis(t *testing.T) {
 	b := held(t, sb.(sharedStore), clk, orch, pd, "r2") // a is gone
 	clk.Add(verifyWithin)
 	b.flush(t)
-	if ev := pd.take(); len(ev) != 0 {
-		t.Fatalf("paged before the verdict: %+v", ev)
-	}
+	pd.none(t, "paged before the verdict")
 	b.verify(t)
 	ev := pd.take()
 	if len(ev) != 1 || !strings.HasPrefix(ev[0].Remediation, "rule scale-extraction at 2026-11-26T12:00:00Z: scaled company-extraction-api from 3 to 5 replicas; the alert was still firing") {
@@ -277,9 +272,7 @@ func TestHoldAcrossReplicasRedis(t *testing.T) {
 	clk.Add(time.Hour)
 	a.flush(t)
 	b.flush(t)
-	if ev := pd.take(); len(ev) != 0 {
-		t.Errorf("paged again: %+v", ev)
-	}
+	pd.none(t, "paged again")
 }
 
 // failRemedySettle fails the first settle of a remediation task, as a
@@ -321,9 +314,7 @@ func TestHoldSurvivesTaskHandedOutAgain(t *testing.T) {
 	clk.Add(g.eng.MaxRunTime() + 6*time.Second)
 	g.remedies(t)
 	wantSeen(t, orch.take())
-	if ev := pd.take(); len(ev) != 0 {
-		t.Fatalf("paged when the task came again: %+v", ev)
-	}
+	pd.none(t, "paged when the task came again")
 	g.notices()
 	clk.Add(time.Minute)
 	g.feed(t, mk(alert.StatusResolved, t0, labels...))
@@ -334,7 +325,5 @@ func TestHoldSurvivesTaskHandedOutAgain(t *testing.T) {
 	}
 	clk.Add(time.Hour)
 	g.flush(t)
-	if ev := pd.take(); len(ev) != 0 {
-		t.Errorf("PagerDuty got %+v", ev)
-	}
+	pd.none(t, "after the verdict")
 }

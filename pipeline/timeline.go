@@ -26,7 +26,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -263,8 +262,14 @@ func (r *alertRecord) freshShared(at int64, url string) (v []event, ok bool) {
 // the entry's and a number: an entry's decision is committed once, so an
 // ID is never given to two blocks that both reach the store.
 func (pl *plan) share(recordLife time.Duration) {
-	if pl.entry == "" {
-		return
+	fresh := 0
+	for _, r := range pl.records {
+		if r.fresh > 0 {
+			fresh++
+		}
+	}
+	if pl.entry == "" || fresh < 2 {
+		return // nothing to share (a single-alert request, a check)
 	}
 	at := pl.now.UnixMilli()
 	type kin struct {
@@ -322,21 +327,20 @@ func (pl *plan) share(recordLife time.Duration) {
 	}
 }
 
-// blocks reads the shared blocks recs refer to, by ID; a block gone is
-// absent.
+// blocks reads the shared blocks recs (nil ones skipped) refer to, by ID;
+// a block gone is absent.
 func (p *Pipeline) blocks(ctx context.Context, shard int, recs ...*alertRecord) (map[string]*sharedBlock, error) {
 	out := map[string]*sharedBlock{}
+	seen := map[string]bool{}
 	var ids []string
-	want := func(id string) {
-		if _, ok := out[id]; !ok && id != "" {
-			out[id] = nil
-			ids = append(ids, id)
-		}
-	}
 	for _, r := range recs {
+		if r == nil {
+			continue
+		}
 		for _, e := range r.Events {
-			if e.S == codeShared {
-				want(e.I)
+			if e.S == codeShared && !seen[e.I] {
+				seen[e.I] = true
+				ids = append(ids, e.I)
 			}
 		}
 	}
@@ -356,11 +360,6 @@ func (p *Pipeline) blocks(ctx context.Context, shard int, recs ...*alertRecord) 
 			if v != nil && json.Unmarshal(v, b) == nil {
 				out[chunk[i]] = b
 			}
-		}
-	}
-	for id, b := range out {
-		if b == nil {
-			delete(out, id)
 		}
 	}
 	return out, nil
@@ -668,17 +667,16 @@ func (p *Pipeline) Alerts(ctx context.Context, q api.AlertQuery) (api.Alerts, er
 					recs[j] = decodeRecord(strings.TrimPrefix(chunk[j], "alert:"), b)
 				}
 			}
-			recs = slices.DeleteFunc(recs, func(r *alertRecord) bool { return r == nil })
 			blocks, err := p.blocks(ctx, shard, recs...)
 			if err != nil {
 				return api.Alerts{}, err
 			}
-			for j, b := range vals {
-				if b == nil {
+			for j, rec := range recs {
+				if rec == nil {
 					continue
 				}
 				fp := strings.TrimPrefix(chunk[j], "alert:")
-				if sum, items, ok := summarize(fp, decodeRecord(fp, b), blocks, now, ms, q); ok {
+				if sum, items, ok := summarize(fp, rec, blocks, now, ms, q); ok {
 					found = append(found, pending{&sum, items})
 				}
 			}

@@ -774,8 +774,9 @@ func (g guard) release(ctx context.Context, token string, ran bool) {
 		}
 		if ran {
 			if s.Cooldown == nil {
-				s.Cooldown, s.Ran = map[string]int64{}, map[string]int64{}
-			} else if s.Ran == nil {
+				s.Cooldown = map[string]int64{}
+			}
+			if s.Ran == nil {
 				s.Ran = map[string]int64{}
 			}
 			if until >= s.Cooldown[g.status] {

@@ -7,10 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	tmpltext "text/template"
 	"time"
 
-	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/model"
 
 	"github.com/alertmedic/alertmedic/notifiers"
@@ -121,7 +119,7 @@ func (c *Config) Load(dir string) []error {
 			errs = append(errs, fmt.Errorf("severity.%s: %q is not one of %s", k, c.Severity[k], strings.Join(Severities, ", ")))
 		}
 	}
-	if err := parseTemplate(c.Summary); err != nil {
+	if err := notifiers.Parse(c.Summary); err != nil {
 		errs = append(errs, fmt.Errorf("summary: %w", err))
 	}
 	if c.Timeout <= 0 {
@@ -163,18 +161,6 @@ func checkURL(s string) error {
 		return errors.New("must end in " + enqueuePath + " with no query or fragment (the Events API v2 endpoint)")
 	}
 	return nil
-}
-
-// parseTemplate catches a template's syntax errors at load rather than at
-// the first page. It parses as Alertmanager's engine does, with its
-// functions; routeLabels is only named here, for the parser.
-func parseTemplate(text string) error {
-	_, err := tmpltext.New("").
-		Option("missingkey=zero").
-		Funcs(tmpltext.FuncMap(template.DefaultFuncs)).
-		Funcs(tmpltext.FuncMap{"routeLabels": func(...any) string { return "" }}).
-		Parse(text)
-	return err
 }
 
 // Target settings a pagerduty target may carry.
